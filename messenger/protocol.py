@@ -1,0 +1,186 @@
+"""The line protocol: bytes in, commands to the session, events back out.
+
+It frames, decodes and parses lines and writes what the session sends; the
+rules of the conversation live in :mod:`messenger.session` and
+:mod:`messenger.service`, not here.  It also enforces what only the
+connection can see: line length, UTF-8, idle time and a reader too slow to
+keep up.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.protocol import ServerFactory
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
+from zope.interface import implementer
+
+from messenger import wire
+from messenger.config import ServerConfig
+from messenger.session import IPeer, Session
+
+_INVALID_UTF8 = wire.RemoteProtocolError("?", 400, "invalid UTF-8")
+
+
+@implementer(IPushProducer)
+class OutputThrottle:
+    """Registered with the transport to learn when its send buffer is full.
+
+    While the transport is paused, deliveries stop (the messages stay
+    stored) and whatever is still written (replies, room lines) is counted;
+    past ``--max-outbuf`` the reader is too slow and is disconnected.
+    """
+
+    __slots__ = ("_protocol", "paused", "buffered")
+
+    def __init__(self, protocol: "MessengerProtocol") -> None:
+        self._protocol = protocol
+        self.paused = False
+        self.buffered = 0
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+        self.buffered = 0
+        self._protocol.output_paused()
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.buffered = 0
+        self._protocol.output_resumed()
+
+    def stopProducing(self) -> None:
+        self.paused = True
+
+
+@implementer(IPeer)
+class MessengerProtocol(LineReceiver, TimeoutMixin):
+    log = Logger()
+    delimiter = b"\n"
+
+    def __init__(self, factory: "MessengerFactory") -> None:
+        self.factory = factory
+        config = factory.config
+        self._max_line = config.max_line
+        # A line may end with CRLF: leave room for the CR before the LF.
+        self.MAX_LENGTH = config.max_line + 1
+        self.callLater = factory.clock.callLater  # for TimeoutMixin
+        self.session: Optional[Session] = None
+        self.address = "?"
+        self._throttle = OutputThrottle(self)
+
+    # -- IPeer ----------------------------------------------------------------
+
+    def send(self, message: wire.ServerMessage) -> None:
+        data = message.to_line().encode("utf-8") + b"\n"
+        self.transport.write(data)
+        if self._throttle.paused:
+            self._throttle.buffered += len(data)
+            if self._throttle.buffered > self.factory.config.max_outbuf and self.session:
+                self.log.info("{address} reads too slowly: closing", address=self.address)
+                self.session.close(wire.BYE_TOO_SLOW)
+
+    def close(self, bye: wire.Bye) -> None:
+        stuck = self._throttle.paused
+        self.transport.write(bye.to_line().encode("utf-8") + b"\n")
+        self.setTimeout(None)
+        if stuck:
+            # Its buffer would never drain: drop it rather than wait.
+            self.transport.abortConnection()
+        else:
+            self.transport.loseConnection()
+
+    def pause_reading(self) -> None:
+        self.pauseProducing()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.transport.disconnecting:
+            self.resumeProducing()
+
+    # -- connection ---------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.address = getattr(peer, "host", str(peer))
+        outcome = self.factory.service.connect(self)
+        if isinstance(outcome, wire.Bye):
+            self.transport.write(outcome.to_line().encode("utf-8") + b"\n")
+            self.transport.loseConnection()
+            return
+        self.session = outcome
+        self.log.info("connection from {address}", address=self.address)
+        try:
+            # Without it room fan-out stalls on delayed ACKs.
+            self.transport.setTcpNoDelay(True)
+        except AttributeError:
+            pass  # not TCP (a test transport, say)
+        self.transport.registerProducer(self._throttle, True)
+        self.setTimeout(self.factory.config.idle_timeout)
+        self.send(wire.Hello(wire.PROTOCOL_VERSION, self.factory.config.name))
+
+    def connectionLost(self, reason) -> None:
+        self.setTimeout(None)
+        if self.session is not None:
+            self.log.info("{address} disconnected", address=self.address)
+            self.session.disconnected()
+            self.session = None
+
+    def timeoutConnection(self) -> None:
+        if self.session is not None:
+            self.session.close(wire.BYE_IDLE)
+        else:
+            self.transport.loseConnection()
+
+    def output_paused(self) -> None:
+        if self.session is not None:
+            self.session.output_paused()
+
+    def output_resumed(self) -> None:
+        if self.session is not None:
+            self.session.output_resumed()
+
+    # -- input ----------------------------------------------------------------
+
+    def lineReceived(self, line: bytes) -> None:
+        session = self.session
+        if session is None or session.closed:
+            return
+        self.resetTimeout()
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > self._max_line:
+            self.lineLengthExceeded(line)
+            return
+        if not line:
+            return
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            session.handle_error(_INVALID_UTF8)
+            return
+        try:
+            command = wire.parse_command(text)
+        except wire.RemoteProtocolError as error:
+            session.handle_error(error)
+            return
+        session.handle(command)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        if self.session is None:
+            self.transport.loseConnection()
+            return
+        self.send(wire.ERR_LINE_TOO_LONG)
+        self.session.close(wire.BYE_LINE_TOO_LONG)
+
+
+class MessengerFactory(ServerFactory):
+    noisy = False
+    def __init__(self, service, config: ServerConfig, clock: IReactorTime) -> None:
+        self.service = service
+        self.config = config
+        self.clock = clock
+
+    def buildProtocol(self, addr) -> MessengerProtocol:
+        return MessengerProtocol(self)

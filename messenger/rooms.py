@@ -1,0 +1,52 @@
+"""Who is in which room, kept in memory for routing.
+
+The store holds the truth; this is its copy, loaded at start and updated as
+JOIN and PART are committed, so that routing a room message needs no query.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, Set
+
+
+class RoomDirectory:
+    def __init__(self, memberships: Dict[str, Set[str]]) -> None:
+        self._members: Dict[str, Set[str]] = {room: set(m) for room, m in memberships.items()}
+        self._rooms_of: Dict[str, Set[str]] = {}
+        for room, members in self._members.items():
+            for user in members:
+                self._rooms_of.setdefault(user, set()).add(room)
+
+    def exists(self, room: str) -> bool:
+        return room in self._members
+
+    def members(self, room: str) -> Set[str]:
+        return self._members.get(room, set())
+
+    def is_member(self, room: str, user: str) -> bool:
+        return user in self._members.get(room, ())
+
+    def rooms_of(self, user: str) -> Set[str]:
+        return self._rooms_of.get(user, set())
+
+    def add(self, room: str, user: str) -> None:
+        self._members.setdefault(room, set()).add(user)
+        self._rooms_of.setdefault(user, set()).add(room)
+
+    def remove(self, room: str, user: str) -> None:
+        self._members.get(room, set()).discard(user)
+        self._rooms_of.get(user, set()).discard(room)
+
+    def neighbours(self, user: str) -> Set[str]:
+        """Everyone who shares at least one room with ``user``, not ``user``."""
+        found: Set[str] = set()
+        for room in self.rooms_of(user):
+            found.update(self._members[room])
+        found.discard(user)
+        return found
+
+    def forget_user(self, user: str) -> Iterable[str]:
+        rooms = self._rooms_of.pop(user, set())
+        for room in rooms:
+            self._members[room].discard(user)
+        return rooms

@@ -1,0 +1,225 @@
+"""The service core: sessions, routing, delivery receipts, presence, rooms.
+
+It owns everything that outlives a single command: who is online, which
+session holds which user's deliveries, the room directory, the group-commit
+batcher and the login-failure record.  It knows neither SQL (that is the
+store's) nor the wire format of a line (that is the protocol's); the clock
+and the store are passed in, so tests drive it with ``task.Clock`` and an
+in-memory database.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, Set, Union
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from messenger import wire
+from messenger.batching import CommitBatcher
+from messenger.config import ServerConfig
+from messenger.limits import FailedLogins
+from messenger.passwords import PasswordHasher
+from messenger.rooms import RoomDirectory
+from messenger.session import IPeer, Session
+from messenger.store.interface import IMessageStore, StoredMessage
+from messenger.timefmt import rfc3339
+
+
+class NoMetrics:
+    """Stands in for :class:`messenger.metrics.Metrics` when it is off."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kwargs: None
+
+
+class MessengerService(Service):
+    log = Logger()
+
+    def __init__(
+        self,
+        store: IMessageStore,
+        config: ServerConfig,
+        clock: IReactorTime,
+        hasher: PasswordHasher,
+        metrics=None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.hasher = hasher
+        self.metrics = metrics if metrics is not None else NoMetrics()
+        self.batcher = CommitBatcher(store, clock, config.max_pending)
+        self.failed_logins = FailedLogins(
+            clock, config.login_failure_limit, config.login_failure_window
+        )
+        self.rooms = RoomDirectory({})
+        #: Logged-in users and the session each is on.
+        self.online: Dict[str, Session] = {}
+        #: Every open connection's session, logged in or not.
+        self.connections: Set[Session] = set()
+        self.ready = False
+        self._stopping = False
+
+    # -- life cycle ----------------------------------------------------------
+
+    def startService(self) -> Deferred:
+        super().startService()
+        d = self.store.open()
+        d.addCallback(lambda _: self.store.load_memberships())
+        d.addCallback(self._loaded)
+        d.addErrback(self._failed_to_start)
+        return d
+
+    def _loaded(self, memberships) -> None:
+        self.rooms = RoomDirectory(memberships)
+        self.ready = True
+        self.log.info("store ready: {rooms} rooms", rooms=len(memberships))
+
+    def _failed_to_start(self, failure) -> None:
+        self.log.failure("cannot open the store", failure)
+        from twisted.internet import reactor
+
+        if reactor.running:
+            reactor.stop()
+
+    def stopService(self) -> Deferred:
+        """Say goodbye to everyone, then make every accepted write durable."""
+        super().stopService()
+        self._stopping = True
+        now = self.clock.seconds()
+        last_seen = [self.store.set_last_seen(user, now) for user in self.online]
+        for session in list(self.connections):
+            session.close(wire.BYE_SHUTDOWN)
+        d = DeferredList(last_seen + [self.batcher.flush()], consumeErrors=True)
+        d.addCallback(lambda _: self.store.close())
+        return d
+
+    # -- connections and sessions ---------------------------------------
+
+    def connect(self, peer: IPeer) -> Union[Session, wire.Bye]:
+        """A new connection's session, or the BYE that turns it away."""
+        if self._stopping:
+            return wire.BYE_SHUTDOWN
+        if not self.ready:
+            return wire.BYE_STARTING
+        if len(self.connections) >= self.config.max_clients:
+            return wire.BYE_SERVER_FULL
+        session = Session(self, peer)
+        self.connections.add(session)
+        self.metrics.connection_opened()
+        return session
+
+    def session_started(self, session: Session) -> None:
+        """``session`` logged in: it takes over any other session of its user."""
+        user = session.username
+        previous = self.online.get(user)
+        self.online[user] = session
+        if previous is not None:
+            # Its unacknowledged messages are still stored: the new session's
+            # delivery queue loads them.
+            self.log.info("{user} logged in elsewhere", user=user)
+            previous.close(wire.BYE_TAKEOVER)
+            return
+        self._tell_neighbours(user, wire.On(user))
+
+    def session_ended(self, session: Session) -> None:
+        if session in self.connections:
+            self.connections.discard(session)
+            self.metrics.connection_closed()
+        user = session.username
+        if user is None or self.online.get(user) is not session:
+            return  # never logged in, or taken over
+        del self.online[user]
+        if self._stopping:
+            return
+        self.store.set_last_seen(user, self.clock.seconds()).addErrback(
+            lambda f: self.log.failure("recording last seen failed", f)
+        )
+        self._tell_neighbours(user, wire.Off(user))
+
+    def _tell_neighbours(self, user: str, event: wire.ServerMessage) -> None:
+        for other in self.rooms.neighbours(user):
+            session = self.online.get(other)
+            if session is not None:
+                session.send_event(event)
+
+    def _tell_room(self, room: str, event: wire.ServerMessage, but: str) -> None:
+        for member in self.rooms.members(room):
+            if member != but:
+                session = self.online.get(member)
+                if session is not None:
+                    session.send_event(event)
+
+    # -- accounts and rooms ----------------------------------------------
+
+    def account_created(self, username: str) -> None:
+        self.rooms.add(wire.GENERAL_ROOM, username)
+        self._tell_room(wire.GENERAL_ROOM, wire.Joined(wire.GENERAL_ROOM, username), but=username)
+
+    def joined(self, room: str, username: str) -> None:
+        self.rooms.add(room, username)
+        self._tell_room(room, wire.Joined(room, username), but=username)
+
+    def parted(self, room: str, username: str) -> None:
+        self.rooms.remove(room, username)
+        self._tell_room(room, wire.Parted(room, username), but=username)
+
+    # -- messages ------------------------------------------------------------
+
+    def route(self, message: StoredMessage) -> None:
+        """A newly committed message: push it to whoever is online for it."""
+        self.metrics.message_accepted()
+        if message.room is None:
+            session = self.online.get(message.recipient)
+            if session is not None and session.queue is not None:
+                session.queue.push_live(message)
+            return
+        event = wire.C(message.room, message.sender, message.msgid, message.body)
+        self._tell_room(message.room, event, but=message.sender)
+
+    def fetch_pending_for(self, username: str) -> Callable[[int, int], Deferred]:
+        """How a delivery queue pages in ``username``'s stored messages."""
+
+        def fetch(after_id: int, limit: int) -> Deferred:
+            # Acks still waiting in the batcher would otherwise come back as
+            # pending and be delivered once more.
+            d = self.batcher.flush()
+            d.addCallback(lambda _: self.store.pending_messages(username, after_id, limit))
+            return d
+
+        return fetch
+
+    def acknowledge(self, recipient: str, message: StoredMessage) -> None:
+        self.metrics.message_delivered(max(0.0, self.clock.seconds() - message.created_at))
+        d = self.batcher.submit_ack(recipient, message.msgid)
+        d.addCallback(self._acknowledged)
+        d.addErrback(lambda f: self.log.failure("recording ACK failed", f))
+
+    def _acknowledged(self, result) -> None:
+        if result is None:
+            return
+        session = self.online.get(result.sender)
+        if session is not None and session.queue is not None:
+            session.send_event(wire.Dlv(result.msgid, result.recipient, rfc3339(result.delivered_at)))
+            self.batcher.submit_receipt_sent(result.msgid)
+
+    def send_pending_receipts(self, session: Session) -> None:
+        def send(receipts) -> None:
+            if session.closed:
+                return  # they stay pending for the next login
+            for receipt in receipts:
+                session.send_event(
+                    wire.Dlv(receipt.msgid, receipt.recipient, rfc3339(receipt.delivered_at))
+                )
+                self.batcher.submit_receipt_sent(receipt.msgid)
+
+        d = self.store.pending_receipts(session.username)
+        d.addCallback(send)
+        d.addErrback(lambda f: self.log.failure("loading receipts failed", f))
+
+    def pending_in_memory(self) -> int:
+        """Messages held by connected users' delivery queues (for metrics)."""
+        return sum(s.queue.waiting for s in self.online.values() if s.queue is not None)

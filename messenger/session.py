@@ -1,0 +1,494 @@
+"""One client connection's conversation with the service.
+
+A ``Session`` takes parsed commands from its protocol and answers each with
+exactly one reply, in the order the commands came (PROTOCOL.md rule 2),
+even though some replies wait on the disk or on a password hash.  It does
+so with a queue of reply *slots*: a command answered at once fills its slot
+at once; one answered later fills it when its Deferred fires; slots are
+written out strictly from the front.
+
+Commands that change what later commands see (log in, join a room, ...)
+are *barriers*: reading from the connection pauses until they are done, so
+a pipelined ``LOGIN`` then ``MSG`` works.  Message sends are not barriers,
+so a burst of pipelined ``MSG`` lines is committed as one group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import deque
+from typing import TYPE_CHECKING, Callable, Deque, List, Optional, Union
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from zope.interface import Attribute, Interface
+
+from messenger import wire
+from messenger.delivery import DeliveryQueue
+from messenger.limits import TokenBucket
+from messenger.store.interface import MessageRejected, NewMessage, StoredMessage, conversation_key
+from messenger.timefmt import rfc3339
+
+if TYPE_CHECKING:
+    from messenger.service import MessengerService
+
+#: A reply is a list of lines to send and callables to run at that point.
+Items = List[Union[wire.ServerMessage, Callable[[], None]]]
+
+BARRIERS = (wire.Usr, wire.Login, wire.Resume, wire.Join, wire.Part, wire.Name, wire.Passwd)
+
+
+class IPeer(Interface):
+    """What a session needs from its connection."""
+
+    address = Attribute("The client's address (host), for per-address limits.")
+
+    def send(message):
+        """Write one server message."""
+
+    def close(bye):
+        """Write ``bye`` and close the connection."""
+
+    def pause_reading():
+        """Stop handing over commands until resume_reading."""
+
+    def resume_reading():
+        """Hand over commands again."""
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+class _Slot:
+    __slots__ = ("items",)
+
+    def __init__(self, items: Optional[Items] = None) -> None:
+        self.items = items
+
+
+class Session:
+    log = Logger()
+
+    def __init__(self, service: "MessengerService", peer: IPeer) -> None:
+        self.service = service
+        self.peer = peer
+        config = service.config
+        self.username: Optional[str] = None
+        self.display_name: Optional[str] = None
+        self.queue: Optional[DeliveryQueue] = None
+        self.closed = False
+        self._bucket = TokenBucket(config.rate, config.burst, service.clock)
+        self._failures = 0
+        self._slots: Deque[_Slot] = deque()
+        self._output_paused = False
+
+    # -- input from the protocol ---------------------------------------
+
+    def handle(self, command: wire.Command) -> None:
+        if self.closed:
+            return
+        if isinstance(command, wire.Ack):
+            self._ack(command.msgid)
+            return
+        if not self._bucket.try_take():
+            self.service.metrics.rate_limited()
+            self._reply([wire.err(command.NAME, 429, "rate limit")])
+            return
+        if self.username is None and not command.BEFORE_LOGIN:
+            self._reply([wire.err(command.NAME, 401, "log in first")])
+            return
+        handler = self._handlers[type(command)]
+        try:
+            result = handler(self, command)
+        except Exception:
+            self.log.failure("handling {verb} failed", verb=command.NAME)
+            result = [wire.err(command.NAME, 500, "server error")]
+        self._reply(result, command.NAME, isinstance(command, BARRIERS))
+
+    def handle_error(self, error: wire.RemoteProtocolError) -> None:
+        """A line that did not parse (rule 5), or ``?`` errors."""
+        if self.closed or error.verb == "ACK":
+            return  # rule 6: ACK never gets a reply
+        if not self._bucket.try_take():
+            self.service.metrics.rate_limited()
+            self._reply([wire.err(error.verb, 429, "rate limit")])
+            return
+        command_class = wire.CLIENT_COMMANDS.get(error.verb)
+        if (
+            isinstance(error, wire.InvalidValue)
+            and self.username is None
+            and command_class is not None
+            and not command_class.BEFORE_LOGIN
+        ):
+            # Rule 4: values are only checked after login.
+            self._reply([wire.err(error.verb, 401, "log in first")])
+            return
+        self._reply([error.to_err()])
+
+    def send_event(self, event: wire.ServerMessage) -> None:
+        if not self.closed:
+            self.peer.send(event)
+
+    def output_paused(self) -> None:
+        """The connection's send buffer is full: hold back deliveries."""
+        self._output_paused = True
+        if self.queue is not None:
+            self.queue.pause()
+
+    def output_resumed(self) -> None:
+        self._output_paused = False
+        if self.queue is not None:
+            self.queue.resume()
+
+    def close(self, bye: wire.Bye) -> None:
+        """Say goodbye and close; replies still owed are never sent."""
+        if self.closed:
+            return
+        self.closed = True
+        self.peer.close(bye)
+
+    def disconnected(self) -> None:
+        self.closed = True
+        if self.queue is not None:
+            self.queue.stop()
+        self.service.session_ended(self)
+
+    # -- ordered replies -------------------------------------------------
+
+    def _reply(self, result: Union[Items, Deferred], verb: str = "?", barrier: bool = False) -> None:
+        if not isinstance(result, Deferred):
+            if self._slots:
+                self._slots.append(_Slot(result))
+            else:
+                self._emit(result)
+            return
+        slot = _Slot()
+        self._slots.append(slot)
+        if barrier:
+            self.peer.pause_reading()
+
+        def server_error(failure):
+            self.log.failure("handling {verb} failed", failure, verb=verb)
+            return [wire.err(verb, 500, "server error")]
+
+        def filled(items: Items) -> None:
+            slot.items = items
+            self._drain()
+            if barrier and not self.closed:
+                self.peer.resume_reading()
+
+        result.addErrback(server_error)
+        result.addCallback(filled)
+
+    def _drain(self) -> None:
+        while self._slots and self._slots[0].items is not None:
+            self._emit(self._slots.popleft().items)
+
+    def _emit(self, items: Items) -> None:
+        for item in items:
+            if self.closed:
+                return
+            if callable(item):
+                item()
+            else:
+                self.peer.send(item)
+
+    # -- accounts ---------------------------------------------------------
+
+    def _usr(self, cmd: wire.Usr):
+        if self.username is not None:
+            return [wire.err("USR", 403, "this connection is logged in")]
+        if len(cmd.password) < self.service.config.min_password_length:
+            return [wire.err("USR", 400, "password too short")]
+        service = self.service
+        d = service.store.get_user(cmd.username)
+
+        def create(existing):
+            if existing is not None:
+                return False
+            d = service.hasher.hash(cmd.password)
+            d.addCallback(
+                lambda password_hash: service.store.create_user(
+                    cmd.username, password_hash, cmd.display_name, service.clock.seconds()
+                )
+            )
+            return d
+
+        def answer(created: bool) -> Items:
+            if not created:
+                return [wire.err("USR", 409, "username taken")]
+            service.account_created(cmd.username)
+            return [wire.ok("USR", cmd.username)]
+
+        return d.addCallback(create).addCallback(answer)
+
+    def _login(self, cmd: wire.Login):
+        refusal = self._login_refusal("LOGIN")
+        if refusal is not None:
+            return refusal
+        service = self.service
+        d = service.store.get_user(cmd.username)
+
+        def verify(user):
+            d = service.hasher.verify(user.password_hash if user else None, cmd.password)
+            return d.addCallback(lambda good: user if good else None)
+
+        return d.addCallback(verify).addCallback(self._authenticated, "LOGIN")
+
+    def _resume(self, cmd: wire.Resume):
+        refusal = self._login_refusal("RESUME")
+        if refusal is not None:
+            return refusal
+        service = self.service
+        d = service.store.token_valid(cmd.username, token_hash(cmd.token), service.clock.seconds())
+
+        def fetch(valid: bool):
+            return service.store.get_user(cmd.username) if valid else None
+
+        return d.addCallback(fetch).addCallback(self._authenticated, "RESUME")
+
+    def _login_refusal(self, verb: str) -> Optional[Items]:
+        if self.username is not None:
+            return [wire.err(verb, 409, "already logged in")]
+        if self.service.failed_logins.blocked(self.peer.address):
+            return [wire.err(verb, 429, "too many failed logins")]
+        return None
+
+    def _authenticated(self, user, verb: str) -> Items:
+        service = self.service
+        if self.closed:
+            return []
+        if user is None:
+            self._failures += 1
+            service.failed_logins.record(self.peer.address)
+            service.metrics.login(False)
+            self.log.info("failed {verb} from {address}", verb=verb, address=self.peer.address)
+            items: Items = [wire.err(verb, 401, "bad credentials")]
+            if self._failures >= service.config.connection_failure_limit:
+                items.append(lambda: self.close(wire.BYE_TOO_MANY_FAILURES))
+            return items
+        self.username = user.username
+        self.display_name = user.display_name
+        service.metrics.login(True)
+        self.log.info("{user} logged in from {address}", user=user.username, address=self.peer.address)
+        service.session_started(self)
+        return [wire.ok(verb, user.username, user.display_name), self._start_delivery]
+
+    def _start_delivery(self) -> None:
+        service = self.service
+        config = service.config
+        self.queue = DeliveryQueue(
+            send=self._send_direct,
+            fetch=service.fetch_pending_for(self.username),
+            clock=service.clock,
+            window=config.window,
+            retry_initial=config.retry_initial,
+            retry_max=config.retry_max,
+            on_retry=service.metrics.message_retried,
+        )
+        if self._output_paused:
+            self.queue.pause()
+        self.queue.start()
+        service.send_pending_receipts(self)
+
+    def _send_direct(self, message: StoredMessage) -> None:
+        self.send_event(wire.R(message.sender, message.msgid, message.body))
+
+    def _token(self, cmd: wire.Token):
+        service = self.service
+        token = secrets.token_urlsafe(32)
+        expires = service.clock.seconds() + service.config.token_ttl
+        d = service.store.add_token(self.username, token_hash(token), expires)
+        return d.addCallback(lambda _: [wire.ok("TOKEN", token)])
+
+    def _name(self, cmd: wire.Name):
+        d = self.service.store.set_display_name(self.username, cmd.display_name)
+
+        def done(_) -> Items:
+            self.display_name = cmd.display_name
+            return [wire.ok("NAME", cmd.display_name)]
+
+        return d.addCallback(done)
+
+    def _passwd(self, cmd: wire.Passwd):
+        service = self.service
+        if len(cmd.new) < service.config.min_password_length:
+            return [wire.err("PASSWD", 400, "password too short")]
+        d = service.store.get_user(self.username)
+        d.addCallback(lambda user: service.hasher.verify(user.password_hash, cmd.old))
+
+        def change(good: bool):
+            if not good:
+                return [wire.err("PASSWD", 401, "wrong password")]
+            d = service.hasher.hash(cmd.new)
+            d.addCallback(lambda h: service.store.set_password_hash(self.username, h))
+            return d.addCallback(lambda _: [wire.ok("PASSWD")])
+
+        return d.addCallback(change)
+
+    # -- messages ------------------------------------------------------------
+
+    def _msg(self, cmd: wire.Msg):
+        return self._submit("MSG", cmd.target, cmd.text, None)
+
+    def _send(self, cmd: wire.Send):
+        return self._submit("SEND", cmd.target, cmd.text, cmd.client_id)
+
+    def _bcst(self, cmd: wire.Bcst):
+        return self._submit("BCST", wire.GENERAL_ROOM, cmd.text, None)
+
+    def _submit(self, verb: str, target: str, text: str, client_id: Optional[str]):
+        service = self.service
+        if wire.is_room(target):
+            if not service.rooms.exists(target):
+                return [wire.err(verb, 404, "no such room")]
+            if not service.rooms.is_member(target, self.username):
+                return [wire.err(verb, 403, "not a member")]
+            message = NewMessage(self.username, None, target, text, client_id)
+        else:
+            message = NewMessage(self.username, target, None, text, client_id)
+
+        def stored(outcome) -> Items:
+            if outcome is MessageRejected.NO_SUCH_USER:
+                return [wire.err(verb, 404, "no such user")]
+            if outcome is MessageRejected.MAILBOX_FULL:
+                return [wire.err(verb, 429, "mailbox full")]
+            if not outcome.duplicate:
+                service.route(outcome)
+            return [wire.ok(verb, str(outcome.msgid))]
+
+        return service.batcher.submit_message(message).addCallback(stored)
+
+    def _ack(self, msgid: int) -> None:
+        if self.queue is None:
+            return  # rule 6: a premature ACK is ignored
+        message = self.queue.ack(msgid)
+        if message is None:
+            return  # unknown or repeated
+        self.service.acknowledge(self.username, message)
+
+    # -- presence and rooms ------------------------------------------------
+
+    def _who(self, cmd: wire.Who):
+        return [wire.ok("WHO", *sorted(self.service.online))]
+
+    def _whois(self, cmd: wire.Whois):
+        service = self.service
+        session = service.online.get(cmd.username)
+        if session is not None:
+            return [wire.ok("WHOIS", cmd.username, "online", "-", session.display_name)]
+
+        def answer(user) -> Items:
+            if user is None:
+                return [wire.err("WHOIS", 404, "no such user")]
+            # Looked up again: the user may have logged in meanwhile.
+            if user.username in service.online:
+                return [wire.ok("WHOIS", user.username, "online", "-", user.display_name)]
+            last_seen = "-" if user.last_seen is None else rfc3339(user.last_seen)
+            return [wire.ok("WHOIS", user.username, "offline", last_seen, user.display_name)]
+
+        return service.store.get_user(cmd.username).addCallback(answer)
+
+    def _join(self, cmd: wire.Join):
+        service = self.service
+        if service.rooms.is_member(cmd.room, self.username):
+            return [wire.ok("JOIN", cmd.room)]
+        d = service.store.join_room(cmd.room, self.username, service.clock.seconds())
+
+        def joined(_) -> Items:
+            service.joined(cmd.room, self.username)
+            return [wire.ok("JOIN", cmd.room)]
+
+        return d.addCallback(joined)
+
+    def _part(self, cmd: wire.Part):
+        service = self.service
+        if not service.rooms.is_member(cmd.room, self.username):
+            return [wire.err("PART", 404, "not a member")]
+        d = service.store.part_room(cmd.room, self.username)
+
+        def parted(_) -> Items:
+            service.parted(cmd.room, self.username)
+            return [wire.ok("PART", cmd.room)]
+
+        return d.addCallback(parted)
+
+    def _rooms(self, cmd: wire.Rooms):
+        return [wire.ok("ROOMS", *sorted(self.service.rooms.rooms_of(self.username)))]
+
+    def _members(self, cmd: wire.Members):
+        rooms = self.service.rooms
+        if not rooms.exists(cmd.room):
+            return [wire.err("MEMBERS", 404, "no such room")]
+        return [wire.ok("MEMBERS", cmd.room, *sorted(rooms.members(cmd.room)))]
+
+    def _history(self, cmd: wire.History):
+        service = self.service
+        target = cmd.target
+        if wire.is_room(target):
+            if not service.rooms.exists(target):
+                return [wire.err("HISTORY", 404, "no such room")]
+            if not service.rooms.is_member(target, self.username):
+                return [wire.err("HISTORY", 403, "not a member")]
+            key = conversation_key(target)
+            d = succeed(True)
+        else:
+            key = conversation_key(self.username, target)
+            d = service.store.get_user(target).addCallback(lambda user: user is not None)
+
+        def read(exists: bool):
+            if not exists:
+                return None
+            # Messages this connection sent just before are part of it.
+            d = service.batcher.flush()
+            return d.addCallback(
+                lambda _: service.store.history(key, cmd.limit, cmd.direction, cmd.cursor)
+            )
+
+        def answer(messages) -> Items:
+            if messages is None:
+                return [wire.err("HISTORY", 404, "no such user")]
+            items: Items = [
+                wire.H(target, m.msgid, m.sender, rfc3339(m.created_at), m.body) for m in messages
+            ]
+            items.append(wire.ok("HISTORY", target, str(len(messages))))
+            return items
+
+        return d.addCallback(read).addCallback(answer)
+
+    # -- connection --------------------------------------------------------
+
+    def _ping(self, cmd: wire.Ping):
+        if cmd.token is None:
+            return [wire.ok("PING")]
+        return [wire.ok("PING", cmd.token)]
+
+    def _help(self, cmd: wire.Help):
+        return [wire.ok("HELP", wire.HELP_TEXT)]
+
+    def _quit(self, cmd: wire.Quit):
+        return [wire.ok("QUIT"), lambda: self.close(wire.BYE_GOODBYE)]
+
+    _handlers = {
+        wire.Usr: _usr,
+        wire.Login: _login,
+        wire.Token: _token,
+        wire.Resume: _resume,
+        wire.Msg: _msg,
+        wire.Send: _send,
+        wire.Bcst: _bcst,
+        wire.Who: _who,
+        wire.Whois: _whois,
+        wire.Join: _join,
+        wire.Part: _part,
+        wire.Rooms: _rooms,
+        wire.Members: _members,
+        wire.History: _history,
+        wire.Name: _name,
+        wire.Passwd: _passwd,
+        wire.Ping: _ping,
+        wire.Help: _help,
+        wire.Quit: _quit,
+    }

@@ -1,0 +1,168 @@
+"""What the service needs from storage, independent of the database.
+
+Every method returns a Deferred.  The SQLite implementation runs the
+synchronous ``*_txn`` functions of :mod:`messenger.store.txns` through
+adbapi; a PostgreSQL implementation can run the same functions through its
+own pool.  Times are seconds since the epoch, as floats.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from zope.interface import Interface
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    username: str
+    password_hash: str
+    display_name: str
+    created_at: float
+    last_seen: Optional[float]
+    pending_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store.  Exactly one of ``recipient`` and ``room`` is set."""
+
+    sender: str
+    recipient: Optional[str]
+    room: Optional[str]
+    body: str
+    client_id: Optional[str] = None
+
+
+class MessageRejected(enum.Enum):
+    """Why a message of a batch was not stored."""
+
+    NO_SUCH_USER = "no such user"
+    MAILBOX_FULL = "mailbox full"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    msgid: int
+    sender: str
+    recipient: Optional[str]
+    room: Optional[str]
+    body: str
+    created_at: float
+    #: True when a SEND reused a client_id: this is the earlier message and
+    #: nothing new was stored.
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    """A direct message newly acknowledged by its recipient."""
+
+    msgid: int
+    sender: str
+    recipient: str
+    delivered_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A delivery receipt the sender has not been handed yet."""
+
+    msgid: int
+    recipient: str
+    delivered_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    #: One entry per message of the batch, in order.
+    messages: Sequence[StoredMessage | MessageRejected]
+    #: One entry per ack of the batch: None when it changed nothing.
+    acks: Sequence[Optional[AckResult]]
+
+
+class IMessageStore(Interface):
+    """Durable state of a Messenger service."""
+
+    def open():
+        """Create or upgrade the schema.  Fires when ready."""
+
+    def close():
+        """Finish pending work and release the database."""
+
+    # accounts
+
+    def create_user(username, password_hash, display_name, now):
+        """Create an account, a member of #general.  Fires with False if taken."""
+
+    def get_user(username):
+        """Fires with a UserRecord, or None."""
+
+    def set_display_name(username, display_name):
+        """Change the display name."""
+
+    def set_password_hash(username, password_hash):
+        """Change the password hash and revoke every session token."""
+
+    def set_last_seen(username, when):
+        """Record the time the user was last seen online."""
+
+    def add_token(username, token_hash, expires_at):
+        """Store a session token's hash."""
+
+    def token_valid(username, token_hash, now):
+        """Fires with True if the token is the user's and has not expired."""
+
+    # messages
+
+    def commit_batch(messages, acks, receipts_sent, now, max_pending):
+        """Store messages, record acks and handed-over receipts in one
+        durable transaction.
+
+        ``messages`` is a sequence of NewMessage, ``acks`` of
+        ``(recipient, msgid)`` pairs, ``receipts_sent`` of message ids whose
+        DLV the sender has been given.  A direct message is rejected when
+        its recipient does not exist or already has ``max_pending``
+        unacknowledged messages; a SEND whose client_id the sender used in
+        the last 24 hours yields the earlier message, marked duplicate.
+        Fires with a BatchResult once committed.
+        """
+
+    def pending_messages(recipient, after_id, limit):
+        """Unacknowledged direct messages for ``recipient`` with an id above
+        ``after_id``, oldest first: a list of StoredMessage."""
+
+    def pending_receipts(sender):
+        """Receipts not yet handed to ``sender``, oldest first."""
+
+    def history(conversation, limit, direction, cursor):
+        """Messages of a conversation (see :func:`conversation_key`), oldest
+        first.  ``direction`` None: the newest ``limit``; ``"before"``: the
+        newest ``limit`` older than ``cursor``; ``"after"``: the oldest
+        ``limit`` newer than ``cursor``."""
+
+    # rooms
+
+    def load_memberships():
+        """Fires with a dict: room name -> set of member usernames."""
+
+    def join_room(room, username, now):
+        """Create the room if needed and add the member.  Fires with True if
+        the user was not a member before."""
+
+    def part_room(room, username):
+        """Remove the member.  Fires with True if the user was a member."""
+
+
+def conversation_key(user_or_room: str, other: Optional[str] = None) -> str:
+    """The key under which a conversation's messages are kept.
+
+    A room is its own key; a direct conversation is the pair of usernames in
+    order, so both directions share one history.
+    """
+    if other is None:
+        return user_or_room
+    first, second = sorted((user_or_room, other))
+    return f"dm:{first}:{second}"

@@ -1,0 +1,1 @@
+"""Versioned schema files: vN.sql, applied in order."""

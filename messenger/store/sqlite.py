@@ -1,0 +1,95 @@
+"""The embedded default store: SQLite through adbapi.
+
+One connection in one thread does all the work: SQLite allows one writer at
+a time anyway, and a single thread keeps every operation in submission
+order.  Commits are durable (WAL with ``synchronous=FULL``); the service
+groups many messages into one commit (see :mod:`messenger.batching`), which
+is what makes that affordable.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from twisted.enterprise import adbapi
+from zope.interface import implementer
+
+from messenger.store import txns
+from messenger.store.interface import IMessageStore
+
+#: How long a statement waits for another process (say messenger-admin)
+#: holding the write lock, in seconds.
+BUSY_TIMEOUT = 10.0
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+
+
+@implementer(IMessageStore)
+class SqliteStore:
+    def __init__(self, path: str, reactor) -> None:
+        self.path = path
+        self._pool = adbapi.ConnectionPool(
+            "sqlite3",
+            path,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT,
+            cp_min=1,
+            cp_max=1,
+            cp_openfun=_configure,
+            cp_reactor=reactor,
+        )
+
+    def _run(self, txn_function, *args):
+        return self._pool.runInteraction(txn_function, *args)
+
+    def open(self):
+        return self._run(txns.upgrade_schema_txn)
+
+    def close(self):
+        self._pool.close()
+
+    def create_user(self, username, password_hash, display_name, now):
+        return self._run(txns.create_user_txn, username, password_hash, display_name, now)
+
+    def get_user(self, username):
+        return self._run(txns.get_user_txn, username)
+
+    def set_display_name(self, username, display_name):
+        return self._run(txns.set_display_name_txn, username, display_name)
+
+    def set_password_hash(self, username, password_hash):
+        return self._run(txns.set_password_hash_txn, username, password_hash)
+
+    def set_last_seen(self, username, when):
+        return self._run(txns.set_last_seen_txn, username, when)
+
+    def add_token(self, username, token_hash, expires_at):
+        return self._run(txns.add_token_txn, username, token_hash, expires_at)
+
+    def token_valid(self, username, token_hash, now):
+        return self._run(txns.token_valid_txn, username, token_hash, now)
+
+    def commit_batch(self, messages, acks, receipts_sent, now, max_pending):
+        return self._run(txns.commit_batch_txn, messages, acks, receipts_sent, now, max_pending)
+
+    def pending_messages(self, recipient, after_id, limit):
+        return self._run(txns.pending_messages_txn, recipient, after_id, limit)
+
+    def pending_receipts(self, sender):
+        return self._run(txns.pending_receipts_txn, sender)
+
+    def history(self, conversation, limit, direction, cursor):
+        return self._run(txns.history_txn, conversation, limit, direction, cursor)
+
+    def load_memberships(self):
+        return self._run(txns.load_memberships_txn)
+
+    def join_room(self, room, username, now):
+        return self._run(txns.join_room_txn, room, username, now)
+
+    def part_room(self, room, username):
+        return self._run(txns.part_room_txn, room, username)

@@ -1,0 +1,287 @@
+"""The SQL of Messenger, written once, as synchronous transaction functions.
+
+Each ``*_txn`` function takes a DB-API cursor and runs inside a transaction
+that its caller (adbapi's ``runInteraction``) commits.  Parameters use the
+``?`` style; an engine with another style converts the text once (as
+Synapse's database engines do) rather than the SQL being written twice.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Dict, List, Optional, Sequence, Set, Tuple
+
+from messenger.store.interface import (
+    AckResult,
+    BatchResult,
+    MessageRejected,
+    NewMessage,
+    Receipt,
+    StoredMessage,
+    UserRecord,
+    conversation_key,
+)
+
+GENERAL_ROOM = "#general"
+SEND_KEY_LIFETIME = 24 * 60 * 60
+
+_SCHEMA_PACKAGE = "messenger.store.schema"
+
+
+def schema_versions() -> List[Tuple[int, str]]:
+    """Every schema file shipped with the package, as (version, sql)."""
+    files = []
+    for entry in resources.files(_SCHEMA_PACKAGE).iterdir():
+        name = entry.name
+        if name.startswith("v") and name.endswith(".sql"):
+            files.append((int(name[1:-4]), entry.read_text(encoding="utf-8")))
+    return sorted(files)
+
+
+def current_version_txn(cur) -> int:
+    cur.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
+    )
+    if cur.fetchone() is None:
+        return 0
+    cur.execute("SELECT version FROM schema_version")
+    row = cur.fetchone()
+    return row[0] if row else 0
+
+
+def upgrade_schema_txn(cur) -> int:
+    """Apply every schema file newer than the database.  Returns the version."""
+    version = current_version_txn(cur)
+    if version == 0:
+        cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        cur.execute("INSERT INTO schema_version (version) VALUES (0)")
+    for number, sql in schema_versions():
+        if number <= version:
+            continue
+        for statement in _statements(sql):
+            cur.execute(statement)
+        cur.execute("UPDATE schema_version SET version = ?", (number,))
+        version = number
+    return version
+
+
+def _statements(sql: str) -> List[str]:
+    # Schema files hold plain DDL and INSERTs; no statement holds a ';'
+    # inside a string, so splitting on it is safe.
+    lines = [line.split("--", 1)[0] for line in sql.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+# --------------------------------------------------------------------------
+# accounts
+
+_USER_COLUMNS = "username, password_hash, display_name, created_at, last_seen, pending_count"
+
+
+def create_user_txn(cur, username: str, password_hash: str, display_name: str, now: float) -> bool:
+    cur.execute("SELECT 1 FROM users WHERE username = ?", (username,))
+    if cur.fetchone() is not None:
+        return False
+    cur.execute(
+        "INSERT INTO users (username, password_hash, display_name, created_at)"
+        " VALUES (?, ?, ?, ?)",
+        (username, password_hash, display_name, now),
+    )
+    cur.execute(
+        "INSERT OR IGNORE INTO room_members (room, username, joined_at) VALUES (?, ?, ?)",
+        (GENERAL_ROOM, username, now),
+    )
+    return True
+
+
+def get_user_txn(cur, username: str) -> Optional[UserRecord]:
+    cur.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,))
+    row = cur.fetchone()
+    return UserRecord(*row) if row else None
+
+
+def set_display_name_txn(cur, username: str, display_name: str) -> None:
+    cur.execute("UPDATE users SET display_name = ? WHERE username = ?", (display_name, username))
+
+
+def set_password_hash_txn(cur, username: str, password_hash: str) -> None:
+    cur.execute("UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username))
+    cur.execute("DELETE FROM tokens WHERE username = ?", (username,))
+
+
+def set_last_seen_txn(cur, username: str, when: float) -> None:
+    cur.execute("UPDATE users SET last_seen = ? WHERE username = ?", (when, username))
+
+
+def add_token_txn(cur, username: str, token_hash: str, expires_at: float) -> None:
+    cur.execute(
+        "INSERT INTO tokens (token_hash, username, expires_at) VALUES (?, ?, ?)",
+        (token_hash, username, expires_at),
+    )
+
+
+def token_valid_txn(cur, username: str, token_hash: str, now: float) -> bool:
+    cur.execute(
+        "SELECT expires_at FROM tokens WHERE token_hash = ? AND username = ?",
+        (token_hash, username),
+    )
+    row = cur.fetchone()
+    return row is not None and row[0] > now
+
+
+# --------------------------------------------------------------------------
+# messages
+
+
+def commit_batch_txn(
+    cur,
+    messages: Sequence[NewMessage],
+    acks: Sequence[Tuple[str, int]],
+    receipts_sent: Sequence[int],
+    now: float,
+    max_pending: int,
+) -> BatchResult:
+    results = [_store_message(cur, m, now, max_pending) for m in messages]
+    ack_results = [_ack(cur, recipient, msgid, now) for recipient, msgid in acks]
+    if receipts_sent:
+        cur.executemany(
+            "UPDATE messages SET receipt_sent = 1 WHERE id = ?",
+            [(msgid,) for msgid in receipts_sent],
+        )
+    return BatchResult(results, ack_results)
+
+
+def _store_message(cur, m: NewMessage, now: float, max_pending: int):
+    if m.client_id is not None:
+        cur.execute(
+            "SELECT k.message_id, k.created_at, m.sender, m.recipient, m.room, m.body,"
+            " m.created_at FROM send_keys k JOIN messages m ON m.id = k.message_id"
+            " WHERE k.sender = ? AND k.client_id = ?",
+            (m.sender, m.client_id),
+        )
+        row = cur.fetchone()
+        if row is not None and row[1] > now - SEND_KEY_LIFETIME:
+            return StoredMessage(row[0], row[2], row[3], row[4], row[5], row[6], duplicate=True)
+    if m.recipient is not None:
+        cur.execute("SELECT pending_count FROM users WHERE username = ?", (m.recipient,))
+        row = cur.fetchone()
+        if row is None:
+            return MessageRejected.NO_SUCH_USER
+        if row[0] >= max_pending:
+            return MessageRejected.MAILBOX_FULL
+        conversation = conversation_key(m.sender, m.recipient)
+        receipt_sent = 0
+    else:
+        conversation = conversation_key(m.room)
+        receipt_sent = 1  # room messages have no receipts
+    cur.execute(
+        "INSERT INTO messages (sender, recipient, room, conversation, body, created_at,"
+        " receipt_sent) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (m.sender, m.recipient, m.room, conversation, m.body, now, receipt_sent),
+    )
+    msgid = cur.lastrowid
+    if m.recipient is not None:
+        cur.execute(
+            "UPDATE users SET pending_count = pending_count + 1 WHERE username = ?",
+            (m.recipient,),
+        )
+    if m.client_id is not None:
+        cur.execute(
+            "INSERT OR REPLACE INTO send_keys (sender, client_id, message_id, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            (m.sender, m.client_id, msgid, now),
+        )
+    return StoredMessage(msgid, m.sender, m.recipient, m.room, m.body, now)
+
+
+def _ack(cur, recipient: str, msgid: int, now: float) -> Optional[AckResult]:
+    cur.execute(
+        "UPDATE messages SET delivered_at = ?"
+        " WHERE id = ? AND recipient = ? AND delivered_at IS NULL",
+        (now, msgid, recipient),
+    )
+    if cur.rowcount != 1:
+        return None
+    cur.execute(
+        "UPDATE users SET pending_count = MAX(pending_count - 1, 0) WHERE username = ?",
+        (recipient,),
+    )
+    cur.execute("SELECT sender FROM messages WHERE id = ?", (msgid,))
+    return AckResult(msgid, cur.fetchone()[0], recipient, now)
+
+
+_MESSAGE_COLUMNS = "id, sender, recipient, room, body, created_at"
+
+
+def pending_messages_txn(cur, recipient: str, after_id: int, limit: int) -> List[StoredMessage]:
+    cur.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages"
+        " WHERE recipient = ? AND delivered_at IS NULL AND id > ?"
+        " ORDER BY id LIMIT ?",
+        (recipient, after_id, limit),
+    )
+    return [StoredMessage(*row) for row in cur.fetchall()]
+
+
+def pending_receipts_txn(cur, sender: str) -> List[Receipt]:
+    cur.execute(
+        "SELECT id, recipient, delivered_at FROM messages"
+        " WHERE sender = ? AND delivered_at IS NOT NULL AND receipt_sent = 0"
+        " ORDER BY id",
+        (sender,),
+    )
+    return [Receipt(*row) for row in cur.fetchall()]
+
+
+def history_txn(
+    cur, conversation: str, limit: int, direction: Optional[str], cursor: Optional[int]
+) -> List[StoredMessage]:
+    if direction == "after":
+        cur.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation = ? AND id > ?"
+            " ORDER BY id LIMIT ?",
+            (conversation, cursor, limit),
+        )
+        return [StoredMessage(*row) for row in cur.fetchall()]
+    if direction == "before":
+        cur.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation = ? AND id < ?"
+            " ORDER BY id DESC LIMIT ?",
+            (conversation, cursor, limit),
+        )
+    else:
+        cur.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation = ?"
+            " ORDER BY id DESC LIMIT ?",
+            (conversation, limit),
+        )
+    return [StoredMessage(*row) for row in reversed(cur.fetchall())]
+
+
+# --------------------------------------------------------------------------
+# rooms
+
+
+def load_memberships_txn(cur) -> Dict[str, Set[str]]:
+    rooms: Dict[str, Set[str]] = {}
+    cur.execute("SELECT name FROM rooms")
+    for (name,) in cur.fetchall():
+        rooms[name] = set()
+    cur.execute("SELECT room, username FROM room_members")
+    for room, username in cur.fetchall():
+        rooms.setdefault(room, set()).add(username)
+    return rooms
+
+
+def join_room_txn(cur, room: str, username: str, now: float) -> bool:
+    cur.execute("INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?, ?)", (room, now))
+    cur.execute(
+        "INSERT OR IGNORE INTO room_members (room, username, joined_at) VALUES (?, ?, ?)",
+        (room, username, now),
+    )
+    return cur.rowcount == 1
+
+
+def part_room_txn(cur, room: str, username: str) -> bool:
+    cur.execute("DELETE FROM room_members WHERE room = ? AND username = ?", (room, username))
+    return cur.rowcount == 1

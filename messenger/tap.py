@@ -1,0 +1,209 @@
+"""``twistd messenger``: options and the service tree.
+
+Options come from the command line and, with ``--config FILE``, from the
+``[messenger]`` section of an INI file (keys are the long option names);
+the command line wins, then the file, then the defaults.
+"""
+
+from __future__ import annotations
+
+import configparser
+import sys
+from dataclasses import fields as dataclass_fields
+from typing import Callable, Dict, List, Optional
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IService, MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.python import usage
+
+from messenger.config import ServerConfig
+
+DEFAULT_LISTEN = "tcp:10000"
+DEFAULT_DB = "messenger.sqlite3"
+#: A reconnect storm overflows Twisted's default listen backlog of 50.
+LISTEN_BACKLOG = 1024
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError
+    return number
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0 or number == float("inf"):
+        raise ValueError
+    return number
+
+
+# option name -> (ServerConfig field, parser, help)
+_SETTINGS: Dict[str, tuple] = {
+    "name": ("name", str, "server name sent in HELLO"),
+    "max-clients": ("max_clients", _positive_int, "concurrent connections"),
+    "idle-timeout": ("idle_timeout", _positive_float, "seconds without a line before BYE|408"),
+    "retry-initial": ("retry_initial", _positive_float, "seconds before an unacknowledged R is sent again"),
+    "retry-max": ("retry_max", _positive_float, "cap of the doubling retry interval, seconds"),
+    "window": ("window", _positive_int, "unacknowledged R lines per connection"),
+    "rate": ("rate", _positive_float, "commands per second per connection, sustained"),
+    "burst": ("burst", _positive_int, "commands per connection at once"),
+    "min-password-length": ("min_password_length", _positive_int, "at sign-up and PASSWD"),
+    "max-line": ("max_line", _positive_int, "bytes per line, without its terminator"),
+    "max-pending": ("max_pending", _positive_int, "unacknowledged direct messages per recipient"),
+    "max-outbuf": ("max_outbuf", _positive_int, "bytes of unsent output before a slow reader is closed"),
+    "token-ttl": ("token_ttl", _positive_float, "seconds a session token stays valid"),
+    "argon2-time-cost": ("argon2_time_cost", _positive_int, "Argon2id iterations"),
+    "argon2-memory-cost": ("argon2_memory_cost", _positive_int, "Argon2id memory, KiB"),
+}
+
+_DEFAULTS = ServerConfig()
+_OTHER = ("db", "metrics", "log-format")
+
+
+def with_backlog(description: str) -> str:
+    """Give a tcp: or ssl: endpoint a large listen backlog unless it has one."""
+    kind = description.split(":", 1)[0].lower()
+    if kind in ("tcp", "ssl", "tcp6") and "backlog=" not in description:
+        return f"{description}:backlog={LISTEN_BACKLOG}"
+    return description
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Run a Messenger server. Every option may also be set in the [messenger] "
+        "section of an INI file given with --config (the command line wins)."
+    )
+    optParameters = [
+        ["config", "c", None, "read options from this INI file"],
+        ["db", None, None, f"SQLite database file [default: {DEFAULT_DB}]"],
+        ["metrics", None, None, "serve Prometheus metrics on this endpoint, e.g. tcp:9100:interface=127.0.0.1"],
+        ["log-format", None, None, "text or json [default: text]"],
+    ] + [
+        [option, None, None, f"{help_text} [default: {getattr(_DEFAULTS, field)}]"]
+        for option, (field, _, help_text) in _SETTINGS.items()
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self._failed = False
+
+    def opt_listen(self, description: str) -> None:
+        """Listen on this endpoint (repeatable), e.g. tcp:10000 or
+        ssl:10443:privateKey=key.pem:certKey=cert.pem [default: tcp:10000]"""
+        self["listen"].append(description)
+
+    def getUsage(self, width: Optional[int] = None) -> str:
+        if self._failed:
+            # twistd prints the usage before the error: keep the error in view.
+            return "Run 'twistd messenger --help' for the options."
+        return super().getUsage(width)
+
+    def postOptions(self) -> None:
+        try:
+            self._merge_and_check()
+        except usage.UsageError:
+            self._failed = True
+            raise
+
+    def _merge_and_check(self) -> None:
+        file_values = self._read_config_file(self["config"]) if self["config"] else {}
+        if not self["listen"]:
+            self["listen"] = file_values.get("listen", "").split() or [DEFAULT_LISTEN]
+        for key in _OTHER + tuple(_SETTINGS):
+            if self[key] is None and key in file_values:
+                self[key] = file_values[key]
+        self["db"] = self["db"] or DEFAULT_DB
+        self["log-format"] = (self["log-format"] or "text").lower()
+        if self["log-format"] not in ("text", "json"):
+            raise usage.UsageError("--log-format must be text or json")
+        settings = {}
+        for option, (field, parse, _) in _SETTINGS.items():
+            if self[option] is None:
+                continue
+            try:
+                settings[field] = parse(self[option])
+            except ValueError:
+                raise usage.UsageError(
+                    f"--{option}: {self[option]!r} is not a valid value"
+                ) from None
+        self["server-config"] = ServerConfig(**settings)
+        self._check_endpoints()
+
+    def _read_config_file(self, path: str) -> Dict[str, str]:
+        parser = configparser.ConfigParser()
+        try:
+            with open(path, encoding="utf-8") as f:
+                parser.read_file(f)
+        except OSError as e:
+            raise usage.UsageError(f"--config: cannot read {path}: {e.strerror}") from None
+        except configparser.Error as e:
+            raise usage.UsageError(f"--config: {path} is not a valid INI file: {e}") from None
+        if not parser.has_section("messenger"):
+            raise usage.UsageError(f"--config: {path} has no [messenger] section")
+        values = dict(parser.items("messenger"))
+        known = {"listen"} | set(_OTHER) | set(_SETTINGS)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise usage.UsageError(f"--config: unknown option {unknown[0]!r} in {path}")
+        return values
+
+    def _check_endpoints(self) -> None:
+        from twisted.internet import reactor
+
+        for description in self["listen"] + ([self["metrics"]] if self["metrics"] else []):
+            try:
+                serverFromString(reactor, with_backlog(description))
+            except Exception as e:  # the endpoint parser raises many kinds
+                raise usage.UsageError(f"bad endpoint {description!r}: {e}") from None
+
+
+def makeService(options: Options, reactor=None) -> IService:
+    if reactor is None:
+        from twisted.internet import reactor
+    from messenger.passwords import PasswordHasher
+    from messenger.protocol import MessengerFactory
+    from messenger.service import MessengerService
+    from messenger.store.sqlite import SqliteStore
+
+    config: ServerConfig = options["server-config"]
+    if options["log-format"] == "json":
+        _log_as_json()
+    store = SqliteStore(options["db"], reactor)
+    hasher = PasswordHasher(reactor, config.argon2_time_cost, config.argon2_memory_cost)
+    core = MessengerService(store, config, reactor, hasher)
+    metrics = None
+    if options["metrics"]:
+        from messenger.metrics import Metrics, metrics_site
+
+        metrics = core.metrics = Metrics(pending=core.pending_in_memory)
+
+    top = MultiService()
+    # The core first: MultiService stops its children last to first, so the
+    # listeners stop accepting before the core says goodbye and flushes.
+    core.setServiceParent(top)
+    factory = MessengerFactory(core, config, reactor)
+    for description in options["listen"]:
+        _listener(reactor, description, factory).setServiceParent(top)
+    if metrics is not None:
+        _listener(reactor, options["metrics"], metrics_site(metrics)).setServiceParent(top)
+    return top
+
+
+def _listener(reactor, description: str, factory) -> StreamServerEndpointService:
+    service = StreamServerEndpointService(serverFromString(reactor, with_backlog(description)), factory)
+    # As strports does for twistd: a port that cannot be bound stops the
+    # start with an error instead of a server that listens on nothing.
+    service._raiseSynchronously = True
+    return service
+
+
+def _log_as_json() -> None:
+    from twisted.logger import globalLogPublisher
+
+    from messenger.logs import json_observer
+
+    globalLogPublisher.addObserver(json_observer(sys.stdout))
