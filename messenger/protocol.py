@@ -143,11 +143,15 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
 
     # -- input ----------------------------------------------------------------
 
+    def dataReceived(self, data: bytes) -> None:
+        # Any byte counts as activity, even a line not finished yet.
+        self.resetTimeout()
+        super().dataReceived(data)
+
     def lineReceived(self, line: bytes) -> None:
         session = self.session
         if session is None or session.closed:
             return
-        self.resetTimeout()
         if line.endswith(b"\r"):
             line = line[:-1]
         if len(line) > self._max_line:

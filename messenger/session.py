@@ -147,6 +147,8 @@ class Session:
         if self.closed:
             return
         self.closed = True
+        if self.queue is not None:
+            self.queue.stop()
         self.peer.close(bye)
 
     def disconnected(self) -> None:

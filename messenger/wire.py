@@ -116,7 +116,8 @@ def is_room(target: str) -> bool:
 def canonical_room(value: str) -> str:
     """Return the canonical (lower-case) form of a room name."""
     lowered = value.lower()
-    if not _ROOM_RE.match(lowered):
+    # isascii(): str.lower() maps KELVIN SIGN (U+212A) to an ASCII "k".
+    if not value.isascii() or not _ROOM_RE.match(lowered):
         raise ValueError("invalid room name")
     return lowered
 
@@ -219,7 +220,14 @@ class Message:
         fields = self.to_fields()
         if not fields:
             return self.NAME
-        return self.NAME + "|" + "|".join(fields)
+        for field in fields[:-1] if self.BODY else fields:
+            _no_pipe(field)
+        line = self.NAME + "|" + "|".join(fields)
+        if "\n" in line:
+            # A raw LF would end the line early: the rest would be read as
+            # another command.  Bodies carry newlines escaped as \n.
+            raise LocalProtocolError("a field holds a line feed")
+        return line
 
 
 def _split(verb: str, cls: Type[Message], rest: Optional[str]) -> list:
@@ -619,7 +627,8 @@ def parse_command(line: str) -> Command:
     Raises :class:`MalformedLine` or :class:`InvalidValue`, and nothing else.
     """
     verb, sep, rest = line.partition("|")
-    verb = verb.upper()
+    # isascii(): str.upper() maps e.g. "ß" to "SS" and "ſ" to "S".
+    verb = verb.upper() if verb.isascii() else "?"
     cls = CLIENT_COMMANDS.get(verb)
     if cls is None:
         raise MalformedLine("?", "unknown command")
@@ -629,7 +638,8 @@ def parse_command(line: str) -> Command:
 
 def verb_of(line: str) -> str:
     """The upper-case verb a reply to this line names, or ``"?"``."""
-    verb = line.partition("|")[0].upper()
+    verb = line.partition("|")[0]
+    verb = verb.upper() if verb.isascii() else "?"
     return verb if verb in CLIENT_COMMANDS else "?"
 
 
@@ -657,7 +667,7 @@ class Hello(ServerMessage):
 
     @classmethod
     def from_fields(cls, fields):
-        if not fields[0].isdigit():
+        if not _COUNT_RE.match(fields[0]):
             raise MalformedLine(cls.NAME, "bad version")
         return cls(int(fields[0]), fields[1])
 
@@ -693,7 +703,7 @@ class Err(ServerMessage):
 
     @classmethod
     def from_fields(cls, fields):
-        if not fields[1].isdigit():
+        if not _COUNT_RE.match(fields[1]):
             raise MalformedLine(cls.NAME, "bad code")
         return cls(fields[0], int(fields[1]), fields[2])
 
@@ -845,7 +855,7 @@ class Bye(ServerMessage):
 
     @classmethod
     def from_fields(cls, fields):
-        if not fields[0].isdigit():
+        if not _COUNT_RE.match(fields[0]):
             raise MalformedLine(cls.NAME, "bad code")
         return cls(int(fields[0]), fields[1])
 

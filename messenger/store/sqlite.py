@@ -93,3 +93,33 @@ class SqliteStore:
 
     def part_room(self, room, username):
         return self._run(txns.part_room_txn, room, username)
+
+
+@implementer(IMessageStore)
+class ImmediateSqliteStore(SqliteStore):
+    """The same SQL run at once on the calling thread, with already-fired
+    Deferreds: for unit tests driven by ``task.Clock`` and for tools that
+    have no reactor thread pool.  Never use it inside a running server: it
+    blocks the reactor on the disk."""
+
+    def __init__(self, path: str = ":memory:") -> None:
+        self.path = path
+        self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT)
+        _configure(self._conn)
+
+    def _run(self, txn_function, *args):
+        from twisted.internet.defer import fail, succeed
+
+        cursor = self._conn.cursor()
+        try:
+            result = txn_function(cursor, *args)
+            self._conn.commit()
+        except Exception:
+            self._conn.rollback()
+            return fail()
+        finally:
+            cursor.close()
+        return succeed(result)
+
+    def close(self):
+        self._conn.close()

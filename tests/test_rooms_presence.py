@@ -1,0 +1,196 @@
+"""PROTOCOL.md: JOIN, PART, ROOMS, MEMBERS and the ON, OFF, JOINED and PARTED events."""
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.support.harness import Harness
+
+
+def err_prefix(line):
+    return "|".join(line.split("|")[:3])
+
+
+class RoomCommandTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness()
+        self.alice, self.bob = self.h.users("alice", "bob")
+
+    def test_join_creates_a_room_that_does_not_exist(self):
+        """JOIN|#room -> OK|JOIN|#room, creating the room if it does not exist."""
+        self.assertEqual(self.alice.command("MEMBERS|#new"), ["ERR|MEMBERS|404|no such room"])
+        self.assertEqual(self.alice.command("JOIN|#new"), ["OK|JOIN|#new"])
+        self.assertEqual(self.alice.command("MEMBERS|#new"), ["OK|MEMBERS|#new|alice"])
+
+    def test_join_an_existing_room(self):
+        """JOIN of an existing room makes you a member."""
+        self.alice.command("JOIN|#team")
+        self.assertEqual(self.bob.command("JOIN|#team"), ["OK|JOIN|#team"])
+        self.assertEqual(self.bob.command("MEMBERS|#team"), ["OK|MEMBERS|#team|alice|bob"])
+
+    def test_joining_again_is_a_no_op(self):
+        """Joining a room you are in again is a no-op: OK, and no JOINED for the others."""
+        self.alice.command("JOIN|#team")
+        self.bob.command("JOIN|#team")
+        self.alice.clear()
+        self.assertEqual(self.bob.command("JOIN|#team"), ["OK|JOIN|#team"])
+        self.assertEqual(self.bob.command("JOIN|#general"), ["OK|JOIN|#general"])
+        self.assertEqual(self.alice.lines(), [])
+        self.assertEqual(self.bob.command("MEMBERS|#team"), ["OK|MEMBERS|#team|alice|bob"])
+
+    def test_join_with_bad_room_name_is_400(self):
+        """JOIN: 400 bad room name (# then 1-32 of a-z 0-9 _ -)."""
+        for room in ["team", "#", "#a b", "#a.b", "#" + "a" * 33, "##a", "#é"]:
+            reply = self.alice.command(f"JOIN|{room}")
+            self.assertEqual(len(reply), 1, room)
+            self.assertEqual(err_prefix(reply[0]), "ERR|JOIN|400", room)
+        self.assertEqual(self.alice.command("JOIN|#" + "a" * 32), ["OK|JOIN|#" + "a" * 32])
+
+    def test_join_lower_cases_the_room_name(self):
+        """Room input is lower-cased."""
+        self.assertEqual(self.alice.command("JOIN|#TeAm"), ["OK|JOIN|#team"])
+        self.assertEqual(self.alice.command("ROOMS"), ["OK|ROOMS|#general|#team"])
+
+    def test_part_leaves_the_room(self):
+        """PART|#room -> OK|PART|#room."""
+        self.alice.command("JOIN|#team")
+        self.assertEqual(self.alice.command("PART|#team"), ["OK|PART|#team"])
+        self.assertEqual(self.alice.command("ROOMS"), ["OK|ROOMS|#general"])
+        self.assertEqual(err_prefix(self.alice.command("MSG|#team|hi")[0]), "ERR|MSG|403")
+
+    def test_part_of_a_room_you_are_not_in_is_404(self):
+        """PART: 404 not a member (also for a room that does not exist)."""
+        self.bob.command("JOIN|#team")
+        self.assertEqual(err_prefix(self.alice.command("PART|#team")[0]), "ERR|PART|404")
+        self.assertEqual(err_prefix(self.alice.command("PART|#nowhere")[0]), "ERR|PART|404")
+
+    def test_rooms_lists_the_rooms_you_are_a_member_of(self):
+        """ROOMS -> OK|ROOMS|#room1|#room2|... (rooms you are a member of)."""
+        self.alice.command("JOIN|#b-room", "JOIN|#a_room")
+        self.bob.command("JOIN|#bobs")
+        self.assertEqual(self.alice.command("ROOMS"), ["OK|ROOMS|#a_room|#b-room|#general"])
+
+    def test_rooms_is_empty_when_you_left_every_room(self):
+        """ROOMS with no room is just OK|ROOMS."""
+        self.alice.command("PART|#general")
+        self.assertEqual(self.alice.command("ROOMS"), ["OK|ROOMS"])
+
+    def test_members_lists_the_members(self):
+        """MEMBERS|#room -> OK|MEMBERS|#room|user1|user2|..."""
+        self.assertEqual(self.alice.command("MEMBERS|#General"), ["OK|MEMBERS|#general|alice|bob"])
+
+    def test_members_of_unknown_room_is_404(self):
+        """MEMBERS: 404."""
+        self.assertEqual(err_prefix(self.alice.command("MEMBERS|#nowhere")[0]), "ERR|MEMBERS|404")
+
+    def test_general_always_exists(self):
+        """The room #general always exists, even when everyone left it."""
+        self.alice.command("PART|#general")
+        self.bob.command("PART|#general")
+        self.assertEqual(self.alice.command("MEMBERS|#general"), ["OK|MEMBERS|#general"])
+        self.assertEqual(self.alice.command("JOIN|#general"), ["OK|JOIN|#general"])
+
+    def test_memberships_survive_a_restart(self):
+        """Rooms and members are durable."""
+        from messenger.store.sqlite import ImmediateSqliteStore
+
+        path = self.mktemp()
+        h = Harness(store=ImmediateSqliteStore(path))
+        (alice,) = h.users("alice")
+        alice.command("JOIN|#team")
+        h2 = Harness(store=ImmediateSqliteStore(path))
+        alice = h2.login("alice")
+        self.assertEqual(alice.command("ROOMS"), ["OK|ROOMS|#general|#team"])
+
+
+class MembershipEventTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness()
+        self.alice, self.bob, self.carol = self.h.users("alice", "bob", "carol")
+        self.alice.command("JOIN|#team")
+
+    def test_joined_is_sent_to_the_other_members(self):
+        """JOINED|#room|username: room membership changed; the members get it, not the joiner."""
+        self.assertEqual(self.bob.command("JOIN|#team"), ["OK|JOIN|#team"])
+        self.assertEqual(self.alice.lines(), ["JOINED|#team|bob"])
+        self.assertEqual(self.carol.lines(), [])
+
+    def test_parted_is_sent_to_the_remaining_members(self):
+        """PARTED|#room|username: the remaining members get it, not the one leaving."""
+        self.bob.command("JOIN|#team")
+        self.h.clear_all()
+        self.assertEqual(self.bob.command("PART|#team"), ["OK|PART|#team"])
+        self.assertEqual(self.alice.lines(), ["PARTED|#team|bob"])
+        self.assertEqual(self.carol.lines(), [])
+
+    def test_new_account_joining_general_is_announced(self):
+        """Every new account is a member of #general: its members get JOINED|#general|username."""
+        self.h.register("dave")
+        self.assertEqual(self.alice.lines(), ["JOINED|#general|dave"])
+        self.assertEqual(self.bob.lines(), ["JOINED|#general|dave"])
+
+
+class PresenceTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness()
+        self.alice, self.bob, self.carol = self.h.users("alice", "bob", "carol")
+        # carol shares no room with anybody.
+        self.carol.command("PART|#general")
+        self.h.register("dave")
+        self.h.clear_all()
+
+    def test_on_is_sent_to_users_sharing_a_room(self):
+        """ON|username: a user who shares a room with you logged in."""
+        dave = self.h.login("dave")
+        self.assertEqual(self.alice.lines(), ["ON|dave"])
+        self.assertEqual(self.bob.lines(), ["ON|dave"])
+        self.assertEqual(dave.lines(), [])
+
+    def test_on_is_not_sent_to_users_sharing_no_room(self):
+        """ON goes only to users who share a room with the one logging in."""
+        self.h.login("dave")
+        self.assertEqual(self.carol.lines(), [])
+        self.carol.command("JOIN|#general")
+        self.carol.disconnect()
+        self.h.settle()
+        self.h.clear_all()
+        self.h.login("carol")
+        self.assertEqual(self.alice.lines(), ["ON|carol"])
+
+    def test_on_through_a_room_other_than_general(self):
+        """Any shared room counts."""
+        self.carol.command("JOIN|#side")
+        self.bob.command("PART|#general")
+        self.bob.command("JOIN|#side")
+        self.bob.disconnect()
+        self.h.settle()
+        self.h.clear_all()
+        self.h.login("bob")
+        self.assertEqual(self.carol.lines(), ["ON|bob"])
+        self.assertEqual(self.alice.lines(), [])
+
+    def test_off_is_sent_when_a_user_quits(self):
+        """OFF|username: a user who shares a room with you logged out."""
+        self.bob.command("QUIT")
+        self.assertEqual(self.alice.lines(), ["OFF|bob"])
+        self.assertEqual(self.carol.lines(), [])
+
+    def test_off_is_sent_when_a_user_loses_the_connection(self):
+        """OFF|username: ... or lost the connection."""
+        self.bob.disconnect()
+        self.h.settle()
+        self.assertEqual(self.alice.lines(), ["OFF|bob"])
+        self.assertEqual(self.carol.lines(), [])
+
+    def test_connection_that_never_logged_in_causes_no_off(self):
+        """Only logged-in users go ON and OFF."""
+        client = self.h.connect()
+        client.command("PING")
+        client.disconnect()
+        self.h.settle()
+        self.assertEqual(self.alice.lines(), [])
+
+    def test_takeover_sends_no_off(self):
+        """A user taken over by a new login of their own stays online: no OFF."""
+        self.h.login("bob")
+        self.h.settle()
+        self.assertNotIn("OFF|bob", self.alice.lines())
+        self.assertEqual(self.alice.command("WHO"), ["OK|WHO|alice|bob|carol"])
