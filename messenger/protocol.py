@@ -30,29 +30,44 @@ class OutputThrottle:
     """Registered with the transport to learn when its send buffer is full.
 
     While the transport is paused, deliveries stop (the messages stay
-    stored) and whatever is still written (replies, room lines) is counted;
-    past ``--max-outbuf`` the reader is too slow and is disconnected.
+    stored) and whatever is still written (replies, room lines) is counted.
+    A reader is too slow when that count passes ``--max-outbuf`` or when it
+    stays stuck for longer than ``--idle-timeout``.
     """
 
-    __slots__ = ("_protocol", "paused", "buffered")
+    __slots__ = ("_protocol", "paused", "buffered", "_deadline")
 
     def __init__(self, protocol: "MessengerProtocol") -> None:
         self._protocol = protocol
         self.paused = False
         self.buffered = 0
+        self._deadline = None
 
     def pauseProducing(self) -> None:
+        if self.paused:
+            return
         self.paused = True
         self.buffered = 0
+        factory = self._protocol.factory
+        self._deadline = factory.clock.callLater(
+            factory.config.idle_timeout, self._protocol.too_slow
+        )
         self._protocol.output_paused()
 
     def resumeProducing(self) -> None:
         self.paused = False
         self.buffered = 0
+        self.cancel_deadline()
         self._protocol.output_resumed()
 
     def stopProducing(self) -> None:
         self.paused = True
+        self.cancel_deadline()
+
+    def cancel_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
 
 
 @implementer(IPeer)
@@ -78,9 +93,13 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         self.transport.write(data)
         if self._throttle.paused:
             self._throttle.buffered += len(data)
-            if self._throttle.buffered > self.factory.config.max_outbuf and self.session:
-                self.log.info("{address} reads too slowly: closing", address=self.address)
-                self.session.close(wire.BYE_TOO_SLOW)
+            if self._throttle.buffered > self.factory.config.max_outbuf:
+                self.too_slow()
+
+    def too_slow(self) -> None:
+        if self.session is not None and not self.session.closed:
+            self.log.info("{address} reads too slowly: closing", address=self.address)
+            self.session.close(wire.BYE_TOO_SLOW)
 
     def close(self, bye: wire.Bye) -> None:
         stuck = self._throttle.paused
@@ -122,6 +141,7 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
 
     def connectionLost(self, reason) -> None:
         self.setTimeout(None)
+        self._throttle.cancel_deadline()
         if self.session is not None:
             self.log.info("{address} disconnected", address=self.address)
             self.session.disconnected()

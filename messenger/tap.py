@@ -8,6 +8,7 @@ the command line wins, then the file, then the defaults.
 from __future__ import annotations
 
 import configparser
+import signal
 import sys
 from dataclasses import fields as dataclass_fields
 from typing import Callable, Dict, List, Optional
@@ -181,6 +182,11 @@ def makeService(options: Options, reactor=None) -> IService:
 
         metrics = core.metrics = Metrics(pending=core.pending_in_memory)
 
+    # PROTOCOL.md: on SIGTERM, exit with status 0.  twistd's own handler
+    # stops the reactor and then re-raises the signal (status -15), so put
+    # ours in place once the reactor has installed its handlers.
+    reactor.callWhenRunning(_stop_cleanly_on_sigterm, reactor)
+
     top = MultiService()
     # The core first: MultiService stops its children last to first, so the
     # listeners stop accepting before the core says goodbye and flushes.
@@ -199,6 +205,18 @@ def _listener(reactor, description: str, factory) -> StreamServerEndpointService
     # start with an error instead of a server that listens on nothing.
     service._raiseSynchronously = True
     return service
+
+
+def _stop_cleanly_on_sigterm(reactor) -> None:
+    def stop(signum, frame) -> None:
+        reactor.callFromThread(_stop_once, reactor)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _stop_once(reactor) -> None:
+    if reactor.running:
+        reactor.stop()
 
 
 def _log_as_json() -> None:

@@ -84,6 +84,19 @@ class UsrTests(SynchronousTestCase):
         self.assertEqual(err_prefix(self.client.command("USR|ALICE|password2|Other")[0]), "ERR|USR|409")
         self.assertEqual(self.client.command("LOGIN|alice|password1"), ["OK|LOGIN|alice|Alice"])
 
+    def test_concurrent_sign_ups_for_one_name_only_one_wins(self):
+        """USR: 409 username taken, also when two sign-ups for one name overlap."""
+        h = Harness(hash_delay=1.0)
+        first, second = h.connect(), h.connect()
+        first.send("USR|alice|password1|First")
+        second.send("USR|ALICE|password2|Second")
+        h.advance(1.0)
+        self.assertEqual(first.lines(), ["OK|USR|alice"])
+        self.assertEqual(err_prefix(second.lines()[0]), "ERR|USR|409")
+        first.send("LOGIN|alice|password1")
+        h.advance(1.0)
+        self.assertEqual(first.lines(), ["OK|LOGIN|alice|First"])
+
     def test_usr_on_a_logged_in_connection_is_403(self):
         """USR: 403 this connection is logged in."""
         self.h.register("alice")

@@ -7,6 +7,7 @@ what it shows.
 
 from __future__ import annotations
 
+from datetime import timezone
 from typing import List, Optional
 
 from OpenSSL import SSL
@@ -18,7 +19,7 @@ from twisted.python.failure import Failure
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from messenger.client import commands
+from messenger.client import commands, render
 from messenger.client.app import announcing
 from messenger.client.protocol import (
     KEEPALIVE_INTERVAL,
@@ -84,7 +85,9 @@ class Rig:
             login = LoginSettings(username="alice", password=lambda: PASSWORD)
         self.session = ClientSession(
             self.terminal, self.clock, server="tcp:test:10000", login=login,
-            new_client_id=ClientIds("c"), one_shot=one_shot)
+            new_client_id=ClientIds("c"), one_shot=one_shot,
+            # Times in UTC whatever the machine's zone, so lines are predictable.
+            style=render.Style(color=False, tz=timezone.utc))
         self.factory = ServerConnectionFactory(self.session, self.clock)
         self.proto: Optional[ServerConnection] = None
         self.transport: Optional[StringTransport] = None
@@ -177,10 +180,16 @@ class ConnectionTests(unittest.TestCase):
         rig = Rig()
         rig.log_in()
         rig.session.handle("hello")
-        rig.server("OK|WHO|alice")
-        self.assertTrue(rig.transport.disconnecting or rig.transport.disconnected
-                        or getattr(rig.transport, "aborting", False) or rig.proto._broken)
+        rig.sent()
+        rig.server("OK|WHO|alice", "OK|SEND|5")
+        self.assertTrue(rig.transport.disconnected)  # abortConnection, not a clean close
         self.assertIn("expected a reply to SEND", rig.terminal.text())
+        self.assertNotIn("Message 5 sent", rig.terminal.text())  # ignored once out of step
+        rig.drop(error.ConnectionAborted())
+        rig.connect()
+        rig.sent()
+        rig.server("OK|RESUME|alice|Alice")
+        self.assertIn("SEND|c-1|#general|hello", rig.sent())
 
     def test_malformed_server_line_is_reported_and_ignored(self):
         """A line the parser refuses is shown as a problem; the connection stays."""
@@ -273,7 +282,7 @@ class LoginTests(unittest.TestCase):
         self.assertEqual(rig.sent(), [f"LOGIN|alice|{PASSWORD}"])
         rig.server("OK|LOGIN|alice|Alice")
         self.assertEqual(rig.sent(), ["TOKEN", "ROOMS"])
-        self.assertIn("logged in as Alice (alice)", rig.terminal.text())
+        self.assertIn("logged in as Alice;", rig.terminal.text())
         rig.server(f"OK|TOKEN|{TOKEN}", "OK|ROOMS|#general|#dev")
         self.assertEqual(rig.sent(), ["HISTORY|#general|1", "HISTORY|#dev|1"])
         self.assertEqual(rig.session.token, TOKEN)
@@ -381,8 +390,11 @@ class LoginTests(unittest.TestCase):
         rig.session.line_typed("hello")
         rig.session.line_typed("/join #dev")
         rig.session.line_typed("in dev")
-        rig.log_in()
-        self.assertEqual(rig.sent(), ["SEND|c-1|#general|hello", "JOIN|#dev", "SEND|c-2|#dev|in dev"])
+        rig.connect()
+        rig.sent()
+        rig.server("OK|LOGIN|alice|Alice")
+        self.assertEqual(rig.sent(), ["TOKEN", "ROOMS", "SEND|c-1|#general|hello", "JOIN|#dev",
+                                      "SEND|c-2|#dev|in dev"])
 
     def test_wrong_protocol_version_exits(self):
         """A server speaking another protocol version is refused."""
@@ -632,8 +644,8 @@ class ReconnectTests(unittest.TestCase):
         rig.server(f"H|#general|11|bob|{TS}|missed", f"OK|HISTORY|#general|1",
                    f"H|#dev|9|bob|{TS}|seen live", f"H|#dev|12|bob|{TS}|missed too",
                    "OK|HISTORY|#dev|2")
-        self.assertEqual(rig.terminal.lines, ["  09:30 #general Bob: missed",
-                                              "* 09:30 #dev Bob: missed too"])
+        self.assertEqual(rig.terminal.lines, ["  2026-11-22 09:30 #general Bob: missed",
+                                              "* 2026-11-22 09:30 #dev Bob: missed too"])
 
     def test_catch_up_pages_while_replies_are_full(self):
         """A full catch-up page asks for the next one after its newest id."""
@@ -710,7 +722,6 @@ class ReconnectTests(unittest.TestCase):
             retryPolicy=announcing(lambda attempt: 2.0 ** attempt, delays.append),
             clock=rig.clock)
         service.startService()
-        self.addCleanup(service.stopService)
         rig.proto, rig.transport = endpoint.complete()
         rig.server("HELLO|1|messenger")
         rig.sent()
@@ -724,6 +735,9 @@ class ReconnectTests(unittest.TestCase):
         rig.proto, rig.transport = endpoint.complete()
         rig.server("HELLO|1|messenger")
         self.assertEqual(rig.sent(), [f"RESUME|alice|{TOKEN}"])
+        stopped = service.stopService()
+        rig.proto.connectionLost(Failure(error.ConnectionDone()))
+        self.successResultOf(stopped)
 
 
 @implementer(IStreamClientEndpoint)
@@ -883,7 +897,7 @@ class CommandTests(unittest.TestCase):
         rig.log_in()
         rig.session.handle("/passwd")
         for answer in (PASSWORD, "new-password", "new-password"):
-            self.assertFalse(rig.terminal.echo is True and rig.terminal.questions[-1][1] is False)
+            self.assertFalse(rig.terminal.echo)
             rig.session.line_typed(answer)
         self.assertTrue(all(secret for _, secret in rig.terminal.questions[-3:]))
         self.assertEqual(rig.sent(), [f"PASSWD|{PASSWORD}|new-password"])

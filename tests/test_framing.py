@@ -5,11 +5,14 @@ protocol with ``twisted.internet.iosim`` (the test helper module is
 ``twisted.test.iosim``) and pump bytes both ways.
 """
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.protocols.basic import LineReceiver
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
+from messenger.wire import WHITE_SPACE
 from tests.support.harness import HELLO, Harness
 
 SMALL = 64  # --max-line for the length tests
@@ -129,6 +132,18 @@ class LineLengthTests(SynchronousTestCase):
         self.h.settle()
         self.assertTooLong(self.client)
 
+    def test_line_too_long_reply_keeps_its_place_after_earlier_replies(self):
+        """Rule 2 holds for the 413 too: replies to earlier commands come first, then ERR|?|413, BYE|413."""
+        h = Harness(max_line=SMALL)
+        alice, bob = h.users("alice", "bob")
+        alice.send_bytes(b"MSG|bob|sent before the long line\n" + self.ping_line(SMALL + 1) + b"\n")
+        h.settle()
+        self.assertEqual(
+            alice.lines(),
+            ["OK|MSG|1", "ERR|?|413|line too long", "BYE|413|line too long"],
+        )
+        self.assertTrue(alice.closed)
+
     def test_max_line_counts_bytes_not_characters(self):
         """The limit is in bytes of UTF-8: 'é' counts as two."""
         ok = b"PING|" + "é".encode() * ((SMALL - 5) // 2)
@@ -166,6 +181,14 @@ class EncodingTests(SynchronousTestCase):
         self.assertEqual(self.client.lines(), ["ERR|?|400|invalid UTF-8"])
         self.assertFalse(self.client.closed)
         self.assertEqual(self.client.command("PING"), ["OK|PING"])
+
+    def test_invalid_utf8_reply_keeps_its_place_in_the_reply_order(self):
+        """The 400 for invalid UTF-8 is a reply like any other, in order."""
+        h = Harness()
+        alice, bob = h.users("alice", "bob")
+        alice.send_bytes(b"MSG|bob|hi\nPING|\xff\nPING\n")
+        h.settle()
+        self.assertEqual(alice.lines(), ["OK|MSG|1", "ERR|?|400|invalid UTF-8", "OK|PING"])
 
     def test_truncated_utf8_sequence_is_invalid(self):
         """A multi-byte sequence cut short by the end of the line is not UTF-8."""
@@ -217,6 +240,40 @@ class FieldTests(SynchronousTestCase):
         body = "  two\\nlines, a \\\\ backslash\tand a tab, trailing space "
         self.assertEqual(alice.command(f"MSG|bob|{body}"), ["OK|MSG|1"])
         self.assertEqual(bob.lines(), [f"R|alice|1|{body}"])
+
+    @settings(max_examples=150, deadline=None)
+    @given(
+        body=st.text(
+            alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"),
+            min_size=1,
+            max_size=300,
+        ).filter(lambda b: not b.endswith("\r") and any(c not in WHITE_SPACE for c in b))
+    )
+    def test_any_body_is_relayed_exactly_property(self, body):
+        """For any body with a non-White_Space character, R carries exactly the text MSG sent."""
+        if not hasattr(self, "relay"):
+            h = Harness(rate=10 ** 6, burst=10 ** 6)
+            self.relay = (h,) + tuple(h.users("alice", "bob"))
+        h, alice, bob = self.relay
+        alice.send(f"MSG|bob|{body}")
+        h.settle()
+        (ok,) = alice.lines()
+        msgid = ok.split("|")[2]
+        self.assertEqual(bob.lines(), [f"R|alice|{msgid}|{body}"])
+        bob.send(f"ACK|{msgid}")
+        h.settle()
+        alice.clear()
+
+    @settings(max_examples=50, deadline=None)
+    @given(verb=st.sampled_from(["ping", "help", "who"]), data=st.data())
+    def test_any_casing_of_a_verb_is_the_same_verb_property(self, verb, data):
+        """The verb is case-insensitive on input, upper case in everything the server sends."""
+        flips = data.draw(st.lists(st.booleans(), min_size=len(verb), max_size=len(verb)))
+        typed = "".join(c.upper() if f else c for c, f in zip(verb, flips))
+        h = Harness()
+        reply = h.connect().command(typed)
+        self.assertEqual(len(reply), 1)
+        self.assertTrue(reply[0].startswith(("OK|" + verb.upper(), "ERR|" + verb.upper() + "|401")), reply)
 
     def test_usernames_are_case_insensitive_and_sent_in_lower_case(self):
         """A username is case-insensitive; every line the server sends uses the lower-case form."""

@@ -489,7 +489,9 @@ class ClientSession:
         first = not self.ever_ready
         self.state.username = username
         self.state.display_name = display_name
-        self.state.forget_names()
+        # Other names are kept across reconnects: a whole user base coming
+        # back after a server restart should not look everybody up again.
+        self.state.learn_name(username, display_name)
         self.ready = True
         self.ever_ready = True
         if self.token is None and self.one_shot is None:

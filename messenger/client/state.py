@@ -146,9 +146,3 @@ class ClientState:
 
     def learn_name(self, username: str, display_name: Optional[str]) -> None:
         self.display_names[username] = display_name
-
-    def forget_names(self) -> None:
-        """Names may change while we are away; look them up again."""
-        self.display_names.clear()
-        if self.username is not None:
-            self.display_names[self.username] = self.display_name

@@ -1,0 +1,59 @@
+"""Structured logs: ``--log-format json``.
+
+One JSON object per log event and per line (twisted.logger's JSON
+serialisation, without the RFC 7464 record separator, so that line-oriented
+shippers such as Vector, Fluent Bit or ``jq`` read it as JSON Lines).  Each
+object carries the event's fields: ``log_time``, ``log_level``,
+``log_namespace``, ``log_format`` with the values it names, and a
+``log_failure`` for errors.
+
+Passwords, session tokens and message bodies are never logged by the
+service.  As a second line of defence, an event field whose name says it
+holds one of them (:data:`SECRET_FIELDS`) is written as ``"<redacted>"``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Iterable
+
+from twisted.logger import FileLogObserver, ILogObserver, eventAsJSON
+from zope.interface import implementer
+
+#: Event fields that are never written, whatever logs them.
+SECRET_FIELDS = frozenset({
+    "password", "old_password", "new_password", "old", "new", "password_hash",
+    "token", "token_hash", "body", "text",
+})
+REDACTED = "<redacted>"
+
+
+def json_observer(stream: IO[str], secret_fields: Iterable[str] = SECRET_FIELDS) -> ILogObserver:
+    """An observer writing each event as one line of JSON to ``stream``."""
+    return _Redacting(
+        FileLogObserver(stream, lambda event: eventAsJSON(event) + "\n"),
+        frozenset(secret_fields),
+    )
+
+
+def json_logger() -> ILogObserver:
+    """Standard output as JSON lines, for ``twistd --logger messenger.logs.json_logger``."""
+    return json_observer(sys.stdout)
+
+
+@implementer(ILogObserver)
+class _Redacting:
+    def __init__(self, observer: ILogObserver, secret_fields: frozenset) -> None:
+        self._observer = observer
+        self._secret_fields = secret_fields
+
+    def __call__(self, event: dict) -> None:
+        if not self._secret_fields.isdisjoint(event):
+            # log_flattened (made by whichever observer saw the event first)
+            # holds the formatted values: it is made again from the copy.
+            event = {
+                key: (REDACTED if key in self._secret_fields else value)
+                for key, value in event.items()
+                if key != "log_flattened"
+            }
+        self._observer(event)
