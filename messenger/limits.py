@@ -32,13 +32,29 @@ class TokenBucket:
 
 
 class FailedLogins:
-    """Failed logins per source address within a sliding window."""
+    """Failed logins per source address within a sliding window.
+
+    Attempts still being checked count as failures until they are decided:
+    otherwise one address could start a thousand password checks in
+    parallel, on a thousand connections, before the first failure is known.
+    """
 
     def __init__(self, clock: IReactorTime, limit: int = 20, window: float = 60.0) -> None:
         self._clock = clock
         self._limit = limit
         self._window = window
         self._failures: Dict[str, Deque[float]] = {}
+        self._checking: Dict[str, int] = {}
+
+    def started(self, address: str) -> None:
+        self._checking[address] = self._checking.get(address, 0) + 1
+
+    def finished(self, address: str) -> None:
+        left = self._checking.get(address, 0) - 1
+        if left > 0:
+            self._checking[address] = left
+        else:
+            self._checking.pop(address, None)
 
     def _recent(self, address: str) -> Deque[float]:
         times = self._failures.get(address)
@@ -52,7 +68,7 @@ class FailedLogins:
         return times
 
     def blocked(self, address: str) -> bool:
-        return len(self._recent(address)) >= self._limit
+        return len(self._recent(address)) + self._checking.get(address, 0) >= self._limit
 
     def record(self, address: str) -> None:
         times = self._recent(address)

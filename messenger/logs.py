@@ -15,7 +15,7 @@ holds one of them (:data:`SECRET_FIELDS`) is written as ``"<redacted>"``.
 from __future__ import annotations
 
 import sys
-from typing import IO, Iterable
+from typing import IO, Callable, Iterable, Optional
 
 from twisted.logger import FileLogObserver, ILogObserver, eventAsJSON
 from zope.interface import implementer
@@ -39,6 +39,25 @@ def json_observer(stream: IO[str], secret_fields: Iterable[str] = SECRET_FIELDS)
 def json_logger() -> ILogObserver:
     """Standard output as JSON lines, for ``twistd --logger messenger.logs.json_logger``."""
     return json_observer(sys.stdout)
+
+
+def json_logger_factory(logfile: Optional[str] = None) -> Callable[[], ILogObserver]:
+    """A log observer factory as twistd's ``--logger`` takes, writing JSON
+    lines to ``logfile`` (twistd's ``--logfile``: rotated by size) or to
+    standard output for None, ``""`` or ``"-"``.
+
+    Setting it as twistd's ``logger`` option makes it the only primary log
+    observer, instead of twistd's text one: the output is JSON only.
+    """
+
+    def factory() -> ILogObserver:
+        if not logfile or logfile == "-":
+            return json_observer(sys.stdout)
+        from twisted.python.logfile import LogFile
+
+        return json_observer(LogFile.fromFullPath(logfile))
+
+    return factory
 
 
 @implementer(ILogObserver)

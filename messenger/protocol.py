@@ -85,6 +85,7 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         self.session: Optional[Session] = None
         self.address = "?"
         self._throttle = OutputThrottle(self)
+        self._refusing = False
 
     # -- IPeer ----------------------------------------------------------------
 
@@ -164,13 +165,15 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
     # -- input ----------------------------------------------------------------
 
     def dataReceived(self, data: bytes) -> None:
+        if self._refusing:
+            return
         # Any byte counts as activity, even a line not finished yet.
         self.resetTimeout()
         super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
         session = self.session
-        if session is None or session.closed:
+        if session is None or session.closed or self._refusing:
             return
         if line.endswith(b"\r"):
             line = line[:-1]
@@ -192,11 +195,14 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         session.handle(command)
 
     def lineLengthExceeded(self, line: bytes) -> None:
+        # Nothing after a too-long line can be trusted to start a line:
+        # read no more, and let the session answer in turn and close.
+        self._refusing = True
+        self.clearLineBuffer()
         if self.session is None:
             self.transport.loseConnection()
             return
-        self.send(wire.ERR_LINE_TOO_LONG)
-        self.session.close(wire.BYE_LINE_TOO_LONG)
+        self.session.line_too_long()
 
 
 class MessengerFactory(ServerFactory):

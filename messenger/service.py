@@ -216,7 +216,10 @@ class MessengerService(Service):
                 )
                 self.batcher.submit_receipt_sent(receipt.msgid)
 
-        d = self.store.pending_receipts(session.username)
+        # Receipts handed over live moments ago may still be marked unsent
+        # in the batcher: let it commit first, or they would come twice.
+        d = self.batcher.flush()
+        d.addCallback(lambda _: self.store.pending_receipts(session.username))
         d.addCallback(send)
         d.addErrback(lambda f: self.log.failure("loading receipts failed", f))
 

@@ -36,6 +36,13 @@ if TYPE_CHECKING:
 #: A reply is a list of lines to send and callables to run at that point.
 Items = List[Union[wire.ServerMessage, Callable[[], None]]]
 
+_REJECTION_CODES = {
+    MessageRejected.NO_SUCH_USER: 404,
+    MessageRejected.NO_SUCH_ROOM: 404,
+    MessageRejected.NOT_A_MEMBER: 403,
+    MessageRejected.MAILBOX_FULL: 429,
+}
+
 BARRIERS = (wire.Usr, wire.Login, wire.Resume, wire.Join, wire.Part, wire.Name, wire.Passwd)
 
 
@@ -126,6 +133,11 @@ class Session:
             self._reply([wire.err(error.verb, 401, "log in first")])
             return
         self._reply([error.to_err()])
+
+    def line_too_long(self) -> None:
+        """Answer in turn, then close: the connection cannot be re-synced."""
+        if not self.closed:
+            self._reply([wire.ERR_LINE_TOO_LONG, lambda: self.close(wire.BYE_LINE_TOO_LONG)])
 
     def send_event(self, event: wire.ServerMessage) -> None:
         if not self.closed:
@@ -237,7 +249,7 @@ class Session:
             d = service.hasher.verify(user.password_hash if user else None, cmd.password)
             return d.addCallback(lambda good: user if good else None)
 
-        return d.addCallback(verify).addCallback(self._authenticated, "LOGIN")
+        return self._check_credentials(d.addCallback(verify), "LOGIN")
 
     def _resume(self, cmd: wire.Resume):
         refusal = self._login_refusal("RESUME")
@@ -249,7 +261,19 @@ class Session:
         def fetch(valid: bool):
             return service.store.get_user(cmd.username) if valid else None
 
-        return d.addCallback(fetch).addCallback(self._authenticated, "RESUME")
+        return self._check_credentials(d.addCallback(fetch), "RESUME")
+
+    def _check_credentials(self, d: Deferred, verb: str) -> Deferred:
+        """``d`` fires with the user if the credentials are right, else None."""
+        failed_logins = self.service.failed_logins
+        address = self.peer.address
+        failed_logins.started(address)
+
+        def decided(result):
+            failed_logins.finished(address)
+            return result
+
+        return d.addBoth(decided).addCallback(self._authenticated, verb)
 
     def _login_refusal(self, verb: str) -> Optional[Items]:
         if self.username is not None:
@@ -343,20 +367,18 @@ class Session:
 
     def _submit(self, verb: str, target: str, text: str, client_id: Optional[str]):
         service = self.service
+        # Every check is made by the store in the commit, after the look-up
+        # of a re-sent SEND: a retry gets its first id even if the room or
+        # the recipient has changed since.
         if wire.is_room(target):
-            if not service.rooms.exists(target):
-                return [wire.err(verb, 404, "no such room")]
-            if not service.rooms.is_member(target, self.username):
-                return [wire.err(verb, 403, "not a member")]
             message = NewMessage(self.username, None, target, text, client_id)
         else:
             message = NewMessage(self.username, target, None, text, client_id)
 
         def stored(outcome) -> Items:
-            if outcome is MessageRejected.NO_SUCH_USER:
-                return [wire.err(verb, 404, "no such user")]
-            if outcome is MessageRejected.MAILBOX_FULL:
-                return [wire.err(verb, 429, "mailbox full")]
+            if isinstance(outcome, MessageRejected):
+                code = _REJECTION_CODES[outcome]
+                return [wire.err(verb, code, outcome.value)]
             if not outcome.duplicate:
                 service.route(outcome)
             return [wire.ok(verb, str(outcome.msgid))]

@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
 from messenger.config import ServerConfig
@@ -199,12 +200,30 @@ def makeService(options: Options, reactor=None) -> IService:
     return top
 
 
-def _listener(reactor, description: str, factory) -> StreamServerEndpointService:
-    service = StreamServerEndpointService(serverFromString(reactor, with_backlog(description)), factory)
-    # As strports does for twistd: a port that cannot be bound stops the
-    # start with an error instead of a server that listens on nothing.
-    service._raiseSynchronously = True
-    return service
+class _Listener(StreamServerEndpointService):
+    """A listening endpoint that fails the start with one clear line.
+
+    As strports does for twistd, a port that cannot be bound stops the
+    start instead of leaving a server that listens on nothing.
+    """
+
+    _raiseSynchronously = True
+
+    def __init__(self, endpoint, factory, description: str) -> None:
+        super().__init__(endpoint, factory)
+        self.description = description
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            reason = e.socketError.strerror if e.socketError is not None else str(e)
+            raise SystemExit(f"twistd messenger: cannot listen on {self.description}: {reason}")
+
+
+def _listener(reactor, description: str, factory) -> _Listener:
+    endpoint = serverFromString(reactor, with_backlog(description))
+    return _Listener(endpoint, factory, description)
 
 
 def _stop_cleanly_on_sigterm(reactor) -> None:

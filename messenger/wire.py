@@ -328,10 +328,9 @@ class Resume(Command):
 
     @classmethod
     def from_fields(cls, fields):
-        return cls(
-            _value(cls.NAME, canonical_username, fields[0]),
-            _value(cls.NAME, check_token, fields[1]),
-        )
+        # A malformed token is not a parse error but a bad token: 401, and
+        # it counts as a failed login like any other wrong token.
+        return cls(_value(cls.NAME, canonical_username, fields[0]), fields[1])
 
     def to_fields(self):
         return (self.username, self.token)

@@ -4,7 +4,7 @@ import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support.harness import HELLO, Harness
+from tests.support.harness import Harness
 
 BAD_CREDENTIALS = "ERR|LOGIN|401|bad credentials"
 A_TOKEN = "T" * 43  # well formed, never issued
@@ -236,6 +236,19 @@ class FailedLoginLimitTests(SynchronousTestCase):
         h.settle()
         self.assertEqual(client.lines(), ["ERR|LOGIN|429|too many failed logins"])
 
+    def test_logins_still_being_checked_count_towards_the_address_limit(self):
+        """Twenty attempts from one address, even all at once on many connections, are the most it gets checked per minute."""
+        h = Harness(hash_delay=1.0)
+        h.register("alice")
+        clients = [h.connect(self.ADDRESS) for _ in range(25)]
+        for client in clients:
+            client.send("LOGIN|alice|wrongpass")
+        h.settle()
+        refused = [c.lines() for c in clients[20:]]
+        self.assertEqual(refused, [["ERR|LOGIN|429|too many failed logins"]] * 5)
+        h.advance(1.0)
+        self.assertEqual([c.lines() for c in clients[:20]], [[BAD_CREDENTIALS]] * 20)
+
     def test_refused_attempts_do_not_count_as_failures(self):
         """Attempts refused with 429 do not count as failures themselves."""
         self.fail_logins(20)
@@ -316,6 +329,16 @@ class TokenTests(SynchronousTestCase):
         self.assertEqual(fields[:2], ["OK", "TOKEN"])
         self.assertEqual(len(fields), 3)
         self.assertRegex(fields[2], re.compile(r"\A[A-Za-z0-9_-]{32,128}\Z"))
+
+    def test_malformed_token_is_a_bad_token_and_a_failed_login(self):
+        """RESUME: 401 bad or expired token (counts as a failed login), whatever the token looks like."""
+        client = self.h.connect()
+        for _ in range(4):
+            self.assertEqual(client.command("RESUME|alice|short"), ["ERR|RESUME|401|bad credentials"])
+        self.assertEqual(
+            client.command("RESUME|alice|not a token at all!"),
+            ["ERR|RESUME|401|bad credentials", "BYE|429|too many failed logins"],
+        )
 
     def test_resume_logs_in_with_a_token(self):
         """RESUME|username|token -> OK|RESUME|username|display_name."""

@@ -368,6 +368,16 @@ class LoginTests(unittest.TestCase):
         self.assertIn("exists; logging in", rig.terminal.text())
         self.assertTrue(rig.session.ready)
 
+    def test_signup_only_at_first_login(self):
+        """A reconnect without a token logs in again but never repeats USR."""
+        rig = Rig(LoginSettings(username="alice", password=lambda: PASSWORD, signup=True))
+        rig.connect()
+        rig.sent()
+        rig.server("OK|USR|alice", "OK|LOGIN|alice|Alice")
+        rig.drop()  # before OK|TOKEN: no token to resume with
+        rig.connect()
+        self.assertEqual(rig.sent(), [f"LOGIN|alice|{PASSWORD}"])
+
     def test_signup_refused_exits_for_scripts(self):
         """A scripted sign-up the server refuses (short password) ends with status 1."""
         rig = Rig(LoginSettings(username="alice", password=lambda: "short", signup=True))

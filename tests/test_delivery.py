@@ -3,7 +3,7 @@
 from twisted.trial.unittest import SynchronousTestCase
 
 from messenger.store.sqlite import ImmediateSqliteStore
-from tests.support.harness import Harness
+from tests.support.harness import Harness, database_path
 
 
 def resend_times(h, client, seconds, step=1.0):
@@ -126,7 +126,7 @@ class OfflineDeliveryTests(SynchronousTestCase):
 
     def test_committed_message_survives_a_restart(self):
         """Once OK|MSG is sent the message is durable and a direct message will be delivered."""
-        path = self.mktemp()
+        path = database_path(self)
         h = Harness(store=ImmediateSqliteStore(path))
         alice, _ = h.users("alice", "bob")
         self.assertEqual(alice.command("MSG|bob|durable"), ["OK|MSG|1"])

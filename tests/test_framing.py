@@ -144,6 +144,16 @@ class LineLengthTests(SynchronousTestCase):
         )
         self.assertTrue(alice.closed)
 
+    def test_longest_body_is_relayed_whole_even_if_the_r_line_is_longer(self):
+        """A MSG line of exactly --max-line bytes is accepted and its body relayed whole."""
+        h = Harness()
+        alice, bob = h.users("alice", "bob")
+        body = "b" * (8192 - len("MSG|bob|"))
+        alice.send_bytes(f"MSG|bob|{body}\r\n".encode())
+        h.settle()
+        self.assertEqual(alice.lines(), ["OK|MSG|1"])
+        self.assertEqual(bob.lines(), [f"R|alice|1|{body}"])
+
     def test_max_line_counts_bytes_not_characters(self):
         """The limit is in bytes of UTF-8: 'é' counts as two."""
         ok = b"PING|" + "é".encode() * ((SMALL - 5) // 2)

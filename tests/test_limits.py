@@ -4,7 +4,7 @@ limit, slow readers and shutdown."""
 from twisted.trial.unittest import SynchronousTestCase
 
 from messenger.store.sqlite import ImmediateSqliteStore
-from tests.support.harness import HELLO, Harness, timestamp
+from tests.support.harness import Harness, timestamp, database_path
 
 RATE_LIMIT = "ERR|PING|429|rate limit"
 
@@ -243,7 +243,7 @@ class ShutdownTests(SynchronousTestCase):
 
     def test_stop_service_finishes_pending_writes_to_storage(self):
         """At shutdown the server finishes pending writes (messages and ACKs) before it stops."""
-        path = self.mktemp()
+        path = database_path(self)
         h = Harness(store=ImmediateSqliteStore(path))
         alice, bob = h.users("alice", "bob")
         alice.command("MSG|bob|acknowledged")
@@ -263,7 +263,7 @@ class ShutdownTests(SynchronousTestCase):
 
     def test_users_online_at_shutdown_are_last_seen_then(self):
         """Users connected at shutdown were last seen at the shutdown."""
-        path = self.mktemp()
+        path = database_path(self)
         h = Harness(store=ImmediateSqliteStore(path))
         h.users("alice", "bob")
         h.advance(42)

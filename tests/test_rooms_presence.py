@@ -2,7 +2,7 @@
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support.harness import Harness
+from tests.support.harness import Harness, database_path
 
 
 def err_prefix(line):
@@ -92,7 +92,7 @@ class RoomCommandTests(SynchronousTestCase):
         """Rooms and members are durable."""
         from messenger.store.sqlite import ImmediateSqliteStore
 
-        path = self.mktemp()
+        path = database_path(self)
         h = Harness(store=ImmediateSqliteStore(path))
         (alice,) = h.users("alice")
         alice.command("JOIN|#team")

@@ -273,6 +273,12 @@ class Console:
             self.status = status
         if self.echo is not None:
             self.echo.restore()
+        # exit() may be called from inside ClientService's own callbacks
+        # (a failed first connection), where stopping it again is not
+        # allowed; the next turn of the reactor is outside them.
+        self.reactor.callLater(0, self._shut_down)
+
+    def _shut_down(self) -> None:
         if self.service is not None and self.service.running:
             self.service.stopService()
         # Let stdout drain, then stop; never wait for ever.

@@ -359,7 +359,8 @@ class ClientSession:
     async def _ask_credentials(self) -> tuple:
         """(username, password, display name or None for plain login)."""
         username = self.login.username
-        signup = self.login.signup
+        # Signing up is for the first login only; later ones just log in.
+        signup = self.login.signup and not self.ever_ready
         if username is None:
             while True:
                 answer = (await self._ask("Username (or /signup): ")).strip()

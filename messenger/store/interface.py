@@ -40,6 +40,8 @@ class MessageRejected(enum.Enum):
     """Why a message of a batch was not stored."""
 
     NO_SUCH_USER = "no such user"
+    NO_SUCH_ROOM = "no such room"
+    NOT_A_MEMBER = "not a member"
     MAILBOX_FULL = "mailbox full"
 
 
@@ -123,10 +125,12 @@ class IMessageStore(Interface):
 
         ``messages`` is a sequence of NewMessage, ``acks`` of
         ``(recipient, msgid)`` pairs, ``receipts_sent`` of message ids whose
-        DLV the sender has been given.  A direct message is rejected when
-        its recipient does not exist or already has ``max_pending``
-        unacknowledged messages; a SEND whose client_id the sender used in
-        the last 24 hours yields the earlier message, marked duplicate.
+        DLV the sender has been given.  A SEND whose client_id the sender
+        used in the last 24 hours yields the earlier message, marked
+        duplicate, before any other check.  A direct message is rejected
+        when its recipient does not exist or already has ``max_pending``
+        unacknowledged messages; a room message when the room does not
+        exist or the sender is not a member.
         Fires with a BatchResult once committed.
         """
 

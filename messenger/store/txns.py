@@ -172,6 +172,16 @@ def _store_message(cur, m: NewMessage, now: float, max_pending: int):
         conversation = conversation_key(m.sender, m.recipient)
         receipt_sent = 0
     else:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM rooms WHERE name = ?),"
+            " EXISTS (SELECT 1 FROM room_members WHERE room = ? AND username = ?)",
+            (m.room, m.room, m.sender),
+        )
+        room_exists, is_member = cur.fetchone()
+        if not room_exists:
+            return MessageRejected.NO_SUCH_ROOM
+        if not is_member:
+            return MessageRejected.NOT_A_MEMBER
         conversation = conversation_key(m.room)
         receipt_sent = 1  # room messages have no receipts
     cur.execute(

@@ -21,6 +21,9 @@ Typical use::
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import tempfile
 from typing import List, Optional
 
 from twisted.internet import task
@@ -46,6 +49,17 @@ HELLO = "HELLO|1|messenger"
 def timestamp(seconds: float) -> str:
     """A clock time as the protocol writes it."""
     return rfc3339(seconds)
+
+
+def database_path(testcase) -> str:
+    """A database file in a temporary directory removed after ``testcase``.
+
+    (``TestCase.mktemp`` would create it under the current directory, which
+    under pytest is the project.)
+    """
+    directory = tempfile.mkdtemp(prefix="messenger-test-")
+    testcase.addCleanup(shutil.rmtree, directory, True)
+    return os.path.join(directory, "messenger.sqlite")
 
 
 class Client:

@@ -286,6 +286,16 @@ class ServerProcess:
         return args + self.extra_args
 
     def start(self) -> None:
+        self.spawn()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+
+    def spawn(self) -> None:
+        """Start the process without waiting until it is ready (``start``
+        waits; this lets a test kill it while it is still starting)."""
         assert not self.running, "the server is already running"
         self._log_file = open(self.log_path, "ab")
         self._log_file.write(f"===== start: {' '.join(self.command())}\n".encode())
@@ -298,11 +308,6 @@ class ServerProcess:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
         )
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.kill()
-            raise
 
     def wait_ready(self) -> None:
         """Wait until a connection is greeted with HELLO (bounded)."""

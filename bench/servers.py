@@ -1,0 +1,188 @@
+"""Start, watch and stop the servers under test, on 127.0.0.1 only.
+
+``messenger`` is the real thing, ``twistd -n messenger`` with a database in
+a temporary directory; ``relay`` is the bare baseline of :mod:`bench.relay`.
+Every process started here is registered with a :class:`Reaper`, which
+kills whatever is still running when the harness exits for any reason.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import List, Optional, Sequence
+
+HOST = "127.0.0.1"
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+#: Password hashing cheap enough to sign up thousands of users (W1-W4).
+FAST_ARGON2 = ("--argon2-time-cost", "1", "--argon2-memory-cost", "8")
+#: Rate limit out of the way of the load clients (the default is 20/s).
+UNLIMITED_RATE = ("--rate", "1000000", "--burst", "1000000")
+
+
+class ServerFailed(RuntimeError):
+    """A server did not start, or died while it was being measured."""
+
+
+def child_env() -> dict:
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + path if path else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def free_port() -> int:
+    """A free port of 127.0.0.1 below the ephemeral range, so that no
+    outgoing connection of the load generator takes it meanwhile."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for port in random.sample(range(20000, max(20001, low)), min(100, max(1, low - 20000))):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class Reaper:
+    """Every child process the harness started; ``kill_all`` at exit."""
+
+    def __init__(self) -> None:
+        self._procs: List[subprocess.Popen] = []
+
+    def add(self, proc: subprocess.Popen) -> subprocess.Popen:
+        self._procs.append(proc)
+        return proc
+
+    def kill_all(self) -> None:
+        for proc in self._procs:
+            if proc.poll() is None:
+                try:
+                    proc.kill()
+                except OSError:
+                    pass
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        self._procs.clear()
+
+
+class ServerProcess:
+    """One server process (messenger or relay) and its log file."""
+
+    def __init__(self, reaper: Reaper, kind: str, workdir: str, args: Sequence[str] = (), port: Optional[int] = None) -> None:
+        if kind not in ("messenger", "relay"):
+            raise ValueError(kind)
+        self.kind = kind
+        self.workdir = workdir
+        self.args = list(args)
+        self.port = port or free_port()
+        self.db = os.path.join(workdir, "messenger.sqlite3")
+        self.log_path = os.path.join(workdir, f"{kind}.log")
+        self._reaper = reaper
+        self.proc: Optional[subprocess.Popen] = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def command(self) -> List[str]:
+        if self.kind == "relay":
+            return [sys.executable, "-m", "bench.relay", "--port", str(self.port)] + self.args
+        return TWISTD + [
+            "-n", "--pidfile", "", "messenger",
+            "--listen", f"tcp:{self.port}:interface={HOST}",
+            "--db", self.db,
+        ] + self.args
+
+    def start(self, timeout: float = 60.0) -> "ServerProcess":
+        os.makedirs(self.workdir, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = self._reaper.add(subprocess.Popen(
+                self.command(), cwd=self.workdir, env=child_env(),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            ))
+        self._wait_ready(timeout)
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Until a connection gets HELLO (the messenger says BYE|503 while
+        its store is still opening)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with socket.create_connection((HOST, self.port), timeout=2) as s:
+                    s.settimeout(2)
+                    data = b""
+                    while b"\n" not in data and len(data) < 4096:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    if data.startswith(b"HELLO|"):
+                        s.sendall(b"QUIT\n")
+                        return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise ServerFailed(f"{self.kind} did not say HELLO within {timeout:.0f} s; see {self.log_path}\n{self.log_tail()}")
+
+    def check_alive(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            code = None if self.proc is None else self.proc.returncode
+            raise ServerFailed(f"{self.kind} exited (status {code}); see {self.log_path}\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 15.0) -> Optional[int]:
+        """SIGTERM, then SIGKILL if it is still there after ``timeout``."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            return None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 8192))
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def error_lines(self, limit: int = 5) -> List[str]:
+        """Tracebacks and failures in the log, for the report."""
+        found = []
+        try:
+            with open(self.log_path, "rb") as f:
+                for raw in f:
+                    if b"Traceback" in raw or b"Unhandled" in raw or b" failed" in raw:
+                        found.append(raw.decode("utf-8", "replace").rstrip())
+                        if len(found) >= limit:
+                            break
+        except OSError:
+            pass
+        return found
