@@ -23,6 +23,9 @@ class Sample:
     at: float  # time.monotonic()
     cpu: float
     rss: int
+    #: Seconds its threads spent runnable but waiting for a CPU (another
+    #: process had it): how much a busy machine slowed the run down.
+    wait: float = 0.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -43,8 +46,26 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def run_queue_wait(pid) -> float:
+    """Seconds the threads of ``pid`` (or "self") have waited on a run
+    queue, from /proc/PID/task/*/schedstat (0.0 where the kernel lacks it).
+    A thread that has exited takes its share with it."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 def sample(pid: int) -> Sample:
-    return Sample(time.monotonic(), cpu_seconds(pid), rss_bytes(pid))
+    return Sample(time.monotonic(), cpu_seconds(pid), rss_bytes(pid), run_queue_wait(pid))
 
 
 def settle(pid: int, timeout: float = 5.0, quiet: float = 0.3, step: float = 0.05) -> Sample:

@@ -195,32 +195,69 @@ _DISPATCH = {
 }
 
 
-async def connect(port: int, flusher: Flusher, handler: Handler, tag=None, host: str = HOST) -> Conn:
+async def connect(port: int, flusher: Flusher, handler: Handler, tag=None, host: str = HOST,
+                  source: Optional[str] = None) -> Conn:
     loop = asyncio.get_running_loop()
-    _, conn = await loop.create_connection(lambda: Conn(flusher, handler, tag), host, port)
+    _, conn = await loop.create_connection(
+        lambda: Conn(flusher, handler, tag), host, port,
+        local_addr=(source, 0) if source else None)
     return conn
+
+
+class Sources:
+    """Loopback source addresses (127.0.0.1, 127.0.0.2, ...) to spread the
+    connections over, each with at most ``logins`` logins in flight.
+
+    The server limits failed logins per source address, and counts a login
+    still being checked as a failure until it is decided (20 by default):
+    one address may not have more than that many logins in flight.  Many
+    source addresses also give each its own range of ephemeral ports.  The
+    destination is always 127.0.0.1.
+    """
+
+    def __init__(self, count: int = 64, logins: int = 16) -> None:
+        count = max(1, min(count, 250 * 250))
+        self.addresses = [f"127.0.{i // 250}.{i % 250 + 1}" for i in range(count)]
+        self.logins = {a: asyncio.Semaphore(logins) for a in self.addresses}
+        self._next = 0
+
+    def pick(self) -> str:
+        address = self.addresses[self._next % len(self.addresses)]
+        self._next += 1
+        return address
 
 
 async def bounded_connect(
     port: int, flusher: Flusher, handler: Handler, tag, limit: asyncio.Semaphore,
-    first: Optional[bytes] = None, attempts: int = 3,
+    attempts: int = 3, source: Optional[str] = None,
 ) -> Conn:
     """Connect with at most ``limit`` handshakes in flight; a refused or
-    reset connect (a full listen queue) is retried a few times.
-    ``first`` is a command sent at once, whose reply future is ``conn.first``."""
+    reset connect (a full listen queue) is retried a few times."""
     last_error: Optional[BaseException] = None
     for attempt in range(attempts):
         async with limit:
             try:
-                conn = await asyncio.wait_for(connect(port, flusher, handler, tag), 30)
+                return await asyncio.wait_for(connect(port, flusher, handler, tag, source=source), 30)
             except (OSError, asyncio.TimeoutError) as e:
                 last_error = e
-                await asyncio.sleep(0.05 * (attempt + 1))
-                continue
-        if first is not None:
-            conn.first = conn.request(first)
-        return conn
+        await asyncio.sleep(0.05 * (attempt + 1))
     raise ConnectionError(f"cannot connect after {attempts} attempts: {last_error!r}")
+
+
+async def open_and_login(
+    port: int, flusher: Flusher, handler: Handler, tag, limit: asyncio.Semaphore,
+    sources: Sources, lines: List[bytes],
+) -> "tuple[Conn, list]":
+    """Connect from the next source address and send ``lines`` (a login
+    first, maybe more pipelined behind it); returns the connection and the
+    reply futures, the login's already answered.  The source's login slot
+    is held from the connect until that answer."""
+    source = sources.pick()
+    async with sources.logins[source]:
+        conn = await bounded_connect(port, flusher, handler, tag, limit, source=source)
+        replies = [conn.request(line) for line in lines]
+        await replies[0]
+    return conn, replies
 
 
 def is_ok(line: Optional[bytes]) -> bool:

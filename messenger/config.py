@@ -28,5 +28,7 @@ class ServerConfig:
     #: seconds before further attempts are refused (PROTOCOL.md: 20 in 60 s).
     login_failure_limit: int = 20
     login_failure_window: float = 60.0
+    #: Password checks run at once for one source address; more wait.
+    login_checks_per_address: int = 4
     #: Failed logins on one connection before it is closed.
     connection_failure_limit: int = 5

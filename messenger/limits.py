@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Deque, Dict
+from typing import Callable, Deque, Dict
+
+from twisted.internet.defer import Deferred, DeferredSemaphore
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -32,29 +34,13 @@ class TokenBucket:
 
 
 class FailedLogins:
-    """Failed logins per source address within a sliding window.
-
-    Attempts still being checked count as failures until they are decided:
-    otherwise one address could start a thousand password checks in
-    parallel, on a thousand connections, before the first failure is known.
-    """
+    """Failed logins per source address within a sliding window."""
 
     def __init__(self, clock: IReactorTime, limit: int = 20, window: float = 60.0) -> None:
         self._clock = clock
         self._limit = limit
         self._window = window
         self._failures: Dict[str, Deque[float]] = {}
-        self._checking: Dict[str, int] = {}
-
-    def started(self, address: str) -> None:
-        self._checking[address] = self._checking.get(address, 0) + 1
-
-    def finished(self, address: str) -> None:
-        left = self._checking.get(address, 0) - 1
-        if left > 0:
-            self._checking[address] = left
-        else:
-            self._checking.pop(address, None)
 
     def _recent(self, address: str) -> Deque[float]:
         times = self._failures.get(address)
@@ -68,10 +54,37 @@ class FailedLogins:
         return times
 
     def blocked(self, address: str) -> bool:
-        return len(self._recent(address)) + self._checking.get(address, 0) >= self._limit
+        return len(self._recent(address)) >= self._limit
 
     def record(self, address: str) -> None:
         times = self._recent(address)
         if not times:
             self._failures[address] = times
         times.append(self._clock.seconds())
+
+
+class ConcurrencyLimit:
+    """At most ``limit`` operations at once per key; the others wait.
+
+    Password checks are queued per source address: were they all run at
+    once, an address could start a thousand guesses on a thousand
+    connections before the first failure is counted.  Queued, each attempt
+    looks at the failure count when its turn comes, while legitimate
+    logins from one busy address (a NAT, a reconnect storm) only wait.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._semaphores: Dict[str, DeferredSemaphore] = {}
+
+    def run(self, key: str, f: Callable[[], Deferred]) -> Deferred:
+        semaphore = self._semaphores.get(key)
+        if semaphore is None:
+            semaphore = self._semaphores[key] = DeferredSemaphore(self._limit)
+
+        def release_key(result):
+            if semaphore.tokens == self._limit and not semaphore.waiting:
+                self._semaphores.pop(key, None)
+            return result
+
+        return semaphore.run(f).addBoth(release_key)

@@ -36,9 +36,21 @@ def json_observer(stream: IO[str], secret_fields: Iterable[str] = SECRET_FIELDS)
     )
 
 
+#: Where json_logger writes: twistd's --logfile, or None for standard output.
+_logfile: Optional[str] = None
+
+
+def use_logfile(logfile: Optional[str]) -> None:
+    """Have :func:`json_logger` write to twistd's ``--logfile``."""
+    global _logfile
+    _logfile = logfile
+
+
 def json_logger() -> ILogObserver:
-    """Standard output as JSON lines, for ``twistd --logger messenger.logs.json_logger``."""
-    return json_observer(sys.stdout)
+    """JSON lines, for ``twistd --logger messenger.logs.json_logger`` (which
+    ``--log-format json`` sets): to the file given to :func:`use_logfile`,
+    else to standard output."""
+    return json_logger_factory(_logfile)()
 
 
 def json_logger_factory(logfile: Optional[str] = None) -> Callable[[], ILogObserver]:

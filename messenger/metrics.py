@@ -158,9 +158,21 @@ class _QuietSite(Site):
         pass
 
 
+class _Root(Resource):
+    """``/metrics`` and nothing else (404 everywhere else)."""
+
+    def getChild(self, path, request):
+        from twisted.web.pages import notFound
+
+        return notFound()
+
+    def render(self, request):
+        return self.getChild(b"", request).render(request)
+
+
 def metrics_resource(metrics: Metrics) -> Resource:
     """A resource tree with the metrics at ``/metrics``."""
-    root = Resource()
+    root = _Root()
     root.putChild(b"metrics", _MetricsPage(metrics))
     return root
 

@@ -37,6 +37,14 @@ class RoomDirectory:
         self._members.get(room, set()).discard(user)
         self._rooms_of.get(user, set()).discard(room)
 
+    def set_rooms_of(self, user: str, rooms: Set[str]) -> None:
+        """Replace what is known of ``user``'s rooms (from the store, which
+        other programs such as messenger-admin may have changed)."""
+        for room in self.rooms_of(user) - rooms:
+            self.remove(room, user)
+        for room in rooms:
+            self.add(room, user)
+
     def neighbours(self, user: str) -> Set[str]:
         """Everyone who shares at least one room with ``user``, not ``user``."""
         found: Set[str] = set()

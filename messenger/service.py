@@ -20,7 +20,7 @@ from twisted.logger import Logger
 from messenger import wire
 from messenger.batching import CommitBatcher
 from messenger.config import ServerConfig
-from messenger.limits import FailedLogins
+from messenger.limits import ConcurrencyLimit, FailedLogins
 from messenger.passwords import PasswordHasher
 from messenger.rooms import RoomDirectory
 from messenger.session import IPeer, Session
@@ -55,11 +55,14 @@ class MessengerService(Service):
         self.failed_logins = FailedLogins(
             clock, config.login_failure_limit, config.login_failure_window
         )
+        self.password_checks = ConcurrencyLimit(config.login_checks_per_address)
         self.rooms = RoomDirectory({})
         #: Logged-in users and the session each is on.
         self.online: Dict[str, Session] = {}
         #: Every open connection's session, logged in or not.
         self.connections: Set[Session] = set()
+        #: Unacknowledged direct messages stored, for metrics.
+        self.waiting = 0
         self.ready = False
         self._stopping = False
 
@@ -70,6 +73,8 @@ class MessengerService(Service):
         d = self.store.open()
         d.addCallback(lambda _: self.store.load_memberships())
         d.addCallback(self._loaded)
+        d.addCallback(lambda _: self.store.count_waiting())
+        d.addCallback(self._counted)
         d.addErrback(self._failed_to_start)
         return d
 
@@ -77,6 +82,9 @@ class MessengerService(Service):
         self.rooms = RoomDirectory(memberships)
         self.ready = True
         self.log.info("store ready: {rooms} rooms", rooms=len(memberships))
+
+    def _counted(self, waiting: int) -> None:
+        self.waiting = waiting
 
     def _failed_to_start(self, failure) -> None:
         self.log.failure("cannot open the store", failure)
@@ -173,6 +181,7 @@ class MessengerService(Service):
         """A newly committed message: push it to whoever is online for it."""
         self.metrics.message_accepted()
         if message.room is None:
+            self.waiting += 1
             session = self.online.get(message.recipient)
             if session is not None and session.queue is not None:
                 session.queue.push_live(message)
@@ -201,6 +210,7 @@ class MessengerService(Service):
     def _acknowledged(self, result) -> None:
         if result is None:
             return
+        self.waiting -= 1
         session = self.online.get(result.sender)
         if session is not None and session.queue is not None:
             session.send_event(wire.Dlv(result.msgid, result.recipient, rfc3339(result.delivered_at)))
@@ -223,6 +233,13 @@ class MessengerService(Service):
         d.addCallback(send)
         d.addErrback(lambda f: self.log.failure("loading receipts failed", f))
 
-    def pending_in_memory(self) -> int:
-        """Messages held by connected users' delivery queues (for metrics)."""
-        return sum(s.queue.waiting for s in self.online.values() if s.queue is not None)
+    def waiting_messages(self) -> int:
+        """Unacknowledged direct messages stored, online users' or not."""
+        return self.waiting
+
+    def refresh_rooms_of(self, username: str) -> Deferred:
+        """Take ``username``'s rooms from the store: another program (say
+        messenger-admin importing accounts) may have changed them."""
+        d = self.store.rooms_of(username)
+        d.addCallback(lambda rooms: self.rooms.set_rooms_of(username, rooms))
+        return d

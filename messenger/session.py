@@ -43,6 +43,14 @@ _REJECTION_CODES = {
     MessageRejected.MAILBOX_FULL: 429,
 }
 
+#: A login attempt refused because its address failed too often.
+_BLOCKED = object()
+
+
+def _too_many_failures(verb: str) -> wire.Err:
+    return wire.err(verb, 429, "too many failed logins")
+
+
 BARRIERS = (wire.Usr, wire.Login, wire.Resume, wire.Join, wire.Part, wire.Name, wire.Passwd)
 
 
@@ -243,15 +251,27 @@ class Session:
         if refusal is not None:
             return refusal
         service = self.service
-        d = service.store.get_user(cmd.username)
+        address = self.peer.address
 
-        def verify(user):
-            d = service.hasher.verify(user.password_hash if user else None, cmd.password)
-            return d.addCallback(lambda good: user if good else None)
+        def check_password():
+            # Decided when this attempt's turn comes (see ConcurrencyLimit).
+            if service.failed_logins.blocked(address):
+                return _BLOCKED
+            d = service.store.get_user(cmd.username)
 
-        return self._check_credentials(d.addCallback(verify), "LOGIN")
+            def verify(user):
+                d = service.hasher.verify(user.password_hash if user else None, cmd.password)
+                return d.addCallback(lambda good: user if good else None)
+
+            # Counted before the next attempt from this address gets its turn.
+            return d.addCallback(verify).addCallback(self._count_failure)
+
+        d = service.password_checks.run(address, check_password)
+        return d.addCallback(self._refresh_rooms).addCallback(self._authenticated, "LOGIN")
 
     def _resume(self, cmd: wire.Resume):
+        # Not queued like passwords: a token is too long to guess, and a
+        # whole user base must be able to RESUME at once after a restart.
         refusal = self._login_refusal("RESUME")
         if refusal is not None:
             return refusal
@@ -261,34 +281,34 @@ class Session:
         def fetch(valid: bool):
             return service.store.get_user(cmd.username) if valid else None
 
-        return self._check_credentials(d.addCallback(fetch), "RESUME")
+        d.addCallback(fetch).addCallback(self._count_failure)
+        return d.addCallback(self._refresh_rooms).addCallback(self._authenticated, "RESUME")
 
-    def _check_credentials(self, d: Deferred, verb: str) -> Deferred:
-        """``d`` fires with the user if the credentials are right, else None."""
-        failed_logins = self.service.failed_logins
-        address = self.peer.address
-        failed_logins.started(address)
+    def _refresh_rooms(self, user):
+        if user is None or user is _BLOCKED:
+            return user
+        return self.service.refresh_rooms_of(user.username).addCallback(lambda _: user)
 
-        def decided(result):
-            failed_logins.finished(address)
-            return result
-
-        return d.addBoth(decided).addCallback(self._authenticated, verb)
+    def _count_failure(self, user):
+        if user is None:
+            self.service.failed_logins.record(self.peer.address)
+        return user
 
     def _login_refusal(self, verb: str) -> Optional[Items]:
         if self.username is not None:
             return [wire.err(verb, 409, "already logged in")]
         if self.service.failed_logins.blocked(self.peer.address):
-            return [wire.err(verb, 429, "too many failed logins")]
+            return [_too_many_failures(verb)]
         return None
 
     def _authenticated(self, user, verb: str) -> Items:
         service = self.service
         if self.closed:
             return []
+        if user is _BLOCKED:
+            return [_too_many_failures(verb)]
         if user is None:
             self._failures += 1
-            service.failed_logins.record(self.peer.address)
             service.metrics.login(False)
             self.log.info("failed {verb} from {address}", verb=verb, address=self.peer.address)
             items: Items = [wire.err(verb, 401, "bad credentials")]

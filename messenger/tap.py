@@ -122,6 +122,14 @@ class Options(usage.Options):
         self["log-format"] = (self["log-format"] or "text").lower()
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError("--log-format must be text or json")
+        if self["log-format"] == "json" and self.parent is not None and not self.parent.get("logger"):
+            from messenger import logs
+
+            # twistd starts its log observer from its own options, before
+            # makeService runs, and takes the observer factory by name:
+            # choosing it here makes JSON the only output.
+            logs.use_logfile(self.parent.get("logfile"))
+            self.parent["logger"] = "messenger.logs.json_logger"
         settings = {}
         for option, (field, parse, _) in _SETTINGS.items():
             if self[option] is None:
@@ -172,8 +180,6 @@ def makeService(options: Options, reactor=None) -> IService:
     from messenger.store.sqlite import SqliteStore
 
     config: ServerConfig = options["server-config"]
-    if options["log-format"] == "json":
-        _log_as_json()
     store = SqliteStore(options["db"], reactor)
     hasher = PasswordHasher(reactor, config.argon2_time_cost, config.argon2_memory_cost)
     core = MessengerService(store, config, reactor, hasher)
@@ -181,7 +187,7 @@ def makeService(options: Options, reactor=None) -> IService:
     if options["metrics"]:
         from messenger.metrics import Metrics, metrics_site
 
-        metrics = core.metrics = Metrics(pending=core.pending_in_memory)
+        metrics = core.metrics = Metrics(pending=core.waiting_messages)
 
     # PROTOCOL.md: on SIGTERM, exit with status 0.  twistd's own handler
     # stops the reactor and then re-raises the signal (status -15), so put
@@ -236,11 +242,3 @@ def _stop_cleanly_on_sigterm(reactor) -> None:
 def _stop_once(reactor) -> None:
     if reactor.running:
         reactor.stop()
-
-
-def _log_as_json() -> None:
-    from twisted.logger import globalLogPublisher
-
-    from messenger.logs import json_observer
-
-    globalLogPublisher.addObserver(json_observer(sys.stdout))

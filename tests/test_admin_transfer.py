@@ -7,6 +7,7 @@ whole database (with history) into a fresh one.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
@@ -16,8 +17,9 @@ import argon2
 from twisted.trial.unittest import TestCase
 
 from messenger.admin import transfer
+from messenger.admin.__main__ import main
 from messenger.passwords import verify_hash
-from tests.test_admin import FAST_HASHER, REPO_ROOT, T0, AdminMixin
+from tests.test_admin import FAST, FAST_HASHER, REPO_ROOT, T0, AdminMixin
 
 LEGACY_SAMPLE = "/work/shared/samples/legacy-database.json"
 EXAMPLE = os.path.join(REPO_ROOT, "etc", "users.example.json")
@@ -490,3 +492,46 @@ class ImportedAccountLoginTests(AdminMixin, TestCase):
         self.admin_ok("import", path, db=server.db)
         client = server.client()
         self.assertEqual(client.command("LOGIN|newcomer|pw"), "OK|LOGIN|newcomer|New Comer")
+
+    def test_account_imported_while_the_server_runs_is_in_its_rooms_at_login(self):
+        """Room memberships written by messenger-admin are taken from the store at LOGIN, without a restart."""
+        from tests.support.server import ServerProcess
+
+        server = ServerProcess(self)
+        path = self.write("legacy.json", legacy(("newcomer", "pw", "New Comer")))
+        self.admin_ok("import", path, db=server.db)
+        client = server.client()
+        client.command("LOGIN|newcomer|pw")
+        self.assertEqual(client.command("ROOMS"), "OK|ROOMS|#general")
+        self.assertEqual(client.command("MEMBERS|#general"), "OK|MEMBERS|#general|newcomer")
+
+
+class _Terminal(io.StringIO):
+    """A stderr that says it is a terminal, so progress bars are drawn."""
+
+    def isatty(self):
+        return True
+
+
+class ProgressTests(AdminMixin, TestCase):
+    def run_on_terminal(self, *argv):
+        out, err = io.StringIO(), _Terminal()
+        status = main(["--db", self.db, *FAST, *argv], stdin=io.StringIO(), stdout=out, stderr=err)
+        self.assertEqual(status, 0, err.getvalue())
+        return out.getvalue(), err.getvalue()
+
+    def test_progress_bars_show_on_a_terminal(self):
+        """Import (hashing, then writing) and export draw a progress bar when stderr is a terminal."""
+        path = self.write("legacy.json", legacy(*[(f"user{i}", "pw") for i in range(20)]))
+        out, err = self.run_on_terminal("import", path)
+        self.assertIn("hashing passwords", err)
+        self.assertIn("importing", err)
+        self.assertNotIn("hashing", out)
+        _, err = self.run_on_terminal("export", os.path.join(self.dir, "out.json"), "--with-history")
+        self.assertIn("exporting", err)
+
+    def test_no_progress_bar_when_not_a_terminal(self):
+        """Without a terminal (cron, pipes) nothing but the report is written."""
+        path = self.write("legacy.json", legacy(("alice", "pw")))
+        status, out, err = self.admin("import", path)
+        self.assertEqual((status, err), (0, ""))

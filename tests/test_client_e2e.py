@@ -9,6 +9,8 @@ instead of hanging.  TLS certificates are made at test time.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import socket
 import subprocess
 import sys
@@ -31,15 +33,22 @@ _SCRIPT = os.path.join(os.path.dirname(sys.executable), "messenger-client")
 CLIENT = [_SCRIPT] if os.access(_SCRIPT, os.X_OK) else [sys.executable, "-m", "messenger.client"]
 
 
+def client_env(password: Optional[str]) -> dict:
+    env = twistd_env()
+    env.pop("MESSENGER_PASSWORD", None)
+    env.pop("NO_COLOR", None)
+    if password is not None:
+        env["MESSENGER_PASSWORD"] = password
+    return env
+
+
 class ClientProcess:
     """One ``messenger-client`` child: type lines, wait for output lines."""
 
-    def __init__(self, testcase, server: str, *args: str, password: Optional[str] = PASSWORD) -> None:
-        env = twistd_env()
-        env.pop("MESSENGER_PASSWORD", None)
-        if password is not None:
-            env["MESSENGER_PASSWORD"] = password
-        self.command = CLIENT + ["--server", server, "--no-color", *args]
+    def __init__(self, testcase, server: str, *args: str, password: Optional[str] = PASSWORD,
+                 color_flag: bool = True) -> None:
+        env = client_env(password)
+        self.command = CLIENT + ["--server", server] + (["--no-color"] if color_flag else []) + list(args)
         self.process = subprocess.Popen(
             self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, env=env)
@@ -260,17 +269,94 @@ class ChatTests(EndToEndTestCase):
         """Lines piped in run in order; the end of input quits once all is sent."""
         server = self.start_server()
         self.quit(self.sign_up(server, "bob", "Bob"))
-        alice = self.client(server, "--user", "alice", "--signup")
+        alice = self.client(server, "--user", "alice", "--signup", color_flag=False)
         alice.type("/join #dev", "first in dev", "@bob direct one", "/rooms")
         alice.end_input()
         self.assertEqual(alice.wait_exit(), 0, alice.output())
         self.assertEqual(alice.output().count(" sent"), 2, alice.output())
+        self.assertNotIn("\x1b", alice.output())  # no colours into a pipe
         rooms = alice.wait_for("Your rooms:")
         self.assertIn("#general", rooms)
         self.assertIn("#dev", rooms)
         reader = self.client(server, "--user", "bob")
         reader.wait_for("direct one")
         self.quit(reader)
+
+
+class TerminalProcess:
+    """``messenger-client`` on a pseudo-terminal, as a person runs it."""
+
+    def __init__(self, testcase, server: str, *args: str) -> None:
+        master, slave = pty.openpty()
+        self.master = master
+        self.process = subprocess.Popen(
+            CLIENT + ["--server", server, *args], stdin=slave, stdout=slave, stderr=slave,
+            env=client_env(None), close_fds=True, start_new_session=True)
+        os.close(slave)
+        self.output = b""
+        testcase.addCleanup(self.cleanup)
+
+    def type(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def wait_for(self, text: str, timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        while text.encode("utf-8") not in self.output:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {text!r} on the terminal; it shows:\n{self.output!r}")
+            ready, _, _ = select.select([self.master], [], [], min(remaining, 0.2))
+            if ready:
+                try:
+                    chunk = os.read(self.master, 65536)
+                except OSError:  # the child closed the terminal
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"the terminal closed; it showed:\n{self.output!r}")
+                self.output += chunk
+
+    def wait_exit(self, timeout: float = WAIT) -> int:
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.1)
+            if ready:
+                try:
+                    self.output += os.read(self.master, 65536)
+                except OSError:
+                    pass
+        if self.process.poll() is None:
+            raise AssertionError(f"the client did not exit; the terminal shows:\n{self.output!r}")
+        return self.process.returncode
+
+    def cleanup(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        os.close(self.master)
+        print(f"--- terminal output:\n{self.output!r}")
+
+
+class TerminalTests(EndToEndTestCase):
+    def test_sign_up_at_a_terminal_without_echoing_the_password(self):
+        """At a terminal: /signup prompts, the password is not echoed, colours are on, Ctrl-D leaves."""
+        server = self.start_server()
+        person = TerminalProcess(self, f"tcp:{HOST}:{server.port}")
+        person.wait_for("Username (or /signup): ")
+        person.type(b"/signup\n")
+        person.wait_for("New username: ")
+        person.type(b"dave\n")
+        person.wait_for("Display name [dave]: ")
+        person.type(b"Dave Bowman\n")
+        person.wait_for("Password: ")
+        person.type(b"secret-pod-bay\n")
+        person.wait_for("Password again: ")
+        person.type(b"secret-pod-bay\n")
+        person.wait_for("Dave Bowman (dave)")
+        self.assertNotIn(b"secret-pod-bay", person.output)
+        self.assertIn(b"dave", person.output)  # ordinary answers do echo
+        self.assertIn(b"\x1b[", person.output)  # a terminal gets colours
+        person.type(b"\x04")  # Ctrl-D
+        self.assertEqual(person.wait_exit(), 0)
 
 
 class FailureTests(EndToEndTestCase):

@@ -471,7 +471,7 @@ class ReceiveTests(unittest.TestCase):
         rig.server("R|bob|43|hi", "R|bob|44|again")
         self.assertEqual(rig.sent(), ["WHOIS|bob"])
         self.assertEqual(rig.terminal.lines, [])
-        rig.server(f"OK|WHOIS|bob|online|-|Robert")
+        rig.server("OK|WHOIS|bob|online|-|Robert")
         self.assertEqual(rig.terminal.lines, ["* 00:00 @bob Robert (bob): hi",
                                               "* 00:00 @bob Robert (bob): again"])
         self.assertEqual(rig.sent(), ["ACK|43", "ACK|44"])
@@ -651,11 +651,23 @@ class ReconnectTests(unittest.TestCase):
         self.assertEqual(rig.sent(), [f"HISTORY|#general|{CATCH_UP_LIMIT}|after|5",
                                       f"HISTORY|#dev|{CATCH_UP_LIMIT}|after|9"])
         rig.terminal.take()
-        rig.server(f"H|#general|11|bob|{TS}|missed", f"OK|HISTORY|#general|1",
+        rig.server(f"H|#general|11|bob|{TS}|missed", "OK|HISTORY|#general|1",
                    f"H|#dev|9|bob|{TS}|seen live", f"H|#dev|12|bob|{TS}|missed too",
                    "OK|HISTORY|#dev|2")
         self.assertEqual(rig.terminal.lines, ["  2026-11-22 09:30 #general Bob: missed",
                                               "* 2026-11-22 09:30 #dev Bob: missed too"])
+
+    def test_rooms_asked_again_if_first_answer_was_lost(self):
+        """A drop before OK|ROOMS: the next login asks ROOMS again."""
+        rig = Rig()
+        rig.connect()
+        rig.sent()
+        rig.server("OK|LOGIN|alice|Alice", f"OK|TOKEN|{TOKEN}")
+        rig.drop()
+        rig.connect()
+        rig.sent()
+        rig.server("OK|RESUME|alice|Alice")
+        self.assertEqual(rig.sent(), ["ROOMS"])
 
     def test_catch_up_pages_while_replies_are_full(self):
         """A full catch-up page asks for the next one after its newest id."""

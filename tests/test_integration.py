@@ -609,3 +609,22 @@ class _AsyncClient:
             self.task.cancel()
         if self.writer is not None:
             self.writer.transport.abort()
+
+
+class LogFormatTests(SynchronousTestCase):
+    def test_json_log_format_writes_one_json_object_per_line_and_nothing_else(self):
+        """--log-format json: every log line is a JSON object, for log shippers."""
+        import json
+
+        server = ServerProcess(self, "--log-format", "json")
+        client = server.client()
+        client.command("USR|alice|password1|Alice")
+        client.close()
+        self.assertEqual(server.stop(), 0)
+        with open(server.log_path, encoding="utf-8") as f:
+            # "=====" lines are ServerProcess's own markers, not the server's.
+            lines = [line for line in f.read().splitlines() if line.strip() and not line.startswith("=====")]
+        events = [json.loads(line) for line in lines]
+        self.assertTrue(any("connection from" in e.get("log_format", "") for e in events))
+        self.assertTrue(all("log_time" in e for e in events))
+

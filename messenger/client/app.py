@@ -310,6 +310,9 @@ def run(options: ClientOptions, reactor=None, stdin_fd: int = 0, stdout_fd: int 
         reactor = default_reactor
 
     interactive = os.isatty(stdin_fd)
+    # StandardIO makes stdin and stdout non-blocking; on a terminal that
+    # setting is shared with the shell, so put it back at the end.
+    saved_flags = _file_flags(stdin_fd, stdout_fd)
     color = options.color if options.color is not None else os.isatty(stdout_fd)
     echo = _Echo(stdin_fd) if interactive else None
     console = Console(reactor, interactive, echo)
@@ -317,8 +320,13 @@ def run(options: ClientOptions, reactor=None, stdin_fd: int = 0, stdout_fd: int 
 
     try:
         endpoint = make_endpoint(reactor, options.server, options.ca)
-    except (UsageError, ValueError, KeyError, OSError) as e:
-        sys.stderr.write(f"messenger-client: bad --server/--ca: {e}\n")
+    except UsageError as e:
+        sys.stderr.write(f"messenger-client: {e}\n")
+        return 2
+    except Exception as e:  # clientFromString raises many kinds
+        sys.stderr.write(
+            f"messenger-client: bad --server {options.server!r} ({e}); "
+            "expected tcp:HOST:PORT or tls:HOST:PORT\n")
         return 2
 
     session = ClientSession(
@@ -357,4 +365,25 @@ def run(options: ClientOptions, reactor=None, stdin_fd: int = 0, stdout_fd: int 
     finally:
         if echo is not None:
             echo.restore()
+        _restore_file_flags(saved_flags)
     return console.status if console.status is not None else 1
+
+
+def _file_flags(*fds: int) -> dict:
+    import fcntl
+    flags = {}
+    for fd in fds:
+        try:
+            flags[fd] = fcntl.fcntl(fd, fcntl.F_GETFL)
+        except OSError:
+            pass
+    return flags
+
+
+def _restore_file_flags(flags: dict) -> None:
+    import fcntl
+    for fd, value in flags.items():
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETFL, value)
+        except OSError:
+            pass

@@ -27,6 +27,7 @@ from __future__ import annotations
 import secrets
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import count
 from typing import Callable, Deque, Dict, List, Optional, Protocol as TypingProtocol, Set
 
@@ -199,6 +200,8 @@ class ClientSession:
         self._question_secret = False
         self._logging_in = False
         self._signup_failed = False
+        #: The rooms we are in have been learned (ROOMS answered once).
+        self._rooms_known = False
 
         self._display: DisplayQueue[Callable[[], None]] = DisplayQueue()
         #: Message ids received but still queued for display.
@@ -212,7 +215,8 @@ class ClientSession:
     # ------------------------------------------------------------------
     # Output helpers
 
-    def now(self):
+    def now(self) -> datetime:
+        """The clock's time (the protocol gives none for live messages)."""
         return render.from_epoch(self.clock.seconds())
 
     def show(self, text: str) -> None:
@@ -501,11 +505,14 @@ class ClientSession:
             if first:
                 self.notice(f"logged in as {render.sender_label(username, display_name)}; "
                             f"talking in {self.state.focus}; /help lists the commands")
-                connection.request(wire.Rooms(), self._first_rooms)
             else:
                 self.notice("reconnected" + (" (session resumed)" if resumed else ""))
+            if self._rooms_known:
                 for room in list(self.state.rooms):
                     self._catch_up(room)
+            else:
+                # First login, or its ROOMS went unanswered: learn them now.
+                connection.request(wire.Rooms(), self._first_rooms)
         self._flush_outbox()
         if first and self.one_shot is not None:
             self._send_text(self.one_shot.target, self.one_shot.text, self._one_shot_sent)
@@ -526,6 +533,7 @@ class ClientSession:
     def _first_rooms(self, reply: Reply) -> None:
         if not reply.ok:
             return
+        self._rooms_known = True
         self.state.set_rooms(list(reply.final.fields))
         for room in self.state.rooms:
             self._baseline(room)
@@ -593,11 +601,11 @@ class ClientSession:
             return
         self._queue_message(message.room, message.sender, message.text, self.now())
 
-    def _queue_message(self, conversation: str, sender: str, text: str, when) -> None:
+    def _queue_message(self, conversation: str, sender: str, text: str, when: datetime) -> None:
         self._queue_display(
             lambda: self._show_message(conversation, sender, text, when), waits_for=sender)
 
-    def _show_message(self, conversation: str, sender: str, text: str, when) -> None:
+    def _show_message(self, conversation: str, sender: str, text: str, when: datetime) -> None:
         focused = self.state.count_unread(conversation)
         self.show(render.message(
             self.style, when, conversation, self._sender(sender), text,

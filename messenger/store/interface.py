@@ -149,6 +149,12 @@ class IMessageStore(Interface):
 
     # rooms
 
+    def rooms_of(username):
+        """Fires with the set of rooms ``username`` is a member of."""
+
+    def count_waiting():
+        """Fires with the number of unacknowledged direct messages stored."""
+
     def load_memberships():
         """Fires with a dict: room name -> set of member usernames."""
 

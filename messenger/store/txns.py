@@ -283,6 +283,16 @@ def load_memberships_txn(cur) -> Dict[str, Set[str]]:
     return rooms
 
 
+def rooms_of_txn(cur, username: str) -> Set[str]:
+    cur.execute("SELECT room FROM room_members WHERE username = ?", (username,))
+    return {room for (room,) in cur.fetchall()}
+
+
+def count_waiting_txn(cur) -> int:
+    cur.execute("SELECT COALESCE(SUM(pending_count), 0) FROM users")
+    return cur.fetchone()[0]
+
+
 def join_room_txn(cur, room: str, username: str, now: float) -> bool:
     cur.execute("INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?, ?)", (room, now))
     cur.execute(

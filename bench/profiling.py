@@ -1,0 +1,94 @@
+"""Sample the server with py-spy during a measured phase, and summarize.
+
+``PySpy`` runs ``py-spy record --format raw`` (collapsed stacks, one
+``frame;frame;...;frame count`` line per distinct stack) against the
+server's pid; ``summarize`` turns such a file into the top functions by
+self time and by cumulative time.  py-spy takes CPU of its own: figures
+measured while it samples are not comparable with those without.
+
+    python -m bench.profiling profile.txt    # the tables of a recorded file
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from typing import Dict, List, Optional, Tuple
+
+from bench.servers import Reaper
+
+
+class PySpy:
+    def __init__(self, reaper: Reaper, pid: int, directory: str, name: str, rate: int = 250) -> None:
+        os.makedirs(directory, exist_ok=True)
+        self.path = os.path.join(directory, f"{name}.txt")
+        self.summary_path = os.path.join(directory, f"{name}-top.txt")
+        self.proc: Optional[subprocess.Popen] = None
+        self._result: Optional[Dict[str, str]] = None
+        exe = shutil.which("py-spy")
+        if exe is None:
+            self._result = {"error": "py-spy is not installed (pip install py-spy)"}
+            return
+        self.proc = reaper.add(subprocess.Popen(
+            [exe, "record", "--pid", str(pid), "--format", "raw", "--function", "--nonblocking",
+             "--rate", str(rate), "--output", self.path],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ))
+
+    def stop(self) -> Dict[str, str]:
+        if self._result is not None:
+            return self._result
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if not os.path.exists(self.path):
+            self._result = {"error": "py-spy wrote nothing (needs ptrace permission)"}
+            return self._result
+        with open(self.summary_path, "w", encoding="utf-8") as f:
+            f.write(format_summary(summarize(self.path)))
+        self._result = {"stacks": self.path, "summary": self.summary_path}
+        return self._result
+
+
+def summarize(path: str, top: int = 25) -> Dict[str, object]:
+    """Top frames by self samples and by cumulative samples."""
+    own: Counter = Counter()
+    cumulative: Counter = Counter()
+    total = 0
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            stack, _, count = line.rstrip("\n").rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            n = int(count)
+            total += n
+            frames = stack.split(";")
+            own[frames[-1]] += n
+            for frame in set(frames):
+                cumulative[frame] += n
+    return {"samples": total, "self": own.most_common(top), "cumulative": cumulative.most_common(top)}
+
+
+def format_summary(summary: Dict[str, object]) -> str:
+    total = max(1, int(summary["samples"]))
+    out: List[str] = [f"{summary['samples']} samples"]
+    for title in ("self", "cumulative"):
+        out += ["", f"top by {title} time:"]
+        rows: List[Tuple[str, int]] = summary[title]  # type: ignore[assignment]
+        for frame, n in rows:
+            out.append(f"{100.0 * n / total:6.1f}%  {frame}")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    for p in sys.argv[1:]:
+        print(format_summary(summarize(p)))

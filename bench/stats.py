@@ -1,0 +1,43 @@
+"""Latency samples: unpacking what the load generator sent, percentiles."""
+
+from __future__ import annotations
+
+import array
+import base64
+from typing import Dict, Iterable, List, Optional
+
+
+def unpack_latencies(packed: Iterable[str]) -> "array.array":
+    """Merge the base64 uint32 µs arrays of one or more load generators."""
+    values = array.array("I")
+    for text in packed:
+        if text:
+            values.frombytes(base64.b64decode(text))
+    return values
+
+
+def percentile(sorted_values, fraction: float) -> Optional[float]:
+    """Nearest-rank percentile of an already sorted sequence."""
+    if not sorted_values:
+        return None
+    rank = max(0, min(len(sorted_values) - 1, int(round(fraction * len(sorted_values) + 0.5)) - 1))
+    return float(sorted_values[rank])
+
+
+def summarize_us(values) -> Dict[str, Optional[float]]:
+    """p50, p99 and max of µs samples, in milliseconds."""
+    ordered: List[int] = sorted(values)
+    if not ordered:
+        return {"count": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    return {
+        "count": len(ordered),
+        "p50_ms": percentile(ordered, 0.50) / 1000.0,
+        "p99_ms": percentile(ordered, 0.99) / 1000.0,
+        "max_ms": ordered[-1] / 1000.0,
+    }
+
+
+def ratio(value: Optional[float], baseline: Optional[float]) -> Optional[float]:
+    if value is None or baseline is None or baseline == 0:
+        return None
+    return value / baseline

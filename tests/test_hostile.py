@@ -1,0 +1,1091 @@
+"""Issue 4: the server withstands hostile input and slow readers.
+
+Every test here is deterministic: the in-memory harness
+(:mod:`tests.support.harness`: ``ImmediateSqliteStore``, ``task.Clock``,
+``StringTransport``), no sleeps, Hypothesis derandomized without a
+database.  Each test's docstring names the rule it checks (PROTOCOL.md
+unless it says docs/protocol.md).
+
+Two kinds of transport are used for slow readers:
+
+* ``StringTransport`` (the harness): the test plays the transport and pauses
+  the producer the server registered, ``client.producer.pauseProducing()``.
+* :class:`SocketModel`: Twisted's own TCP send buffering
+  (``abstract.FileDescriptor``: ``bufferSize``, pausing and resuming the
+  streaming producer, ``loseConnection`` that waits for the buffer to
+  drain) over a socket whose peer reads only when the test says so.  It
+  shows what a real ``tcp.Server`` transport does with the server's
+  writes and closes, which a ``StringTransport`` cannot.
+
+The figures of the fuzz test go into the JSON file named by
+``MESSENGER_RELIABILITY_REPORT`` when it is set.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+from typing import List, Optional
+
+import argon2
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from twisted.internet import abstract, task
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.error import ConnectionAborted
+from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from messenger import passwords, wire
+from messenger.passwords import PasswordHasher
+from messenger.store.sqlite import ImmediateSqliteStore
+from tests.support.harness import HELLO, PASSWORD, Harness
+
+#: Generous per-connection command allowance, for tests about something else.
+NO_RATE_LIMIT = dict(rate=1e9, burst=10**9)
+BAD_CREDENTIALS = "ERR|LOGIN|401|bad credentials"
+ADDRESS_BLOCKED = "ERR|LOGIN|429|too many failed logins"
+ATTACKER = "203.0.113.66"
+
+
+# -- helpers ------------------------------------------------------------------
+
+
+def merge_report(figures: dict) -> None:
+    """Merge ``figures`` into $MESSENGER_RELIABILITY_REPORT (read-modify-write
+    under an exclusive lock; other tests write to the same file)."""
+    path = os.environ.get("MESSENGER_RELIABILITY_REPORT")
+    if not path:
+        return
+    with open(path + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    report = json.load(f)
+                if not isinstance(report, dict):
+                    report = {}
+            except (OSError, ValueError):
+                report = {}
+            report.update(figures)
+            temporary = f"{path}.{os.getpid()}.tmp"
+            with open(temporary, "w", encoding="utf-8") as f:
+                json.dump(report, f, indent=2, sort_keys=True)
+                f.write("\n")
+            os.replace(temporary, path)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class LoggedFailures:
+    """Collects every ``log.failure`` of the server while it is installed."""
+
+    def __init__(self, testcase: SynchronousTestCase) -> None:
+        self.failures: List[Failure] = []
+        globalLogPublisher.addObserver(self._observe)
+        testcase.addCleanup(globalLogPublisher.removeObserver, self._observe)
+
+    def _observe(self, event) -> None:
+        if "log_failure" in event:
+            self.failures.append(event["log_failure"])
+
+    def take(self) -> List[Failure]:
+        failures, self.failures = self.failures, []
+        return failures
+
+
+class CountingRun:
+    """A ``run_in_thread`` for :class:`PasswordHasher` that records every
+    function it runs (so Argon2 verifications can be counted without timing
+    anything); it runs them at once, or after ``delay`` seconds of clock
+    time as a thread pool would."""
+
+    def __init__(self, clock=None, delay: float = 0.0) -> None:
+        self.calls = []
+        self._clock = clock
+        self._delay = delay
+
+    def __call__(self, f, *args):
+        self.calls.append((f, args))
+        if self._delay:
+            return task.deferLater(self._clock, self._delay, f, *args)
+        return maybeDeferred(f, *args)
+
+    def verifications(self) -> List[str]:
+        """The hashes checked with Argon2 verify so far, then forget them."""
+        hashes = [args[1] for f, args in self.calls if f is passwords.verify_hash]
+        self.calls = []
+        return hashes
+
+
+def count_argon2(h: Harness, delay: float = 0.0) -> CountingRun:
+    run = CountingRun(h.clock, delay)
+    h.service.hasher = PasswordHasher(None, 1, 8, run_in_thread=run)
+    return run
+
+
+def replies(lines: List[str]) -> List[str]:
+    """Final replies (rule 2) among ``lines``, events left out."""
+    return [line for line in lines if line.startswith(("OK|", "ERR|"))]
+
+
+class _FDSet:
+    """The few IReactorFDSet calls a FileDescriptor makes, recorded."""
+
+    def __init__(self) -> None:
+        self.readers = set()
+        self.writers = set()
+
+    def addReader(self, reader) -> None:
+        self.readers.add(reader)
+
+    def removeReader(self, reader) -> None:
+        self.readers.discard(reader)
+
+    def addWriter(self, writer) -> None:
+        self.writers.add(writer)
+
+    def removeWriter(self, writer) -> None:
+        self.writers.discard(writer)
+
+
+class SocketModel(abstract.FileDescriptor):
+    """Twisted's TCP send path over a socket the test controls.
+
+    Writes, the user-space buffer, pausing the registered streaming producer
+    past ``bufferSize``, resuming it once the buffer is empty and
+    ``loseConnection`` waiting for the buffer to drain are all
+    ``abstract.FileDescriptor``'s own code, as in ``tcp.Server``.  Only the
+    socket is fake: ``writeSomeData`` takes at most ``room`` bytes (what the
+    kernel and the peer can still take); :meth:`peer_reads` makes room, as
+    the client reading does.  :meth:`flush` is the reactor calling
+    ``doWrite`` while the descriptor wants to write.
+    """
+
+    def __init__(self, clock, address: str, buffer_size: int, room: int = 0) -> None:
+        self._fds = _FDSet()
+        super().__init__(reactor=self._fds)
+        self.connected = 1
+        self.bufferSize = buffer_size
+        self.clock = clock
+        self.room = room
+        self.received = b""
+        self._read_upto = 0
+        self.protocol = None
+        self.lost: Optional[Failure] = None
+        self.aborted = False
+        self._address = IPv4Address("TCP", address, 40000)
+
+    # ITransport bits the server uses
+    def getPeer(self):
+        return self._address
+
+    def getHost(self):
+        return IPv4Address("TCP", "127.0.0.1", 7777)
+
+    def setTcpNoDelay(self, enabled) -> None:
+        pass
+
+    def abortConnection(self) -> None:
+        # As tcp._AbortingMixin: drop the buffer, connectionLost soon.
+        if self.disconnected or self.aborted:
+            return
+        self.aborted = True
+        self.stopReading()
+        self.stopWriting()
+        self.clock.callLater(0, self._lose, ConnectionAborted())
+
+    # the fake socket
+    def writeSomeData(self, data) -> int:
+        n = min(len(data), self.room)
+        self.room -= n
+        self.received += bytes(data[:n])
+        return n
+
+    @property
+    def unsent(self) -> int:
+        """Bytes in the user-space send buffer (what a slow reader costs)."""
+        return len(self.dataBuffer) - self.offset + self._tempDataLen
+
+    def flush(self) -> None:
+        while self in self._fds.writers and self.lost is None:
+            before = (self.unsent, len(self.received))
+            result = self.doWrite()
+            if result is not None:
+                self._lose(result)
+                return
+            if (self.unsent, len(self.received)) == before:
+                return
+
+    def peer_reads(self, n: int) -> None:
+        self.room += n
+        self.flush()
+
+    def lines(self) -> List[str]:
+        """Complete lines received since the last call."""
+        data = self.received[self._read_upto:]
+        end = data.rfind(b"\n") + 1
+        self._read_upto += end
+        return data[:end].decode("utf-8").split("\n")[:-1] if end else []
+
+    def _lose(self, reason) -> None:
+        if self.lost is not None:
+            return
+        self.lost = reason if isinstance(reason, Failure) else Failure(reason)
+        abstract.FileDescriptor.connectionLost(self, self.lost)
+        self.protocol.connectionLost(self.lost)
+
+
+def model_connection(h: Harness, address: str, buffer_size: int, room: int) -> SocketModel:
+    protocol = h.factory.buildProtocol(IPv4Address("TCP", address, 40000))
+    transport = SocketModel(h.clock, address, buffer_size, room)
+    transport.protocol = protocol
+    protocol.makeConnection(transport)
+    transport.flush()
+    return transport
+
+
+def settle_models(h: Harness, *models: SocketModel) -> None:
+    for _ in range(100):
+        h.settle()
+        for model in models:
+            model.flush()
+        if not any(c.getTime() <= h.clock.seconds() for c in h.clock.getDelayedCalls()):
+            return
+        h.clock.advance(0)
+
+
+# -- random bytes ---------------------------------------------------------------
+
+_VERBS = sorted(wire.CLIENT_COMMANDS)
+_verb_bytes = st.sampled_from(_VERBS).flatmap(
+    lambda v: st.sampled_from([v, v.lower(), v.capitalize()])
+).map(lambda v: v.encode("ascii"))
+_random_line = st.one_of(
+    # arbitrary bytes: NUL, CR, |, broken UTF-8, anything but LF
+    st.binary(max_size=120),
+    # a real verb followed by arbitrary bytes
+    st.tuples(_verb_bytes, st.binary(max_size=120)).map(lambda t: t[0] + t[1]),
+    # a real verb with random binary fields
+    st.tuples(_verb_bytes, st.lists(st.binary(max_size=24), max_size=6)).map(
+        lambda t: t[0] + b"".join(b"|" + field for field in t[1])
+    ),
+    # text, lone surrogates (which encode to invalid UTF-8) included
+    st.text(max_size=60).map(lambda s: s.encode("utf-8", "surrogatepass")),
+)
+_terminator = st.sampled_from([b"\n", b"\r\n", b"\r\r\n", b"\n\n"])
+
+
+def _expected_reply(raw: bytes) -> Optional[str]:
+    """The verb of the one reply a line must get (None: no reply, ACK), or
+    raise ``_Skip`` for lines a separate test covers."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "?"
+    verb = wire.verb_of(text)
+    if verb == "ACK":
+        return None
+    try:
+        command = wire.parse_command(text)
+    except wire.RemoteProtocolError:
+        return verb
+    # QUIT closes; PASSWD with the right old password would change it.
+    assume(not isinstance(command, (wire.Quit, wire.Passwd)))
+    return command.NAME
+
+
+def _ack_verb(raw: bytes) -> bool:
+    return raw.split(b"|", 1)[0].upper() == b"ACK"
+
+
+class RandomBytesTests(SynchronousTestCase):
+    def test_random_bytes_get_one_reply_per_line_and_the_connection_stays_usable(self):
+        """Rules 2, 5, 6 and Framing: lines of arbitrary bytes (NUL, broken
+        UTF-8, |, CR, split into arbitrary dataReceived chunks) never make the
+        server raise; each non-empty line gets exactly one reply, in order,
+        naming its verb (ERR, or OK if it happens to be valid), an ACK line
+        none; no 500; a PING afterwards gets OK|PING."""
+        errors = LoggedFailures(self)
+        stats = {"examples": 0, "lines": 0, "bytes": 0}
+
+        @settings(
+            max_examples=400,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        )
+        @given(st.data())
+        def run(data):
+            lines = data.draw(st.lists(st.tuples(_random_line, _terminator), min_size=1, max_size=25))
+            stream = b"".join(line + end for line, end in lines)
+            # The stream splits into lines at each LF, whatever was generated.
+            expected = []
+            for raw in stream.split(b"\n")[:-1]:
+                if raw.endswith(b"\r"):
+                    raw = raw[:-1]
+                if not raw:
+                    continue
+                # A non-UTF-8 ACK line: see test_ack_line_with_invalid_utf8_gets_no_reply.
+                assume(not (_ack_verb(raw) and _expected_reply(raw) == "?"))
+                verb = _expected_reply(raw)
+                if verb is not None:
+                    expected.append(verb)
+            cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
+            chunks = [stream[a:b] for a, b in zip([0] + cuts, cuts + [len(stream)])]
+
+            h = Harness(**NO_RATE_LIMIT)
+            (alice,) = h.users("alice")
+            for chunk in chunks:
+                alice.send_bytes(chunk)
+            h.settle()
+            got = replies(alice.lines())
+            self.assertEqual([line.split("|")[1] for line in got], expected, got)
+            for line in got:
+                if line.startswith("ERR|"):
+                    code = line.split("|")[2]
+                    self.assertIn(code, {"400", "401", "403", "404", "409"}, line)
+                    if line.split("|")[1] == "?" and code == "400":
+                        self.assertIn(line, ["ERR|?|400|invalid UTF-8", "ERR|?|400|unknown command"])
+            self.assertFalse(alice.closed)
+            self.assertEqual(alice.command("PING|still-there"), ["OK|PING|still-there"])
+            self.assertEqual(errors.take(), [])
+            stats["examples"] += 1
+            stats["lines"] += len(expected)
+            stats["bytes"] += len(stream)
+
+        run()
+        merge_report(
+            {
+                "hostile_fuzz_inputs_tried": stats["examples"],
+                "hostile_fuzz_lines_answered": stats["lines"],
+                "hostile_fuzz_bytes_sent": stats["bytes"],
+            }
+        )
+
+    def test_ack_line_with_invalid_utf8_gets_no_reply(self):
+        """Rule 6: ACK never gets a reply, not even an error -- a malformed
+        ACK is ignored, and one whose id is not UTF-8 is malformed."""
+        h = Harness()
+        (alice,) = h.users("alice")
+        alice.send_bytes(b"ACK|\xff\xfe\nack|1\xc3\nPING\n")
+        h.settle()
+        self.assertEqual(alice.lines(), ["OK|PING"])
+
+    def test_nul_bytes_and_control_characters_inside_fields_are_harmless(self):
+        """Names and values: a NUL or other control character is refused in
+        names and passwords (400) and relayed untouched in a body."""
+        h = Harness()
+        alice, bob = h.users("alice", "bob")
+        for line in ("NAME|Al\x00ice", "PASSWD|password1|pass\x00word2", "JOIN|#ro\x00om", "WHOIS|b\x00b"):
+            with self.subTest(line=line):
+                (reply,) = alice.command(line)
+                self.assertRegex(reply, r"^ERR\|[A-Z]+\|400\|")
+        fresh = h.connect()
+        self.assertEqual(fresh.command("USR|ca\x00rol|password1|Carol"), ["ERR|USR|400|invalid username"])
+        self.assertEqual(alice.command("MSG|bob|a\x00b\x07c\x1bd\x7f"), ["OK|MSG|1"])
+        self.assertEqual(bob.lines(), ["R|alice|1|a\x00b\x07c\x1bd\x7f"])
+
+
+# -- floods of separators and long lines ----------------------------------------
+
+
+class FloodTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness(**NO_RATE_LIMIT)
+        self.alice, self.bob = self.h.users("alice", "bob")
+
+    def test_line_of_8000_pipes_gets_one_400(self):
+        """Rule 5: a line of 8000 '|' (empty verb) gets one ERR|?|400; the connection stays open."""
+        self.assertEqual(self.alice.command("|" * 8000), ["ERR|?|400|unknown command"])
+        self.assertFalse(self.alice.closed)
+        self.assertEqual(self.alice.command("PING"), ["OK|PING"])
+
+    def test_thousands_of_fields_get_one_short_reply_per_line(self):
+        """Rules 2 and 5: a known verb followed by 5000 fields gets exactly one
+        reply (400: wrong field count), short, not an echo; ACK gets none."""
+        for verb in _VERBS:
+            if verb in ("BCST", "ACK"):
+                continue
+            # MSG and SEND: the rest is the body of a message to user "x".
+            code = "404" if verb in ("MSG", "SEND") else "400"
+            with self.subTest(verb=verb):
+                lines = self.alice.command(verb + "|x" * 4000)
+                self.assertEqual(len(lines), 1, lines)
+                self.assertTrue(lines[0].startswith(f"ERR|{verb}|{code}|"), lines[0])
+                self.assertLess(len(lines[0]), 100)
+        self.assertEqual(self.alice.command("ACK" + "|1" * 4000), [])
+        self.assertEqual(self.alice.command("a|" * 4000), ["ERR|?|400|unknown command"])
+        self.assertFalse(self.alice.closed)
+
+    def test_body_made_of_pipes_is_relayed_whole(self):
+        """Framing: the body is the rest of the line and may hold any number of '|'."""
+        body = "|" * 5000
+        self.assertEqual(self.alice.command("MSG|bob|" + body), ["OK|MSG|1"])
+        self.assertEqual(self.bob.lines(), ["R|alice|1|" + body])
+        self.assertEqual(self.alice.command("BCST|" + body), ["OK|BCST|2"])
+        self.assertEqual(self.bob.lines(), ["C|#general|alice|2|" + body])
+
+    def test_line_of_exactly_max_line_bytes_is_accepted(self):
+        """Framing: a line is at most 8192 bytes (--max-line) without its terminator."""
+        line = "PING|" + "x" * (8192 - 5)
+        self.assertEqual(len(line.encode()), 8192)
+        self.assertEqual(self.alice.command(line), ["OK|" + line])
+        self.alice.send_bytes(line.encode() + b"\r\n")
+        self.h.settle()
+        self.assertEqual(self.alice.lines(), ["OK|" + line])
+        self.assertFalse(self.alice.closed)
+
+    def test_line_one_byte_over_max_line_gets_413_bye_and_close(self):
+        """Framing: a longer line gets ERR|?|413|line too long, BYE|413|line too long, then the close."""
+        self.alice.send_bytes(b"PING|" + b"x" * (8193 - 5) + b"\nPING\n")
+        self.h.settle()
+        self.assertEqual(self.alice.lines(), ["ERR|?|413|line too long", "BYE|413|line too long"])
+        self.assertTrue(self.alice.closed)
+
+    def test_huge_line_without_lf_gets_413_before_more_than_max_line_plus_one_bytes_are_buffered(self):
+        """Framing: a line longer than --max-line is refused as soon as it is
+        too long, not when (if ever) its LF arrives: the server never holds
+        more than --max-line + 1 bytes (room for a CR) of it, and says 413 as
+        soon as more have arrived."""
+        for chunk_size in (1, 7, 1000, 8193, 8194, 100000):
+            with self.subTest(chunk_size=chunk_size):
+                h = Harness()
+                client = h.connect()
+                protocol = client.protocol
+                fed = 0
+                while not client.closed:
+                    self.assertLess(fed, 200000, "never refused")
+                    client.protocol.dataReceived(b"x" * chunk_size)
+                    fed += chunk_size
+                    self.assertLessEqual(len(protocol._buffer), 8193)
+                    if fed <= 8193:
+                        self.assertEqual(client.peek(), [])
+                        self.assertFalse(client.closed)
+                self.assertLess(fed - chunk_size, 8194, "refused late")
+                self.assertEqual(client.lines(), ["ERR|?|413|line too long", "BYE|413|line too long"])
+
+    def test_pipelined_input_is_not_read_while_a_login_is_checked(self):
+        """docs/protocol.md, order of replies: while a barrier command (LOGIN)
+        is being checked the server stops reading the socket, so a client
+        cannot pile up unbounded input behind a slow password hash."""
+        h = Harness(hash_delay=1.0)
+        h.register("carol")
+        carol = h.connect()
+        carol.send("LOGIN|carol|password1")
+        h.settle()
+        self.assertEqual(carol.transport.producerState, "paused")
+        h.advance(1.0)
+        self.assertEqual(carol.transport.producerState, "producing")
+        self.assertEqual(carol.lines(), ["OK|LOGIN|carol|Carol"])
+
+
+# -- injection and impersonation ------------------------------------------------
+
+SQL_LIKE = [
+    "'); DROP TABLE users;--",
+    "%s %d {0} {name}",
+    "\" OR \"1\"=\"1",
+    "1; DELETE FROM messages WHERE 1=1; --",
+    "%(password)s %n %x {0.__class__}",
+    "Robert'); DROP TABLE students;-- \\' \\\" `id`",
+]
+
+
+class InjectionTests(SynchronousTestCase):
+    def setUp(self):
+        self.directory = tempfile.mkdtemp(prefix="messenger-hostile-")
+        self.addCleanup(shutil.rmtree, self.directory, ignore_errors=True)
+        self.path = os.path.join(self.directory, "messenger.sqlite3")
+        self.h = Harness(store=ImmediateSqliteStore(self.path), **NO_RATE_LIMIT)
+        self.alice, self.bob = self.h.users("alice", "bob")
+
+    def tables(self):
+        with sqlite3.connect(self.path) as db:
+            names = sorted(r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+            users = [r[0] for r in db.execute("SELECT username FROM users ORDER BY username")]
+        return names, users
+
+    def test_sql_like_password_and_display_name_are_stored_exactly(self):
+        """Names and values: a password and display name that look like SQL or
+        format strings are plain values: sign-up, login and WHOIS give them back
+        exactly, and every table and account is intact."""
+        tables_before, _ = self.tables()
+        client = self.h.connect()
+        password, display = SQL_LIKE[0], SQL_LIKE[0]
+        self.assertEqual(client.command(f"USR|bobby|{password}|{display}"), ["OK|USR|bobby"])
+        self.assertEqual(client.command(f"LOGIN|bobby|{password}"), [f"OK|LOGIN|bobby|{display}"])
+        for name in SQL_LIKE[1:]:
+            self.assertEqual(client.command(f"NAME|{name}"), [f"OK|NAME|{name}"])
+            self.assertEqual(
+                replies(self.alice.command("WHOIS|bobby")), [f"OK|WHOIS|bobby|online|-|{name}"]
+            )
+        tables, users = self.tables()
+        self.assertEqual(tables, tables_before)
+        self.assertEqual(users, ["alice", "bob", "bobby"])
+        again = self.h.connect()
+        self.assertEqual(again.command(f"LOGIN|alice|{PASSWORD}")[0], "OK|LOGIN|alice|Alice")
+
+    def test_sql_like_bodies_are_relayed_and_kept_byte_exactly(self):
+        """Framing: the body is opaque and relayed exactly; HISTORY shows it verbatim (direct and room)."""
+        self.assertEqual(self.bob.command("JOIN|#sql"), ["OK|JOIN|#sql"])
+        self.assertEqual(self.alice.command("JOIN|#sql")[-1], "OK|JOIN|#sql")
+        self.bob.clear()
+        for n, body in enumerate(SQL_LIKE, start=1):
+            self.assertEqual(self.alice.command(f"MSG|bob|{body}"), [f"OK|MSG|{2 * n - 1}"])
+            self.assertEqual(self.alice.command(f"MSG|#sql|{body}"), [f"OK|MSG|{2 * n}"])
+            self.assertEqual(
+                self.bob.lines(), [f"R|alice|{2 * n - 1}|{body}", f"C|#sql|alice|{2 * n}|{body}"]
+            )
+        for target, first in (("alice", 1), ("#sql", 2)):
+            lines = self.bob.command(f"HISTORY|{target}|50")
+            self.assertEqual(lines[-1], f"OK|HISTORY|{target}|{len(SQL_LIKE)}")
+            bodies = [line.split("|", 5)[5] for line in lines[:-1]]
+            self.assertEqual(bodies, SQL_LIKE)
+            senders = {line.split("|")[3] for line in lines[:-1]}
+            self.assertEqual(senders, {"alice"})
+        tables, users = self.tables()
+        self.assertIn("users", tables)
+        self.assertEqual(users, ["alice", "bob"])
+
+    def test_sql_like_usernames_rooms_and_targets_are_refused_as_bad_values(self):
+        """Names and values: usernames are A-Z a-z 0-9 _ . -, rooms a-z 0-9 _ -:
+        anything else (quotes, spaces, semicolons) is a 400 and reaches nothing."""
+        fresh = self.h.connect()
+        self.assertEqual(
+            fresh.command("USR|x' OR '1'='1|password1|X"), ["ERR|USR|400|invalid username"]
+        )
+        self.assertEqual(fresh.command("LOGIN|alice'--|password1"), ["ERR|LOGIN|400|invalid username"])
+        self.assertEqual(fresh.command("LOGIN|alice|' OR '1'='1"), [BAD_CREDENTIALS])
+        for line in (
+            "HISTORY|bob' OR 1=1--|10",
+            "HISTORY|#general';--|10",
+            "JOIN|#x');DROP",
+            "MSG|bob;--|hi",
+            "WHOIS|%s",
+            "MEMBERS|#{0}",
+        ):
+            with self.subTest(line=line):
+                lines = self.alice.command(line)
+                self.assertEqual(len(lines), 1)
+                self.assertRegex(lines[0], r"^ERR\|[A-Z]+\|400\|")
+        tables, users = self.tables()
+        self.assertEqual(users, ["alice", "bob"])
+
+
+class SpoofingTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness(**NO_RATE_LIMIT)
+        self.alice, self.bob, self.mallory = self.h.users("alice", "bob", "mallory")
+
+    def test_msg_body_that_looks_like_an_r_line_is_relayed_as_the_body(self):
+        """Events: R carries the authenticated sender; MSG has no sender field,
+        so a body starting R|alice|... arrives as mallory's text."""
+        self.assertEqual(self.mallory.command("MSG|bob|R|alice|1|pay mallory"), ["OK|MSG|1"])
+        self.assertEqual(self.bob.lines(), ["R|mallory|1|R|alice|1|pay mallory"])
+        self.assertEqual(self.mallory.command("MSG|bob|alice|hello"), ["OK|MSG|2"])
+        self.assertEqual(self.bob.lines(), ["R|mallory|2|alice|hello"])
+        self.assertEqual(self.mallory.command("SEND|c1|bob|R|alice|3|x"), ["OK|SEND|3"])
+        self.assertEqual(self.bob.lines(), ["R|mallory|3|R|alice|3|x"])
+
+    def test_room_body_that_looks_like_a_c_line_is_relayed_as_the_body(self):
+        """Events: C carries the room and the authenticated sender, then the body as sent."""
+        self.assertEqual(self.mallory.command("BCST|C|#general|alice|1|meeting moved"), ["OK|BCST|1"])
+        self.assertEqual(self.bob.lines(), ["C|#general|mallory|1|C|#general|alice|1|meeting moved"])
+        self.assertEqual(self.alice.lines(), ["C|#general|mallory|1|C|#general|alice|1|meeting moved"])
+
+    def test_history_names_the_real_sender(self):
+        """HISTORY: the H line's sender is who sent it, whatever the body says."""
+        self.mallory.command("MSG|bob|R|alice|1|hi")
+        self.bob.clear()
+        lines = self.bob.command("HISTORY|mallory|10")
+        self.assertEqual(len(lines), 2)
+        self.assertRegex(lines[0], r"^H\|mallory\|1\|mallory\|[^|]+\|R\|alice\|1\|hi$")
+
+    def test_a_line_feed_cannot_smuggle_a_second_event_into_a_body(self):
+        """Framing: a line ends at LF, so text after it is a new command from the sender, never part of an event."""
+        self.mallory.send("MSG|bob|hi\nR|alice|9|fake")
+        self.h.settle()
+        self.assertEqual(self.mallory.lines(), ["OK|MSG|1", "ERR|?|400|unknown command"])
+        self.assertEqual(self.bob.lines(), ["R|mallory|1|hi"])
+
+    def test_other_casings_and_lookalikes_of_a_username_cannot_be_registered(self):
+        """Names and values: usernames are case-insensitive and ASCII only, so
+        ALICE is alice (409) and a Cyrillic or Kelvin-sign lookalike is refused (400)."""
+        fresh = self.h.connect()
+        self.assertEqual(fresh.command("USR|ALICE|password1|Alice"), ["ERR|USR|409|username taken"])
+        for lookalike in ("\u0430lice", "alic\u0435", "\u212aarl", "alice\u200b", " alice"):
+            with self.subTest(name=lookalike):
+                self.assertEqual(
+                    fresh.command(f"USR|{lookalike}|password1|X"), ["ERR|USR|400|invalid username"]
+                )
+
+    def test_acknowledging_someone_elses_message_does_nothing(self):
+        """Delivery: only the recipient's ACK counts (docs/protocol.md: an ACK
+        is taken for messages sent on the current connection): mallory
+        acknowledging alice's message to bob sends no DLV and stops no retry."""
+        self.assertEqual(self.alice.command("MSG|bob|for bob only"), ["OK|MSG|1"])
+        self.assertEqual(self.bob.lines(), ["R|alice|1|for bob only"])
+        self.mallory.send("ACK|1")
+        self.h.advance(2)
+        self.assertEqual(self.alice.lines(), [])
+        self.assertEqual(self.mallory.lines(), [])
+        self.assertEqual(self.bob.lines(), ["R|alice|1|for bob only"])  # retried
+
+
+class PrivacyTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness(**NO_RATE_LIMIT)
+        self.alice, self.bob, self.carol = self.h.users("alice", "bob", "carol")
+        self.alice.command("MSG|bob|alice to bob: secret")
+        self.bob.command("MSG|alice|bob to alice: secret")
+        self.carol.command("MSG|bob|carol to bob")
+        self.bob.command("MSG|carol|bob to carol")
+        self.h.clear_all()
+
+    def test_direct_history_is_only_the_readers_own_conversation(self):
+        """HISTORY with a username reads the conversation between you and that
+        user: carol's HISTORY|bob shows carol<->bob only, never alice<->bob,
+        with every cursor."""
+        for command in ("HISTORY|bob|500", "HISTORY|bob|500|after|0", "HISTORY|bob|500|before|999"):
+            with self.subTest(command=command):
+                lines = self.carol.command(command)
+                self.assertEqual(lines[-1], "OK|HISTORY|bob|2")
+                self.assertEqual(
+                    [line.split("|", 5)[5] for line in lines[:-1]], ["carol to bob", "bob to carol"]
+                )
+        for command in ("HISTORY|alice|500", "HISTORY|alice|500|after|0", "HISTORY|carol|500"):
+            with self.subTest(command=command):
+                self.assertEqual(self.carol.command(command)[-1].rsplit("|", 1)[1], "0")
+        for line in self.carol.command("HISTORY|ALICE|500|after|0"):
+            self.assertNotIn("secret", line)
+
+    def test_non_member_reading_a_room_history_gets_403(self):
+        """HISTORY of a room needs membership: a non-member gets 403, with any cursor."""
+        self.alice.command("JOIN|#private")
+        self.assertEqual(self.bob.command("JOIN|#private"), ["OK|JOIN|#private"])
+        self.alice.command("MSG|#private|room secret")
+        self.h.clear_all()
+        for command in (
+            "HISTORY|#private|500",
+            "HISTORY|#private|500|after|0",
+            "HISTORY|#private|500|before|999",
+            "HISTORY|#PRIVATE|1",
+        ):
+            with self.subTest(command=command):
+                self.assertEqual(self.carol.command(command), ["ERR|HISTORY|403|not a member"])
+        self.assertEqual(self.carol.command("MSG|#private|let me in"), ["ERR|MSG|403|not a member"])
+        self.assertEqual(self.alice.lines() + self.bob.lines(), [])
+
+    def test_a_member_who_parted_cannot_read_the_room_any_more(self):
+        """HISTORY of a room needs membership now, not at some earlier time."""
+        self.carol.command("JOIN|#private")
+        self.carol.command("PART|#private")
+        self.alice.command("JOIN|#private")
+        self.alice.command("MSG|#private|after carol left")
+        self.assertEqual(self.carol.command("HISTORY|#private|10"), ["ERR|HISTORY|403|not a member"])
+
+
+# -- brute force and enumeration -----------------------------------------------
+
+
+class BruteForceTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness()
+        self.h.register("alice")
+        self.argon2 = count_argon2(self.h)
+
+    def fail_logins(self, count: int, address: str = ATTACKER) -> None:
+        """``count`` failed logins from ``address``, four per connection."""
+        while count > 0:
+            client = self.h.connect(address)
+            n = min(count, 4)
+            lines = client.command(*[f"LOGIN|alice|wrong{i}pass" for i in range(n)])
+            self.assertEqual(lines, [BAD_CREDENTIALS] * n)
+            client.disconnect()
+            count -= n
+
+    def test_fifth_failure_on_one_connection_gets_bye_429(self):
+        """Limits: each failed login gets ERR|LOGIN|401; the fifth on one
+        connection is followed by BYE|429|too many failed logins and a close."""
+        client = self.h.connect()
+        for n in range(4):
+            self.assertEqual(client.command(f"LOGIN|alice|guess{n}xx"), [BAD_CREDENTIALS])
+            self.assertFalse(client.closed)
+        self.assertEqual(
+            client.command("LOGIN|nosuchuser|guess4xx"),
+            [BAD_CREDENTIALS, "BYE|429|too many failed logins"],
+        )
+        self.assertTrue(client.closed)
+
+    def test_twenty_failures_from_one_address_block_it_even_with_the_right_password(self):
+        """Limits: after 20 failed logins from one address within 60 s, further
+        attempts get ERR|LOGIN|429 without checking the password -- even the
+        right password, and no Argon2 verification runs."""
+        self.fail_logins(19)
+        self.assertEqual(len(self.argon2.verifications()), 19)
+        client = self.h.connect(ATTACKER)
+        self.assertEqual(client.command("LOGIN|alice|wrong19pass"), [BAD_CREDENTIALS])
+        self.argon2.verifications()
+        self.assertEqual(client.command(f"LOGIN|alice|{PASSWORD}"), [ADDRESS_BLOCKED])
+        self.assertEqual(client.command("LOGIN|nosuchuser|whatever1"), [ADDRESS_BLOCKED])
+        self.assertEqual(
+            client.command("RESUME|alice|" + "A" * 43), ["ERR|RESUME|429|too many failed logins"]
+        )
+        self.assertEqual(self.argon2.verifications(), [])
+        self.assertFalse(client.closed)
+
+    def test_a_different_address_is_unaffected_by_a_blocked_one(self):
+        """Limits: the failed-login count is per source address."""
+        self.fail_logins(20)
+        self.assertEqual(self.h.connect(ATTACKER).command(f"LOGIN|alice|{PASSWORD}"), [ADDRESS_BLOCKED])
+        other = self.h.connect("198.51.100.7")
+        self.assertEqual(other.command(f"LOGIN|alice|{PASSWORD}"), ["OK|LOGIN|alice|Alice"])
+
+    def test_block_lifts_when_the_minute_has_passed(self):
+        """Limits: the 429s last until the minute has passed; refused attempts do not count as failures themselves."""
+        self.fail_logins(20)
+        self.h.advance(30)
+        client = self.h.connect(ATTACKER)
+        for _ in range(6):  # refused: neither failures nor towards the five per connection
+            self.assertEqual(client.command(f"LOGIN|alice|{PASSWORD}"), [ADDRESS_BLOCKED])
+        self.assertFalse(client.closed)
+        self.h.advance(29)
+        self.assertEqual(client.command(f"LOGIN|alice|{PASSWORD}"), [ADDRESS_BLOCKED])
+        self.h.advance(1)
+        self.assertEqual(client.command(f"LOGIN|alice|{PASSWORD}"), ["OK|LOGIN|alice|Alice"])
+
+    def test_failed_resumes_count_towards_the_address_limit(self):
+        """Limits: failures of LOGIN or RESUME both count (a bad token counts as a failed login)."""
+        for _ in range(5):
+            client = self.h.connect(ATTACKER)
+            lines = client.command(*[f"RESUME|alice|{'t' * 40}{i}" for i in range(4)])
+            self.assertEqual(lines, ["ERR|RESUME|401|bad credentials"] * 4)
+            client.disconnect()
+        self.assertEqual(self.h.connect(ATTACKER).command(f"LOGIN|alice|{PASSWORD}"), [ADDRESS_BLOCKED])
+
+    def test_parallel_guesses_from_one_address_are_capped_near_the_limit(self):
+        """Limits: about 20 password checks per address per minute, however
+        many connections the guesses come on at once: attempts that start
+        before the first failure is counted must not each get a check (a
+        few already being checked may finish; the rest get 429, unchecked)."""
+        errors = LoggedFailures(self)
+        h = Harness(hash_delay=0.5, max_clients=2000)
+        h.register("alice")
+        argon2 = count_argon2(h, delay=0.5)
+        clients = [h.connect(ATTACKER) for _ in range(200)]
+        for n, client in enumerate(clients):
+            client.send(f"LOGIN|alice|guess{n}guess")
+        for _ in range(400):
+            h.advance(0.5)
+            if all(client.peek() for client in clients):
+                break
+        answers = [client.lines() for client in clients]
+        odd = [(n, a) for n, a in enumerate(answers) if a not in ([BAD_CREDENTIALS], [ADDRESS_BLOCKED])]
+        self.assertEqual(odd, [], "attempts without exactly one reply (rule 2)")
+        self.assertEqual(errors.take(), [])
+        checked = len(argon2.verifications())
+        self.assertEqual(sum(a == [BAD_CREDENTIALS] for a in answers), checked)
+        self.assertEqual(sum(a == [ADDRESS_BLOCKED] for a in answers), 200 - checked)
+        self.assertGreaterEqual(checked, 20)
+        self.assertLessEqual(checked, 25, "password checks per address are not bounded")
+
+
+class EnumerationTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness()
+        self.h.register("alice")
+        self.argon2 = count_argon2(self.h)
+
+    def test_unknown_user_and_wrong_password_get_byte_identical_replies(self):
+        """LOGIN: 401 bad credentials, the same reason text whether the user exists or not
+        (everything the connection sees is byte-identical, the BYE after the fifth included)."""
+        outputs = []
+        for user in ("alice", "mallory"):
+            client = self.h.connect(greet=False)
+            for n in range(5):
+                client.send(f"LOGIN|{user}|wrong-password-{n}")
+                self.h.settle()
+            outputs.append(client.transport.value())
+        self.assertEqual(outputs[0], outputs[1])
+        self.assertIn(b"ERR|LOGIN|401|bad credentials\n", outputs[0])
+
+    def test_unknown_user_and_wrong_password_each_run_exactly_one_argon2_verification(self):
+        """LOGIN: about the same time whether the user exists or not -- each
+        runs exactly one Argon2 verification, the unknown user's against a
+        real dummy hash with the same cost parameters as real ones."""
+        client = self.h.connect()
+        self.assertEqual(client.command("LOGIN|alice|wrong-password"), [BAD_CREDENTIALS])
+        (real,) = self.argon2.verifications()
+        self.assertEqual(client.command("LOGIN|mallory|wrong-password"), [BAD_CREDENTIALS])
+        (dummy,) = self.argon2.verifications()
+        self.assertEqual(client.command(f"LOGIN|alice|{PASSWORD}"), ["OK|LOGIN|alice|Alice"])
+        (good,) = self.argon2.verifications()
+        self.assertEqual(good, real)
+        self.assertNotEqual(dummy, real)
+        self.assertTrue(dummy.startswith("$argon2id$"))
+        self.assertEqual(argon2.extract_parameters(dummy), argon2.extract_parameters(real))
+
+    def test_unknown_user_and_bad_token_get_identical_resume_replies(self):
+        """RESUME: 401 bad or expired token, the same for a user who does not exist."""
+        out = []
+        for user in ("alice", "mallory"):
+            client = self.h.connect()
+            out.append(client.command(f"RESUME|{user}|{'x' * 43}"))
+        self.assertEqual(out, [["ERR|RESUME|401|bad credentials"]] * 2)
+
+
+# -- connection floods and half-open connections -------------------------------
+
+
+class ConnectionFloodTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness(max_clients=5)
+
+    def test_connections_past_max_clients_get_bye_503_and_are_closed(self):
+        """Rule 1 and Limits: at --max-clients, a new connection gets BYE|503|server full instead of HELLO and is closed."""
+        clients = [self.h.connect() for _ in range(5)]
+        for _ in range(50):
+            over = self.h.connect(greet=False)
+            self.assertEqual(over.lines(), ["BYE|503|server full"])
+            self.assertTrue(over.closed)
+            self.assertIsNone(over.transport.producer)
+            self.h.settle()
+        self.assertEqual(len(self.h.service.connections), 5)
+        self.assertEqual(clients[0].command("PING"), ["OK|PING"])
+
+    def test_a_freed_slot_goes_to_the_next_connection(self):
+        """Limits: --max-clients counts open connections: after one leaves a new one is accepted, and only one."""
+        self.h.register("alice")
+        clients = [self.h.login("alice")] + [self.h.connect() for _ in range(4)]
+        self.assertEqual(self.h.connect(greet=False).lines(), ["BYE|503|server full"])
+        self.assertEqual(clients[3].command("QUIT"), ["OK|QUIT", "BYE|200|goodbye"])
+        self.assertEqual(self.h.connect(greet=False).lines(), [HELLO])
+        self.assertEqual(self.h.connect(greet=False).lines(), ["BYE|503|server full"])
+        clients[0].disconnect()  # a logged-in one drops
+        self.h.settle()
+        self.assertEqual(self.h.connect(greet=False).lines(), [HELLO])
+
+
+class HalfOpenTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness(idle_timeout=30)
+
+    def test_connection_that_sends_nothing_gets_bye_408_idle_timeout(self):
+        """Limits: a connection that sends nothing for --idle-timeout gets BYE|408|idle timeout and is closed."""
+        client = self.h.connect()
+        self.h.advance(29)
+        self.assertEqual(client.lines(), [])
+        self.h.advance(1)
+        self.assertEqual(client.lines(), ["BYE|408|idle timeout"])
+        self.assertTrue(client.lost)
+        self.assertEqual(len(self.h.service.connections), 0)
+
+    def test_partial_line_then_silence_gets_bye_408_idle_timeout(self):
+        """Limits: a line that never ends is no activity after its last byte: BYE|408|idle timeout, the fragment unanswered."""
+        self.h.register("alice")
+        for setup in ("anonymous", "logged in"):
+            with self.subTest(setup=setup):
+                client = self.h.connect() if setup == "anonymous" else self.h.login("alice")
+                client.clear()
+                client.send_bytes(b"LOGIN|ali")
+                self.h.advance(29)
+                self.assertEqual(client.lines(), [])
+                self.h.advance(1)
+                self.assertEqual(client.lines(), ["BYE|408|idle timeout"])
+                self.assertTrue(client.lost)
+
+    def test_a_line_trickled_byte_by_byte_is_still_bounded_by_max_line(self):
+        """Framing and Limits: a client that keeps a connection alive by
+        trickling one byte at a time never finishes a line longer than
+        --max-line: it gets 413 and the close at the first byte that makes the
+        line certainly too long (max-line + 2 bytes without LF: one more could
+        still be a CR)."""
+        h = Harness(idle_timeout=30, max_line=64)
+        client = h.connect()
+        sent = 0
+        while not client.closed:
+            client.send_bytes(b"x")
+            sent += 1
+            h.advance(29)
+        self.assertEqual(sent, 66)
+        self.assertEqual(client.lines(), ["ERR|?|413|line too long", "BYE|413|line too long"])
+
+
+# -- slow and stuck readers ------------------------------------------------------
+
+
+class StuckReaderTests(SynchronousTestCase):
+    # "C|#general|alice|N|" is 19 bytes for one-digit N, the LF 1: 100-byte lines.
+    BODY = "x" * 80
+
+    def setUp(self):
+        self.h = Harness(max_outbuf=1000, idle_timeout=60, **NO_RATE_LIMIT)
+        self.alice, self.bob, self.carol = self.h.users("alice", "bob", "carol")
+
+    def test_no_r_lines_while_paused_and_they_arrive_after_resume(self):
+        """Limits and Delivery: while the reader's send buffer is full no R is
+        written; the messages stay stored and arrive, in order, on resume."""
+        self.bob.producer.pauseProducing()
+        sent = self.alice.command(*[f"MSG|bob|m{n}" for n in range(1, 6)])
+        self.assertEqual(sent, [f"OK|MSG|{n}" for n in range(1, 6)])
+        self.h.advance(20)  # retries would be due
+        self.assertEqual([l for l in self.bob.lines() if l.startswith("R|")], [])
+        self.assertEqual(self.alice.command("HISTORY|bob|10")[-1], "OK|HISTORY|bob|5")
+        self.bob.producer.resumeProducing()
+        self.h.settle()
+        self.assertEqual(self.bob.lines(), [f"R|alice|{n}|m{n}" for n in range(1, 6)])
+        self.assertFalse(self.bob.closed)
+
+    def test_output_past_max_outbuf_gets_bye_408_too_slow_and_the_connection_is_dropped(self):
+        """Limits: once a stuck reader's unsent output exceeds --max-outbuf it
+        gets BYE|408|too slow and is dropped at once (aborted, the buffer not
+        waited for); its direct messages stay stored."""
+        self.bob.producer.pauseProducing()
+        self.alice.command("MSG|bob|kept for later")
+        for n in range(2, 12):  # 10 lines of 100 bytes: exactly max-outbuf
+            self.alice.command(f"BCST|{self.BODY[: 80 - (len(str(n)) - 1)]}")
+        self.assertFalse(self.bob.closed)
+        self.alice.command(f"BCST|{self.BODY}")
+        lines = self.bob.lines()
+        self.assertEqual(lines[-1], "BYE|408|too slow")
+        self.assertEqual(sum(len(l) + 1 for l in lines[:-1]), 1101)
+        self.assertTrue(self.bob.aborted)
+        self.assertNotIn("bob", self.h.service.online)
+        again = self.h.login("bob")
+        self.assertEqual(again.lines(), ["R|alice|1|kept for later"])
+
+    def test_stuck_reader_that_keeps_sending_pings_gets_bye_408_too_slow_after_the_idle_timeout(self):
+        """docs/protocol.md, slow readers: a reader stuck for longer than
+        --idle-timeout is closed with BYE|408|too slow even though its PINGs
+        keep it from being idle."""
+        self.bob.producer.pauseProducing()
+        for _ in range(5):
+            self.h.advance(11)
+            self.bob.send("PING")
+            self.h.settle()
+            self.assertFalse(self.bob.closed)
+        self.h.advance(4)
+        self.assertFalse(self.bob.closed)
+        self.h.advance(1)  # 60 s since the pause
+        lines = [l for l in self.bob.lines() if not l.startswith(("ON|", "OFF|"))]
+        self.assertEqual(lines, ["OK|PING"] * 5 + ["BYE|408|too slow"])
+        self.assertTrue(self.bob.aborted)
+
+    def test_other_clients_keep_getting_their_messages_meanwhile(self):
+        """Limits: one stuck reader does not hold up anyone else: carol gets
+        every R and C at once while bob is stuck, and after bob is dropped."""
+        self.bob.producer.pauseProducing()
+        for n in range(1, 31):
+            text = f"{n}-{self.BODY}"
+            self.assertEqual(
+                replies(self.alice.command(f"BCST|{text}", f"MSG|carol|{text}")),
+                [f"OK|BCST|{2 * n - 1}", f"OK|MSG|{2 * n}"],
+            )
+            lines = [l for l in self.carol.lines() if not l.startswith("OFF|")]
+            self.assertEqual(lines, [f"C|#general|alice|{2 * n - 1}|{text}", f"R|alice|{2 * n}|{text}"])
+            self.carol.send(f"ACK|{2 * n}")
+        self.assertTrue(self.bob.closed)
+        self.h.settle()
+        self.assertEqual(replies(self.alice.command("WHO")), ["OK|WHO|alice|carol"])
+
+
+class RealTransportTests(SynchronousTestCase):
+    """Slow readers over :class:`SocketModel` (Twisted's FileDescriptor buffering)."""
+
+    BUFFER = 1000  # the transport's bufferSize (64 KiB in tcp.Server)
+
+    def setUp(self):
+        self.h = Harness(max_outbuf=3000, idle_timeout=10, **NO_RATE_LIMIT)
+        self.alice, self.carol = self.h.users("alice", "carol")
+        self.h.register("bob")
+
+    def connect_bob(self, room: int) -> SocketModel:
+        bob = model_connection(self.h, "10.9.9.9", self.BUFFER, room)
+        bob.protocol.dataReceived(f"LOGIN|bob|{PASSWORD}\n".encode())
+        settle_models(self.h, bob)
+        return bob
+
+    def test_stuck_reader_past_max_outbuf_is_dropped_without_draining(self):
+        """Limits: past --max-outbuf of unsent output the reader gets BYE|408|too slow where it fits and is closed, the buffer dropped."""
+        bob = self.connect_bob(room=10**6)
+        self.assertEqual(bob.lines(), [HELLO, "OK|LOGIN|bob|Bob"])
+        bob.room = 0
+        for n in range(1, 60):
+            self.alice.command(f"BCST|{'x' * 90}")
+            settle_models(self.h, bob)
+            if bob.lost is not None:
+                break
+        self.assertIsNotNone(bob.lost)
+        self.assertTrue(bob.aborted)
+        self.assertLess(n * 110, 3000 + self.BUFFER + 300)
+        self.assertNotIn("bob", self.h.service.online)
+
+    def test_reader_that_keeps_reading_is_not_closed_while_its_unsent_output_stays_under_max_outbuf(self):
+        """Limits: a client is closed once its *unsent* output exceeds
+        --max-outbuf.  A reader that keeps reading, only a little behind, so
+        that its buffer never quite empties (Twisted resumes the producer only
+        on an empty buffer), holds far less than --max-outbuf unsent and must
+        not be closed."""
+        bob = self.connect_bob(room=10**6)
+        bob.lines()
+        bob.room = 0
+        line = 100
+        body = "x" * (line - len("C|#general|alice|NN|") - 1)
+        for _ in range(12):  # fill the buffer past bufferSize: paused
+            self.alice.command(f"BCST|{body}")
+            settle_models(self.h, bob)
+        self.assertGreater(bob.unsent, self.BUFFER)
+        peak = 0
+        for _ in range(60):  # 6000 bytes more; bob reads as fast as they come
+            before = bob.unsent
+            self.alice.command(f"BCST|{body}")
+            settle_models(self.h, bob)
+            peak = max(peak, bob.unsent)
+            bob.peer_reads(bob.unsent - before)
+            if bob.lost is not None:
+                break
+        self.assertLess(peak, 3000)
+        self.assertIsNone(bob.lost, f"closed with only {peak} bytes unsent: {bob.lines()[-1:]}")
+
+    def test_idle_timeout_closes_a_connection_even_if_its_client_never_reads(self):
+        """Limits: a silent connection gets BYE|408|idle timeout and is
+        closed.  When its client also reads nothing, the close cannot wait for
+        the send buffer to drain: the connection must still go away (within
+        another --idle-timeout), not hold its --max-clients slot for ever."""
+        bob = self.connect_bob(room=0)  # reads nothing at all
+        self.assertLess(bob.unsent, self.BUFFER)  # not even paused
+        self.h.advance(10)
+        settle_models(self.h, bob)
+        self.assertTrue(bob.disconnecting)  # BYE written, close asked for
+        self.h.advance(10)
+        settle_models(self.h, bob)
+        self.assertIsNotNone(bob.lost, "the connection is still open")
+        self.assertNotIn(bob.protocol.session, self.h.service.connections)
+
+    def test_connection_closes_after_a_bye_that_filled_the_buffer_is_read(self):
+        """Rule 3 (BYE: the server closes the connection right after it):
+        also when the BYE line itself pushes the send buffer past its size,
+        the connection closes once the client has read it."""
+        bob = self.connect_bob(room=0)
+        # Top the buffer up to 5 bytes under bufferSize with a PING reply.
+        token = "p" * (self.BUFFER - 5 - bob.unsent - len("OK|PING|\n"))
+        bob.protocol.dataReceived(f"PING|{token}\n".encode())
+        settle_models(self.h, bob)
+        self.assertEqual(bob.unsent, self.BUFFER - 5)
+        self.h.advance(10)  # idle: BYE|408|idle timeout tips it over
+        settle_models(self.h, bob)
+        bob.peer_reads(10**6)  # the client reads everything, BYE included
+        settle_models(self.h, bob)
+        self.assertEqual(bob.lines()[-1], "BYE|408|idle timeout")
+        self.assertEqual(bob.unsent, 0)
+        self.h.advance(60)
+        settle_models(self.h, bob)
+        self.assertIsNotNone(bob.lost, "BYE read, yet the connection stays open")

@@ -1,0 +1,1097 @@
+"""A model-based test of the service core (issue 4).
+
+Hypothesis drives the real server -- ``MessengerService`` on an in-memory
+``ImmediateSqliteStore`` and a ``task.Clock``, reached through real
+``MessengerProtocol`` objects on ``StringTransport``s, so framing, the
+session and the delivery queues are all exercised -- with random sequences
+of commands from a few users on a few connections.  After every step it
+compares each connection's output with what :class:`Spec`, a reference
+model of PROTOCOL.md written with plain dicts, sets and lists, says must
+appear.
+
+What is checked after every step:
+
+* Replies: each command got exactly one reply, in order, equal to the
+  model's (``OK`` lines exactly, ``ERR`` lines by verb and code: reason texts
+  are not part of the contract).  ``HISTORY`` returns exactly the model's
+  slice of the conversation, with ids, senders, timestamps and bodies.
+* Events: each connection got exactly the model's multiset of events.  On
+  top of that, every event is checked against the rules of the contract on
+  its own, so a failure says which rule was broken:
+
+  - ``R`` only for a direct message addressed to the connection's user and
+    still unacknowledged, with the right sender and body; never again after
+    the ACK was taken, on this or any later login;
+  - ``C`` only to members of the room other than the sender;
+  - ``DLV`` only to the sender, only for an acknowledged message, once per
+    message over all of the sender's connections;
+  - ``ON``/``OFF``/``JOINED``/``PARTED`` never about the connection's own user;
+  - ``BYE`` is the last line a connection gets, and the server closes exactly
+    the connections the model says it closes;
+  - after a login, pending ``R`` then ``DLV`` come after the ``OK``, ``R``
+    oldest first.
+* Message ids: every stored message's id is learned from its ``OK|MSG``
+  (``OK|SEND``, ``OK|BCST``) and the ids increase strictly in the order the
+  messages were accepted.
+* Flow control and liveness: on a logged-in connection the oldest
+  ``WINDOW`` unacknowledged messages have all been received and at most
+  ``WINDOW`` received messages are unacknowledged; each ACK lets the next one
+  through, so every unacknowledged message arrives eventually.
+
+Where duplicates are allowed (decided from PROTOCOL.md, "Delivery
+guarantees"): an ``R`` is sent once when it enters the window (at login or
+when it arrives or when an ACK frees a slot) and again for each retry while
+the recipient stays connected: 2 s after it was sent, then after 4, 8, ...
+capped at 60 s.  The model predicts retries exactly: ``task.Clock.advance``
+runs a timer that is overdue once and the next one is scheduled from the
+new time, so a long clock advance re-sends an overdue ``R`` once.  Every
+other event is predicted exactly once: ``C`` to each member online when the
+message is committed, ``DLV`` once per acknowledged message (at once if the
+sender is online, else at its next login), ``ON``/``OFF``/``JOINED``/
+``PARTED`` as docs/protocol.md ("Where PROTOCOL.md leaves a choice") says:
+to the other online members of the room / online users sharing a room,
+never on a takeover.
+
+Choices PROTOCOL.md leaves open, taken from docs/protocol.md: ``ACK`` is
+taken for any unacknowledged message of the user queued on the current
+connection (including one not yet sent because of the window); ``HISTORY``
+after ``MSG`` includes that message; ``MEMBERS`` answers non-members;
+messages to oneself are delivered like any other; ``DLV`` carries the time
+the ACK was committed; ``PART|#general`` is allowed.
+
+The server runs with a small window and mailbox (``WINDOW``,
+``MAX_PENDING``) so flow control and ``429 mailbox full`` come up often.
+Not modelled, and switched off: the rate limit and the idle timeout (their
+own tests cover them), the per-address failed-login limit (each connection
+comes from an address of its own; the per-connection limit of five is
+modelled).
+
+Every run is deterministic (``derandomize=True``).  For a longer run by
+hand::
+
+    MESSENGER_MODEL_EXAMPLES=2000 python -m pytest tests/test_model.py -q
+
+(``MESSENGER_MODEL_STEPS`` sets the steps per example.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from typing import Dict, List, Optional
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from twisted.internet import task
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from messenger.config import ServerConfig
+from messenger.passwords import PasswordHasher
+from messenger.protocol import MessengerFactory
+from messenger.service import MessengerService
+from messenger.store.sqlite import ImmediateSqliteStore
+
+EXAMPLES = int(os.environ.get("MESSENGER_MODEL_EXAMPLES", "120"))
+STEPS = int(os.environ.get("MESSENGER_MODEL_STEPS", "40"))
+
+# The server's options for this test, and the protocol's constants.
+WINDOW = 2
+MAX_PENDING = 3
+RETRY_INITIAL = 2.0
+RETRY_MAX = 60.0
+MIN_PASSWORD = 8
+FAILURES_PER_CONNECTION = 5
+SEND_KEY_LIFETIME = 24 * 60 * 60.0
+START = 1795339800.0  # 2026-11-22T09:30:00Z
+
+# What the commands are made of.
+USERS = ["alice", "bob", "carol", "dave"]
+PASSWORDS = {user: [f"{user}-secret-1", f"{user}-secret-2"] for user in USERS}
+SHORT_PASSWORD = "short7!"
+SPELLINGS = ["alice", "bob", "carol", "dave", "Alice", "BOB"]
+TARGETS = ["alice", "bob", "carol", "Bob", "dave", "#general", "#r1", "#R1", "#r2",
+           "zed", "#none", "bad name"]
+JOINABLE = ["#r1", "#r2", "#general", "#R2"]
+BODIES = ["hi", "a|b|c", "h\u00e9llo \u2713", " padded ", " \t "]
+DISPLAYS = ["Alice Liddell", "  Spaced  ", "\u00dcn\u00ef"]
+CLIENT_IDS = ["k1", "k2", "K1", "bad id"]
+
+_USERNAME = re.compile(r"[A-Za-z0-9_.\-]{1,32}\Z")
+_ROOM = re.compile(r"#[a-z0-9_\-]{1,32}\Z")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}\Z")
+
+
+def timestamp(seconds: float) -> str:
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
+
+
+def blank(body: str) -> bool:
+    """Only White_Space characters (the bodies used here hold no others)."""
+    return all(char in " \t" for char in body)
+
+
+def canonical_target(target: str) -> Optional[str]:
+    """A target's canonical form, or None if it is not a valid one."""
+    lowered = target.lower()
+    if target.startswith("#"):
+        return lowered if _ROOM.match(lowered) else None
+    return lowered if _USERNAME.match(target) else None
+
+
+def dm_key(a: str, b: str) -> tuple:
+    return ("dm",) + tuple(sorted((a, b)))
+
+
+# ---------------------------------------------------------------------------
+# The reference model
+
+
+class Message:
+    """A stored message.  Its id is learned from the OK that accepted it."""
+
+    def __init__(self, sender, recipient, room, body, time):
+        self.sender = sender
+        self.recipient = recipient  # a direct message: the user
+        self.room = room  # a room message: the room
+        self.body = body
+        self.time = time
+        self.msgid: Optional[int] = None
+
+    @property
+    def conversation(self):
+        return self.room if self.room else dm_key(self.sender, self.recipient)
+
+    def __repr__(self):
+        return f"<msg {self.msgid} {self.sender}->{self.recipient or self.room} {self.body!r}>"
+
+
+class Account:
+    def __init__(self, password: str, display: str):
+        self.password = password
+        self.display = display
+        self.last_seen: Optional[float] = None
+        self.tokens: set = set()  # valid session tokens
+        self.issued: List[str] = []  # every token ever issued, revoked or not
+
+
+class Conn:
+    """One connection, as the model sees it."""
+
+    def __init__(self):
+        self.user: Optional[str] = None
+        self.failures = 0
+        self.closed = False
+        #: Messages sent as R on this connection and not acknowledged yet,
+        #: with their retry timer: [when it is due, current interval].
+        self.inflight: Dict[Message, list] = {}
+        #: msgids this connection has received as R (what the client knows).
+        self.seen: set = set()
+
+
+def render(event) -> str:
+    """An expected event as a line (after message ids are known)."""
+    kind = event[0]
+    if kind == "R":
+        m = event[1]
+        return f"R|{m.sender}|{m.msgid}|{m.body}"
+    if kind == "C":
+        m = event[1]
+        return f"C|{m.room}|{m.sender}|{m.msgid}|{m.body}"
+    if kind == "DLV":
+        _, m, recipient, when = event
+        return f"DLV|{m.msgid}|{recipient}|{timestamp(when)}"
+    return "|".join(event)  # ON, OFF, JOINED, PARTED, BYE: plain fields
+
+
+def history_lines(target, messages, limit, direction, cursor) -> List[str]:
+    if direction == "after":
+        chosen = [m for m in messages if m.msgid > cursor][:limit]
+    elif direction == "before":
+        chosen = [m for m in messages if m.msgid < cursor][-limit:]
+    else:
+        chosen = messages[-limit:]
+    lines = [f"H|{target}|{m.msgid}|{m.sender}|{timestamp(m.time)}|{m.body}" for m in chosen]
+    return lines + [f"OK|HISTORY|{target}|{len(chosen)}"]
+
+
+class Spec:
+    """PROTOCOL.md (and docs/protocol.md's choices) as plain data.
+
+    Each command method takes the connection it came on and records, for
+    the current step, the replies that connection must get and the events
+    every connection must get.  A reply is ("line", text), ("bind", verb,
+    message) for an ``OK`` that carries a new message's id, ("history", ...)
+    or ("token", user); an event is a tuple rendered by :func:`render`.
+    """
+
+    def __init__(self, now: float):
+        self.now = now
+        self.accounts: Dict[str, Account] = {}
+        self.rooms: Dict[str, set] = {"#general": set()}
+        self.conversations: Dict[object, List[Message]] = defaultdict(list)
+        #: Direct messages not acknowledged yet, per recipient, oldest first.
+        self.unacked: Dict[str, List[Message]] = defaultdict(list)
+        #: DLVs owed to offline senders: sender -> [(message, recipient, time)].
+        self.receipts_owed: Dict[str, list] = defaultdict(list)
+        #: SEND idempotency keys: (sender, client_id) -> (message, time).
+        self.send_keys: Dict[tuple, tuple] = {}
+        self.conns: Dict[int, Conn] = {}
+        #: user -> the connection it is logged in on.
+        self.online: Dict[str, int] = {}
+        #: Every stored message in the order it was accepted.
+        self.accepted: List[Message] = []
+        self.new_step()
+
+    def new_step(self) -> None:
+        self.replies: Dict[int, list] = defaultdict(list)
+        self.events: Dict[int, list] = defaultdict(list)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def reply(self, k: int, line: str) -> None:
+        self.replies[k].append(("line", line))
+
+    def err(self, k: int, verb: str, code: int) -> None:
+        self.reply(k, f"ERR|{verb}|{code}")
+
+    def event(self, k: int, event: tuple) -> None:
+        self.events[k].append(event)
+
+    def logged_in(self, k: int, verb: str) -> Optional[str]:
+        """The connection's user, or None after answering 401 (rule 4)."""
+        user = self.conns[k].user
+        if user is None:
+            self.err(k, verb, 401)
+        return user
+
+    def rooms_of(self, user: str) -> set:
+        return {room for room, members in self.rooms.items() if user in members}
+
+    def neighbours(self, user: str) -> set:
+        found = set()
+        for room in self.rooms_of(user):
+            found |= self.rooms[room]
+        return found - {user}
+
+    def tell_room(self, room: str, event: tuple, but: str) -> None:
+        for member in sorted(self.rooms[room] - {but}):
+            if member in self.online:
+                self.event(self.online[member], event)
+
+    def tell_neighbours(self, user: str, event: tuple) -> None:
+        for other in sorted(self.neighbours(user)):
+            if other in self.online:
+                self.event(self.online[other], event)
+
+    def message(self, msgid: int) -> Optional[Message]:
+        for m in self.accepted:
+            if m.msgid == msgid:
+                return m
+        return None
+
+    # -- delivery --------------------------------------------------------------
+
+    def pump(self, user: str) -> None:
+        """The oldest WINDOW unacknowledged messages are outstanding on the
+        user's connection; any of them not sent there yet is sent now."""
+        conn = self.conns[self.online[user]]
+        for m in self.unacked[user][:WINDOW]:
+            if m not in conn.inflight:
+                conn.inflight[m] = [self.now + RETRY_INITIAL, RETRY_INITIAL]
+                self.event(self.online[user], ("R", m))
+
+    def advance(self, now: float) -> None:
+        """Time passes: every overdue R is sent again, once."""
+        self.now = now
+        for user in sorted(self.online):
+            k = self.online[user]
+            for m, timer in self.conns[k].inflight.items():
+                if timer[0] <= now:
+                    self.event(k, ("R", m))
+                    timer[1] = min(timer[1] * 2, RETRY_MAX)
+                    timer[0] = now + timer[1]
+
+    # -- connections and accounts --------------------------------------------
+
+    def connect(self, k: int) -> None:
+        self.conns[k] = Conn()
+
+    def close(self, k: int, bye: Optional[tuple] = None) -> None:
+        """The connection is gone (after ``bye``, if the server closed it)."""
+        if bye is not None:
+            self.event(k, bye)
+        conn = self.conns[k]
+        conn.closed = True
+        conn.inflight = {}
+        user = conn.user
+        if user is not None and self.online.get(user) == k:  # not taken over
+            del self.online[user]
+            self.accounts[user].last_seen = self.now
+            self.tell_neighbours(user, ("OFF", user))
+
+    def forget_closed(self) -> None:
+        for k in [k for k, conn in self.conns.items() if conn.closed]:
+            del self.conns[k]
+
+    def usr(self, k: int, user: str, password: str, display: str) -> None:
+        if self.conns[k].user is not None:
+            return self.err(k, "USR", 403)
+        if len(password) < MIN_PASSWORD:
+            return self.err(k, "USR", 400)
+        if user in self.accounts:
+            return self.err(k, "USR", 409)
+        self.accounts[user] = Account(password, display.strip(" "))
+        self.rooms["#general"].add(user)
+        self.tell_room("#general", ("JOINED", "#general", user), but=user)
+        self.reply(k, f"OK|USR|{user}")
+
+    def login(self, k: int, user: str, password: str) -> None:
+        if self.conns[k].user is not None:
+            return self.err(k, "LOGIN", 409)
+        account = self.accounts.get(user)
+        if account is None or account.password != password:
+            return self.failed(k, "LOGIN")
+        self.start_session(k, user, "LOGIN")
+
+    def resume(self, k: int, user: str, token: str) -> None:
+        if self.conns[k].user is not None:
+            return self.err(k, "RESUME", 409)
+        account = self.accounts.get(user)
+        if account is None or token not in account.tokens:
+            return self.failed(k, "RESUME")
+        self.start_session(k, user, "RESUME")
+
+    def failed(self, k: int, verb: str) -> None:
+        conn = self.conns[k]
+        conn.failures += 1
+        self.err(k, verb, 401)
+        if conn.failures >= FAILURES_PER_CONNECTION:
+            self.close(k, ("BYE", "429", "too many failed logins"))
+
+    def start_session(self, k: int, user: str, verb: str) -> None:
+        previous = self.online.get(user)
+        self.online[user] = k
+        self.conns[k].user = user
+        if previous is not None:
+            # One session per user: the old one is closed, nobody is told.
+            self.close(previous, ("BYE", "409", "logged in elsewhere"))
+        else:
+            self.tell_neighbours(user, ("ON", user))
+        self.reply(k, f"OK|{verb}|{user}|{self.accounts[user].display}")
+        self.pump(user)
+        for m, recipient, when in self.receipts_owed.pop(user, []):
+            self.event(k, ("DLV", m, recipient, when))
+
+    def quit(self, k: int) -> None:
+        self.reply(k, "OK|QUIT")
+        self.close(k, ("BYE", "200", "goodbye"))
+
+    def token(self, k: int) -> None:
+        user = self.logged_in(k, "TOKEN")
+        if user is not None:
+            self.replies[k].append(("token", user))
+
+    def passwd(self, k: int, old: str, new: str) -> None:
+        user = self.logged_in(k, "PASSWD")
+        if user is None:
+            return
+        account = self.accounts[user]
+        if len(new) < MIN_PASSWORD:
+            return self.err(k, "PASSWD", 400)
+        if old != account.password:
+            return self.err(k, "PASSWD", 401)
+        account.password = new
+        account.tokens.clear()
+        self.reply(k, "OK|PASSWD")
+
+    def name(self, k: int, display: str) -> None:
+        user = self.logged_in(k, "NAME")
+        if user is not None:
+            self.accounts[user].display = display.strip(" ")
+            self.reply(k, f"OK|NAME|{display.strip(' ')}")
+
+    # -- messages ----------------------------------------------------------------
+
+    def submit(self, k: int, verb: str, target: str, body: str, client_id=None) -> None:
+        """MSG, SEND and BCST (target "#general")."""
+        sender = self.logged_in(k, verb)
+        if sender is None:
+            return
+        target = canonical_target(target)
+        bad_id = client_id is not None and not _CLIENT_ID.match(client_id)
+        if target is None or blank(body) or bad_id:
+            return self.err(k, verb, 400)
+        if client_id is not None:
+            # PROTOCOL.md: the same client_id within 24 h stores and delivers
+            # nothing new and answers with the first msgid, whatever else.
+            first = self.send_keys.get((sender, client_id))
+            if first is not None and first[1] > self.now - SEND_KEY_LIFETIME:
+                self.replies[k].append(("bind", verb, first[0]))
+                return
+        if target.startswith("#"):
+            if target not in self.rooms:
+                return self.err(k, verb, 404)
+            if sender not in self.rooms[target]:
+                return self.err(k, verb, 403)
+            m = Message(sender, None, target, body, self.now)
+        else:
+            if target not in self.accounts:
+                return self.err(k, verb, 404)
+            if len(self.unacked[target]) >= MAX_PENDING:
+                return self.err(k, verb, 429)
+            m = Message(sender, target, None, body, self.now)
+        self.accepted.append(m)
+        self.conversations[m.conversation].append(m)
+        if client_id is not None:
+            self.send_keys[(sender, client_id)] = (m, self.now)
+        if m.room:
+            self.tell_room(m.room, ("C", m), but=sender)
+        else:
+            self.unacked[m.recipient].append(m)
+            if m.recipient in self.online:
+                self.pump(m.recipient)
+        self.replies[k].append(("bind", verb, m))
+
+    def ack(self, k: int, msgid: Optional[int]) -> None:
+        """No reply, ever.  Taken if the message waits for this user."""
+        conn = self.conns[k]
+        user = conn.user
+        m = self.message(msgid) if msgid is not None else None
+        if user is None or m is None or m not in self.unacked[user]:
+            return
+        self.unacked[user].remove(m)
+        conn.inflight.pop(m, None)
+        self.pump(user)
+        if m.sender in self.online:
+            self.event(self.online[m.sender], ("DLV", m, user, self.now))
+        else:
+            self.receipts_owed[m.sender].append((m, user, self.now))
+
+    # -- rooms and presence --------------------------------------------------
+
+    def join(self, k: int, room: str) -> None:
+        user = self.logged_in(k, "JOIN")
+        if user is None:
+            return
+        room = room.lower()
+        if user not in self.rooms.get(room, ()):
+            self.rooms.setdefault(room, set()).add(user)
+            self.tell_room(room, ("JOINED", room, user), but=user)
+        self.reply(k, f"OK|JOIN|{room}")
+
+    def part(self, k: int, room: str) -> None:
+        user = self.logged_in(k, "PART")
+        if user is None:
+            return
+        room = room.lower()
+        if user not in self.rooms.get(room, ()):
+            return self.err(k, "PART", 404)
+        self.rooms[room].discard(user)
+        self.tell_room(room, ("PARTED", room, user), but=user)
+        self.reply(k, f"OK|PART|{room}")
+
+    def look(self, k: int, command: str) -> None:
+        """WHO, WHOIS, ROOMS and MEMBERS."""
+        verb, _, arg = command.partition("|")
+        user = self.logged_in(k, verb)
+        if user is None:
+            return
+        if verb == "WHO":
+            self.reply(k, "|".join(["OK|WHO"] + sorted(self.online)))
+        elif verb == "ROOMS":
+            self.reply(k, "|".join(["OK|ROOMS"] + sorted(self.rooms_of(user))))
+        elif verb == "MEMBERS":
+            room = arg.lower()
+            if room not in self.rooms:
+                return self.err(k, verb, 404)
+            self.reply(k, "|".join(["OK|MEMBERS", room] + sorted(self.rooms[room])))
+        elif verb == "WHOIS":
+            who = arg.lower()
+            account = self.accounts.get(who)
+            if account is None:
+                return self.err(k, verb, 404)
+            if who in self.online:
+                state, seen = "online", "-"
+            else:
+                state = "offline"
+                seen = "-" if account.last_seen is None else timestamp(account.last_seen)
+            self.reply(k, f"OK|WHOIS|{who}|{state}|{seen}|{account.display}")
+
+    def history(self, k: int, target: str, limit: int, direction, cursor) -> None:
+        user = self.logged_in(k, "HISTORY")
+        if user is None:
+            return
+        target = canonical_target(target)
+        if target is None or not 1 <= limit <= 500:
+            return self.err(k, "HISTORY", 400)
+        if target.startswith("#"):
+            if target not in self.rooms:
+                return self.err(k, "HISTORY", 404)
+            if user not in self.rooms[target]:
+                return self.err(k, "HISTORY", 403)
+            key = target
+        else:
+            if target not in self.accounts:
+                return self.err(k, "HISTORY", 404)
+            key = dm_key(user, target)
+        snapshot = list(self.conversations[key])
+        self.replies[k].append(("history", target, snapshot, limit, direction, cursor))
+
+
+# ---------------------------------------------------------------------------
+# The machine: the real server, driven step by step, checked against Spec
+
+
+def is_reply(line: str) -> bool:
+    return line.startswith(("OK|", "ERR|", "H|"))
+
+
+def normalize(line: str) -> str:
+    """ERR lines are compared by verb and code only."""
+    if line.startswith("ERR|"):
+        return "|".join(line.split("|")[:3])
+    return line
+
+
+class Client:
+    def __init__(self, protocol, transport):
+        self.protocol = protocol
+        self.transport = transport
+        self.lost = False  # connectionLost has been called
+
+    def send(self, *lines: str) -> None:
+        self.protocol.dataReceived("".join(line + "\n" for line in lines).encode("utf-8"))
+
+
+SLOTS = st.integers(0, 3)
+
+
+class MessengerMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.clock = task.Clock()
+        self.clock.advance(START)
+        self.config = ServerConfig(
+            window=WINDOW,
+            max_pending=MAX_PENDING,
+            retry_initial=RETRY_INITIAL,
+            retry_max=RETRY_MAX,
+            rate=1e6,
+            burst=10**9,
+            idle_timeout=1e12,
+            argon2_time_cost=1,
+            argon2_memory_cost=8,
+        )
+        self.store = ImmediateSqliteStore()
+        hasher = PasswordHasher(None, 1, 8, run_in_thread=maybeDeferred)
+        self.service = MessengerService(self.store, self.config, self.clock, hasher)
+        self.service.startService()
+        self.factory = MessengerFactory(self.service, self.config, self.clock)
+        self.spec = Spec(self.clock.seconds())
+        self.clients: Dict[int, Client] = {}  # connection id -> client
+        self.slots: Dict[int, int] = {}  # slot -> connection id
+        self.numbers = itertools.count(1)
+        self.dropped: set = set()  # connections the client dropped this step
+        self.dlv_seen: set = set()
+
+    def teardown(self):
+        self.store.close()
+
+    # -- driving the server ----------------------------------------------------
+
+    def conn(self, slot: int) -> int:
+        """The connection on ``slot``, opened (and greeted) if there is none."""
+        if slot not in self.slots:
+            k = next(self.numbers)
+            address = IPv4Address("TCP", "10.%d.%d.%d" % (k // 62500, k // 250 % 250, k % 250), 40000)
+            protocol = self.factory.buildProtocol(address)
+            transport = StringTransport(peerAddress=address)
+            protocol.makeConnection(transport)
+            assert transport.value() == b"HELLO|1|messenger\n", transport.value()
+            transport.clear()
+            self.clients[k] = Client(protocol, transport)
+            self.slots[slot] = k
+            self.spec.connect(k)
+        return self.slots[slot]
+
+    def drop(self, k: int) -> None:
+        """The client goes away without a word."""
+        client = self.clients[k]
+        client.transport.loseConnection()
+        client.lost = True
+        client.protocol.connectionLost(Failure(ConnectionDone()))
+        self.dropped.add(k)
+        self.spec.close(k)
+        for slot, kk in list(self.slots.items()):
+            if kk == k:
+                del self.slots[slot]
+
+    def settle(self) -> None:
+        """Run what is due now (group commits) and complete server closes,
+        as the reactor would."""
+        for _ in range(1000):
+            progressed = False
+            for client in self.clients.values():
+                if client.transport.disconnecting and not client.lost:
+                    client.lost = True
+                    client.protocol.connectionLost(Failure(ConnectionDone()))
+                    progressed = True
+            now = self.clock.seconds()
+            if any(call.getTime() <= now for call in self.clock.getDelayedCalls()):
+                self.clock.advance(0)
+                progressed = True
+            if not progressed:
+                return
+        raise AssertionError("the server never settles")
+
+    def begin(self) -> None:
+        self.spec.new_step()
+        self.dropped = set()
+
+    def finish(self) -> None:
+        self.settle()
+        self.check()
+
+    # -- checking a step -------------------------------------------------------
+
+    def check(self) -> None:
+        spec = self.spec
+        output = {}
+        for k, client in self.clients.items():
+            data = client.transport.value().decode("utf-8")
+            client.transport.clear()
+            assert data == "" or data.endswith("\n"), f"conn {k}: output ends mid-line: {data!r}"
+            output[k] = data.split("\n")[:-1]
+
+        # The server closed exactly the connections the model closed.
+        for k, client in self.clients.items():
+            expected_closed = spec.conns[k].closed
+            assert client.lost == expected_closed, (
+                f"conn {k}: server {'closed' if client.lost else 'kept'} the connection, "
+                f"model says it is {'closed' if expected_closed else 'open'}"
+            )
+
+        # Replies, in order; new message ids and tokens are learned here.
+        for k in sorted(self.clients):
+            actual = [normalize(line) for line in output[k] if is_reply(line)]
+            expected = self.expected_replies(k, actual)
+            if k in self.dropped:
+                # Commands unanswered when the client dropped get no reply.
+                assert actual == expected[: len(actual)], f"conn {k} replies:\n{actual}\n!= {expected}"
+            else:
+                assert actual == expected, (
+                    f"conn {k} ({spec.conns[k].user}) replies:\n  got      {actual}\n  expected {expected}"
+                )
+
+        # Message ids increase strictly in the order messages were accepted.
+        ids = [m.msgid for m in spec.accepted]
+        assert None not in ids, f"a stored message's id was never learned: {spec.accepted}"
+        assert all(a < b for a, b in zip(ids, ids[1:])), f"message ids do not increase: {ids}"
+
+        # Each event on its own, against the rules of the contract.
+        for k in sorted(self.clients):
+            self.check_events(k, output[k])
+
+        # Then exactly the events the model predicts.
+        for k in sorted(self.clients):
+            actual = Counter(line for line in output[k] if not is_reply(line))
+            expected = Counter(render(event) for event in spec.events.get(k, []))
+            assert actual == expected, (
+                f"conn {k} ({spec.conns[k].user}) events:\n"
+                f"  unexpected {sorted((actual - expected).elements())}\n"
+                f"  missing    {sorted((expected - actual).elements())}"
+            )
+
+        # Flow control and liveness on every logged-in connection.
+        for user, k in spec.online.items():
+            conn = spec.conns[k]
+            waiting = spec.unacked[user]
+            outstanding = {m.msgid for m in waiting} & conn.seen
+            assert len(outstanding) <= WINDOW, f"{user}: {sorted(outstanding)} outstanding > window"
+            missing = [m for m in waiting[:WINDOW] if m.msgid not in conn.seen]
+            assert not missing, f"{user}: never received {missing} though it is in the window"
+
+        for k in [k for k, c in self.clients.items() if c.lost]:
+            del self.clients[k]
+        spec.forget_closed()
+        self.slots = {slot: k for slot, k in self.slots.items() if k in self.clients}
+
+    def expected_replies(self, k: int, actual: List[str]) -> List[str]:
+        spec = self.spec
+        out: List[str] = []
+        for item in spec.replies.get(k, []):
+            kind = item[0]
+            if kind == "line":
+                out.append(item[1])
+            elif kind == "bind":
+                _, verb, m = item
+                if m.msgid is None:
+                    got = actual[len(out)] if len(out) < len(actual) else ""
+                    match = re.fullmatch(r"OK\|%s\|([1-9][0-9]*)" % verb, got)
+                    if match is None:
+                        out.append(f"OK|{verb}|<new id>")
+                        continue
+                    m.msgid = int(match.group(1))
+                    assert spec.message(m.msgid) is m, f"msgid {m.msgid} given twice"
+                out.append(f"OK|{verb}|{m.msgid}")
+            elif kind == "history":
+                _, target, messages, limit, direction, cursor = item
+                out.extend(history_lines(target, messages, limit, direction, cursor))
+            elif kind == "token":
+                got = actual[len(out)] if len(out) < len(actual) else ""
+                match = re.fullmatch(r"OK\|TOKEN\|([A-Za-z0-9_\-]{32,128})", got)
+                if match is None:
+                    out.append("OK|TOKEN|<token>")
+                    continue
+                account = spec.accounts[item[1]]
+                account.tokens.add(match.group(1))
+                account.issued.append(match.group(1))
+                out.append(got)
+        return out
+
+    def check_events(self, k: int, lines: List[str]) -> None:
+        spec = self.spec
+        conn = spec.conns[k]
+        user = conn.user
+        for i, line in enumerate(lines):
+            if is_reply(line):
+                continue
+            kind = line.split("|", 1)[0]
+            if kind == "BYE":
+                assert i == len(lines) - 1, f"conn {k}: {line} is not the last line: {lines}"
+                continue
+            assert user is not None, f"conn {k} is not logged in but got {line}"
+            if kind == "R":
+                _, sender, msgid, body = line.split("|", 3)
+                m = spec.message(int(msgid))
+                assert m is not None and m.recipient == user, f"{user} got {line}: not addressed to {user}"
+                assert (sender, body) == (m.sender, m.body), f"{user} got {line} for {m}"
+                assert m in spec.unacked[user], f"{user} got {line} after acknowledging it"
+                conn.seen.add(m.msgid)
+            elif kind == "C":
+                _, room, sender, msgid, body = line.split("|", 4)
+                m = spec.message(int(msgid))
+                assert m is not None and (m.room, m.sender, m.body) == (room, sender, body), line
+                assert sender != user, f"{user} got its own room message back: {line}"
+                assert user in spec.rooms[room], f"{user} is not in {room} but got {line}"
+            elif kind == "DLV":
+                _, msgid, recipient, _when = line.split("|")
+                m = spec.message(int(msgid))
+                assert m is not None and m.sender == user, f"{user} got {line}: not its message"
+                assert m.recipient == recipient and m not in spec.unacked[recipient], (
+                    f"{user} got {line} but it was not acknowledged")
+                assert m.msgid not in self.dlv_seen, f"{user} got {line} a second time"
+                self.dlv_seen.add(m.msgid)
+            elif kind in ("ON", "OFF"):
+                assert line.split("|")[1] != user, f"{user} was told about itself: {line}"
+            elif kind in ("JOINED", "PARTED"):
+                _, room, who = line.split("|")
+                assert who != user, f"{user} was told about itself: {line}"
+                assert user in spec.rooms[room], f"{user} is not in {room} but got {line}"
+            else:
+                raise AssertionError(f"conn {k}: unknown line {line!r}")
+        # After a login: OK, then the pending R (oldest first) and DLV.
+        for verb in ("LOGIN", "RESUME"):
+            ok = [i for i, line in enumerate(lines) if line.startswith(f"OK|{verb}|")]
+            if ok:
+                before = [line for line in lines[: ok[0]] if line.startswith(("R|", "DLV|"))]
+                assert not before, f"conn {k}: {before} before OK|{verb}"
+                rs = [int(line.split("|")[2]) for line in lines[ok[0]:] if line.startswith("R|")]
+                assert rs == sorted(rs), f"conn {k}: pending R not oldest first: {rs}"
+
+    # -- rules -----------------------------------------------------------------
+    #
+    # Rules with ``slot`` act on one of four connection slots, opening a new
+    # connection there if there is none (so a slot that was closed is a
+    # reconnect).  Rules with ``who`` act on one of the logged-in
+    # connections; ``anonymous`` sends what needs a login on a connection
+    # that has none.
+
+    def logged_in(self, who: int) -> int:
+        slots = sorted(slot for slot, k in self.slots.items() if self.spec.conns[k].user)
+        return self.slots[slots[who % len(slots)]]
+
+    def password_for(self, user: str, kind: str) -> str:
+        account = self.spec.accounts.get(user)
+        current = account.password if account else PASSWORDS[user][0]
+        if kind == "current":
+            return current
+        if kind == "other":
+            return [p for p in PASSWORDS[user] if p != current][0]
+        return SHORT_PASSWORD
+
+    @initialize(users=st.lists(st.sampled_from(USERS[:3]), unique=True, max_size=3))
+    def accounts_online(self, users):
+        """Some users that exist and are logged in, each on a slot of its own."""
+        for user in users:
+            self.usr(slot=3, name=user, password="good", display=user.capitalize())
+        for slot, user in enumerate(users):
+            self.login(slot=slot, name=user, password="current")
+
+    @rule(slot=SLOTS, name=st.sampled_from(SPELLINGS), password=st.sampled_from(["good", "short"]),
+          display=st.sampled_from(DISPLAYS))
+    def usr(self, slot, name, password, display):
+        self.begin()
+        k = self.conn(slot)
+        secret = PASSWORDS[name.lower()][0] if password == "good" else SHORT_PASSWORD
+        self.clients[k].send(f"USR|{name}|{secret}|{display}")
+        self.spec.usr(k, name.lower(), secret, display)
+        self.finish()
+
+    @rule(slot=SLOTS, name=st.sampled_from(SPELLINGS),
+          password=st.sampled_from(["current", "current", "other", "short"]))
+    def login(self, slot, name, password):
+        self.begin()
+        k = self.conn(slot)
+        secret = self.password_for(name.lower(), password)
+        self.clients[k].send(f"LOGIN|{name}|{secret}")
+        self.spec.login(k, name.lower(), secret)
+        self.finish()
+
+    @rule(slot=SLOTS, name=st.sampled_from(SPELLINGS), which=st.integers(0, 3))
+    def resume(self, slot, name, which):
+        """RESUME with a token issued to that user (maybe revoked since) or a made-up one."""
+        self.begin()
+        k = self.conn(slot)
+        account = self.spec.accounts.get(name.lower())
+        issued = account.issued if account else []
+        token = issued[which % len(issued)] if issued and which < 3 else "A" * 43
+        self.clients[k].send(f"RESUME|{name}|{token}")
+        self.spec.resume(k, name.lower(), token)
+        self.finish()
+
+    @rule(slot=SLOTS)
+    def quit(self, slot):
+        self.begin()
+        k = self.conn(slot)
+        self.clients[k].send("QUIT")
+        self.spec.quit(k)
+        self.finish()
+
+    @precondition(lambda self: self.slots)
+    @rule(which=st.integers(0, 4))
+    def disconnect(self, which):
+        """The connection drops (transport.loseConnection + connectionLost)."""
+        self.begin()
+        slots = sorted(self.slots)
+        self.drop(self.slots[slots[which % len(slots)]])
+        self.finish()
+
+    @rule(command=st.sampled_from([
+        "MSG|bob|hi", "BCST| ", "SEND|bad id|bob|hi", "HISTORY|bob|0", "WHO", "JOIN|#r1",
+        "TOKEN", "NAME|Al", "PASSWD|x|y", "ACK|1", "ROOMS", "WHOIS|zed"]))
+    def anonymous(self, command):
+        """Rule 4: before login, a command that needs one is 401 (its values
+        are not checked); ACK gets no reply."""
+        self.begin()
+        k = self.conn(4)
+        if self.spec.conns[k].user is None:
+            self.clients[k].send(command)
+            verb = command.split("|")[0]
+            if verb != "ACK":
+                self.spec.err(k, verb, 401)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3))
+    def token(self, who):
+        self.begin()
+        k = self.logged_in(who)
+        self.clients[k].send("TOKEN")
+        self.spec.token(k)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3), old=st.sampled_from(["current", "other"]),
+          new=st.sampled_from(["other", "short"]))
+    def passwd(self, who, old, new):
+        self.begin()
+        k = self.logged_in(who)
+        user = self.spec.conns[k].user
+        old_secret = self.password_for(user, old)
+        new_secret = self.password_for(user, new)
+        self.clients[k].send(f"PASSWD|{old_secret}|{new_secret}")
+        self.spec.passwd(k, old_secret, new_secret)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3), display=st.sampled_from(DISPLAYS))
+    def name(self, who, display):
+        self.begin()
+        k = self.logged_in(who)
+        self.clients[k].send(f"NAME|{display}")
+        self.spec.name(k, display)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3), to=st.sampled_from(TARGETS), body=st.sampled_from(BODIES))
+    def msg(self, who, to, body):
+        self.begin()
+        k = self.logged_in(who)
+        self.clients[k].send(f"MSG|{to}|{body}")
+        self.spec.submit(k, "MSG", to, body)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3), client_id=st.sampled_from(CLIENT_IDS), to=st.sampled_from(TARGETS),
+          body=st.sampled_from(BODIES))
+    def send(self, who, client_id, to, body):
+        self.begin()
+        k = self.logged_in(who)
+        self.clients[k].send(f"SEND|{client_id}|{to}|{body}")
+        self.spec.submit(k, "SEND", to, body, client_id)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3), body=st.sampled_from(BODIES))
+    def bcst(self, who, body):
+        self.begin()
+        k = self.logged_in(who)
+        self.clients[k].send(f"BCST|{body}")
+        self.spec.submit(k, "BCST", "#general", body)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3), client_id=st.sampled_from(CLIENT_IDS[:2]),
+          to=st.sampled_from(TARGETS[:-1]), body=st.sampled_from(BODIES[:-1]),
+          commit_first=st.booleans())
+    def send_drop_resend(self, who, client_id, to, body, commit_first):
+        """SEND, the connection drops before the OK, the client logs in again
+        on a new connection and re-sends it: the message exists once."""
+        self.begin()
+        k = self.logged_in(who)
+        slot = [s for s, kk in self.slots.items() if kk == k][0]
+        user = self.spec.conns[k].user
+        line = f"SEND|{client_id}|{to}|{body}"
+        self.clients[k].send(line)
+        self.drop(k)
+        # The SEND is committed after the drop: no R or C for the old connection.
+        self.spec.submit(k, "SEND", to, body, client_id)
+        if commit_first:
+            self.settle()
+        k2 = self.conn(slot)
+        secret = self.spec.accounts[user].password
+        self.clients[k2].send(f"LOGIN|{user}|{secret}", line)
+        self.spec.login(k2, user, secret)
+        self.spec.submit(k2, "SEND", to, body, client_id)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3), commands=st.lists(
+        st.tuples(st.sampled_from(["MSG", "SEND", "BCST"]), st.sampled_from(TARGETS),
+                  st.sampled_from(BODIES), st.sampled_from(CLIENT_IDS)),
+        min_size=2, max_size=4), history=st.none() | st.sampled_from(TARGETS))
+    def pipeline(self, who, commands, history):
+        """Several sends in one packet (one group commit), maybe then HISTORY."""
+        self.begin()
+        k = self.logged_in(who)
+        lines = []
+        for verb, target, body, client_id in commands:
+            if verb == "MSG":
+                lines.append(f"MSG|{target}|{body}")
+                self.spec.submit(k, verb, target, body)
+            elif verb == "SEND":
+                lines.append(f"SEND|{client_id}|{target}|{body}")
+                self.spec.submit(k, verb, target, body, client_id)
+            else:
+                lines.append(f"BCST|{body}")
+                self.spec.submit(k, verb, "#general", body)
+        if history is not None:
+            lines.append(f"HISTORY|{history}|3")
+            self.spec.history(k, history, 3, None, None)
+        self.clients[k].send(*lines)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3), kind=st.sampled_from(["seen", "seen", "any", "bogus", "malformed"]),
+          which=st.integers(0, 7))
+    def ack(self, who, kind, which):
+        """ACK a message this connection received, any message, or nonsense."""
+        self.begin()
+        k = self.logged_in(who)
+        seen = sorted(self.spec.conns[k].seen)
+        every = [m.msgid for m in self.spec.accepted]
+        msgid = None
+        if kind == "seen" and seen:
+            msgid = seen[which % len(seen)]
+        elif kind == "any" and every:
+            msgid = every[which % len(every)]
+        if msgid is not None:
+            line = f"ACK|{msgid}"
+        elif kind == "malformed":
+            line = ["ACK|x1", "ACK", "ACK|0", "ack|1|2"][which % 4]
+        else:
+            line, msgid = "ACK|999999", 999999
+        self.clients[k].send(line)
+        self.spec.ack(k, msgid)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3), room=st.sampled_from(JOINABLE))
+    def join(self, who, room):
+        self.begin()
+        k = self.logged_in(who)
+        self.clients[k].send(f"JOIN|{room}")
+        self.spec.join(k, room)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3), room=st.sampled_from(JOINABLE + ["#none"]))
+    def part(self, who, room):
+        self.begin()
+        k = self.logged_in(who)
+        self.clients[k].send(f"PART|{room}")
+        self.spec.part(k, room)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3), command=st.sampled_from([
+        "WHO", "ROOMS", "WHOIS|alice", "WHOIS|Bob", "WHOIS|zed",
+        "MEMBERS|#general", "MEMBERS|#R1", "MEMBERS|#none"]))
+    def look(self, who, command):
+        self.begin()
+        k = self.logged_in(who)
+        self.clients[k].send(command)
+        self.spec.look(k, command)
+        self.finish()
+
+    @precondition(lambda self: self.spec.online)
+    @rule(who=st.integers(0, 3), of=st.sampled_from(TARGETS), limit=st.sampled_from([3, 1, 500, 0]),
+          direction=st.sampled_from([None, "before", "after"]), cursor=st.integers(0, 20))
+    def history(self, who, of, limit, direction, cursor):
+        self.begin()
+        k = self.logged_in(who)
+        if direction is None:
+            self.clients[k].send(f"HISTORY|{of}|{limit}")
+        else:
+            self.clients[k].send(f"HISTORY|{of}|{limit}|{direction}|{cursor}")
+        self.spec.history(k, of, limit, direction, cursor)
+        self.finish()
+
+    @rule(seconds=st.sampled_from([1.0, 2.0, 0.5, 3.5, 8.0, 30.0, 61.0, 86401.0]))
+    def advance(self, seconds):
+        """Time passes: retries are due at 2, 6, 14, 30, 62, 122, ... s."""
+        self.begin()
+        self.clock.advance(seconds)
+        self.spec.advance(self.clock.seconds())
+        self.finish()
+
+
+MessengerMachine.TestCase.settings = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=STEPS,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestMessengerModel = MessengerMachine.TestCase
