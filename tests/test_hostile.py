@@ -313,10 +313,10 @@ class RandomBytesTests(SynchronousTestCase):
         naming its verb (ERR, or OK if it happens to be valid), an ACK line
         none; no 500; a PING afterwards gets OK|PING."""
         errors = LoggedFailures(self)
-        stats = {"examples": 0, "lines": 0, "bytes": 0}
+        stats = {"examples": 0, "lines": 0, "bytes": 0, "ok": 0, "invalid_utf8": 0}
 
         @settings(
-            max_examples=400,
+            max_examples=1000,
             derandomize=True,
             database=None,
             deadline=None,
@@ -360,6 +360,8 @@ class RandomBytesTests(SynchronousTestCase):
             stats["examples"] += 1
             stats["lines"] += len(expected)
             stats["bytes"] += len(stream)
+            stats["ok"] += sum(line.startswith("OK|") for line in got)
+            stats["invalid_utf8"] += got.count("ERR|?|400|invalid UTF-8")
 
         run()
         merge_report(
@@ -367,6 +369,8 @@ class RandomBytesTests(SynchronousTestCase):
                 "hostile_fuzz_inputs_tried": stats["examples"],
                 "hostile_fuzz_lines_answered": stats["lines"],
                 "hostile_fuzz_bytes_sent": stats["bytes"],
+                "hostile_fuzz_lines_valid": stats["ok"],
+                "hostile_fuzz_lines_invalid_utf8": stats["invalid_utf8"],
             }
         )
 
