@@ -4,6 +4,11 @@ A ``DeliveryQueue`` sends ``R`` lines, keeps at most ``window`` of them
 unacknowledged, re-sends each unacknowledged one after a retry interval that
 doubles up to a cap, and pages the stored backlog in from the store.
 
+Retries are driven by one Deferred-based timer per queue (``deferLater``
+on the injected clock) armed for the earliest deadline in a heap, rather
+than one timer per message: an ACK then only forgets the message, with no
+timer to cancel.
+
 Backlog and live messages are merged without a gap or a duplicate by
 relying on the store running operations in submission order: while the
 queue is still *loading* it ignores live pushes, because every pushed
@@ -14,8 +19,9 @@ taken as they come.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
-from typing import Callable, Deque, Dict, Optional, Set
+from typing import Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred
@@ -28,12 +34,12 @@ PAGE_SIZE = 500
 
 
 class _InFlight:
-    __slots__ = ("message", "interval", "timer")
+    __slots__ = ("message", "interval", "due")
 
-    def __init__(self, message: StoredMessage, interval: float, timer: Deferred) -> None:
+    def __init__(self, message: StoredMessage, interval: float, due: float) -> None:
         self.message = message
         self.interval = interval
-        self.timer = timer
+        self.due = due
 
 
 def _ignore_cancel(failure):
@@ -46,7 +52,8 @@ class DeliveryQueue:
     __slots__ = (
         "_send", "_fetch", "_clock", "_window", "_retry_initial", "_retry_max",
         "_page_size", "_on_retry", "_queue", "_known", "_in_flight", "_cursor",
-        "_loading", "_fetching", "_paused", "_stopped",
+        "_loading", "_fetching", "_paused", "_stopped", "_deadlines", "_timer",
+        "_timer_due",
     )
 
     def __init__(
@@ -76,6 +83,11 @@ class DeliveryQueue:
         self._fetching = False
         self._paused = False
         self._stopped = False
+        #: (due time, msgid) of in-flight messages; stale entries (acked,
+        #: or rescheduled) are skipped when they come up.
+        self._deadlines: List[Tuple[float, int]] = []
+        self._timer: Optional[Deferred] = None
+        self._timer_due = 0.0
 
     @property
     def in_flight(self) -> int:
@@ -113,7 +125,6 @@ class DeliveryQueue:
                 if message.msgid == msgid:
                     return message
             return None
-        entry.timer.cancel()
         self._pump()
         return entry.message
 
@@ -128,8 +139,10 @@ class DeliveryQueue:
     def stop(self) -> None:
         """The connection is gone: cancel every timer and forget everything."""
         self._stopped = True
-        for entry in self._in_flight.values():
-            entry.timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadlines.clear()
         self._in_flight.clear()
         self._queue.clear()
         self._known.clear()
@@ -177,14 +190,38 @@ class DeliveryQueue:
             self._fetch_page()
 
     def _schedule(self, message: StoredMessage, interval: float) -> None:
-        timer = task.deferLater(self._clock, interval, self._retry, message.msgid)
-        timer.addErrback(_ignore_cancel)
-        self._in_flight[message.msgid] = _InFlight(message, interval, timer)
+        due = self._clock.seconds() + interval
+        self._in_flight[message.msgid] = _InFlight(message, interval, due)
+        heapq.heappush(self._deadlines, (due, message.msgid))
+        if self._timer is None or due < self._timer_due:
+            self._arm(due)
 
-    def _retry(self, msgid: int) -> None:
-        entry = self._in_flight.get(msgid)
-        if entry is None:
-            return
+    def _arm(self, due: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_due = due
+        self._timer = task.deferLater(self._clock, max(0.0, due - self._clock.seconds()), self._expired)
+        self._timer.addErrback(_ignore_cancel)
+
+    def _expired(self) -> None:
+        self._timer = None
+        now = self._clock.seconds()
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][0] <= now:
+            due, msgid = heapq.heappop(deadlines)
+            entry = self._in_flight.get(msgid)
+            if entry is None or entry.due != due:
+                continue  # acknowledged, or rescheduled since
+            self._retry(entry)
+        while deadlines:
+            due, msgid = deadlines[0]
+            entry = self._in_flight.get(msgid)
+            if entry is not None and entry.due == due:
+                self._arm(due)
+                return
+            heapq.heappop(deadlines)
+
+    def _retry(self, entry: _InFlight) -> None:
         if self._paused:
             # The reader is not reading: re-sending would only grow its
             # buffer.  Try again after the same interval.
