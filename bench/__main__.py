@@ -172,6 +172,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         meta["loadavg_after"] = " ".join(f"{x:.2f}" for x in procstat.loadavg())
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
+    notes = list(dict.fromkeys(notes))
     text = report.markdown(outcomes, scaling, meta, notes)
     print(text)
     if args.markdown:

@@ -19,7 +19,7 @@ import sys
 from collections import Counter
 from typing import Dict, List, Optional, Tuple
 
-from bench.servers import Reaper
+from bench.servers import Reaper, die_with_parent
 
 
 class PySpy:
@@ -37,6 +37,7 @@ class PySpy:
             [exe, "record", "--pid", str(pid), "--format", "raw", "--function", "--nonblocking",
              "--rate", str(rate), "--output", self.path],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         ))
 
     def stop(self) -> Dict[str, str]:
@@ -59,34 +60,54 @@ class PySpy:
         return self._result
 
 
-def summarize(path: str, top: int = 25) -> Dict[str, object]:
-    """Top frames by self samples and by cumulative samples."""
-    own: Counter = Counter()
-    cumulative: Counter = Counter()
-    total = 0
+REACTOR = "reactor thread"
+WORKERS = "worker threads (SQLite, Argon2)"
+
+
+def summarize(path: str, top: int = 25) -> Dict[str, Dict[str, object]]:
+    """Top frames by self and by cumulative samples, for all threads and
+    separately for the reactor thread and the pool threads (a stack that
+    starts in ``Thread._bootstrap`` is a pool thread's)."""
+    groups = {name: {"own": Counter(), "cumulative": Counter(), "samples": 0}
+              for name in ("all threads", REACTOR, WORKERS)}
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             stack, _, count = line.rstrip("\n").rpartition(" ")
             if not stack or not count.isdigit():
                 continue
             n = int(count)
-            total += n
             frames = stack.split(";")
-            own[frames[-1]] += n
-            for frame in set(frames):
-                cumulative[frame] += n
-    return {"samples": total, "self": own.most_common(top), "cumulative": cumulative.most_common(top)}
+            kind = WORKERS if frames[0].startswith("Thread._bootstrap") else REACTOR
+            for name in ("all threads", kind):
+                group = groups[name]
+                group["samples"] += n
+                group["own"][frames[-1]] += n
+                for frame in set(frames):
+                    group["cumulative"][frame] += n
+    return {
+        name: {"samples": g["samples"], "self": g["own"].most_common(top),
+               "cumulative": g["cumulative"].most_common(top),
+               "cumulative, messenger/ only": [
+                   (frame, n) for frame, n in g["cumulative"].most_common() if "(messenger/" in frame
+               ][:top]}
+        for name, g in groups.items()
+    }
 
 
-def format_summary(summary: Dict[str, object]) -> str:
-    total = max(1, int(summary["samples"]))
-    out: List[str] = [f"{summary['samples']} samples"]
-    for title in ("self", "cumulative"):
-        out += ["", f"top by {title} time:"]
-        rows: List[Tuple[str, int]] = summary[title]  # type: ignore[assignment]
-        for frame, n in rows:
-            out.append(f"{100.0 * n / total:6.1f}%  {frame}")
-    return "\n".join(out) + "\n"
+def format_summary(summary: Dict[str, Dict[str, object]]) -> str:
+    """Percentages are of all samples (every thread), so they add up."""
+    total = max(1, int(summary["all threads"]["samples"]))
+    out: List[str] = []
+    for name, group in summary.items():
+        out += [f"== {name}: {group['samples']} samples, "
+                f"{100.0 * int(group['samples']) / total:.0f}% of all"]
+        for title in ("self", "cumulative", "cumulative, messenger/ only"):
+            out += ["", f"top by {title} time:"]
+            rows: List[Tuple[str, int]] = group[title]  # type: ignore[assignment]
+            for frame, n in rows:
+                out.append(f"{100.0 * n / total:6.1f}%  {frame}")
+        out.append("")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -57,11 +57,11 @@ ROWS: Sequence[Tuple[str, str, str, str]] = (
 )
 
 CHECK_KEYS = ("delivered", "lost", "duplicated", "misdelivered", "redelivered", "rejected",
-              "unanswered", "dlv_missing", "logged_in", "ok", "failed", "timed_out")
+              "unanswered", "dlv_missing", "logged_in", "dropped", "ok", "failed", "timed_out")
 
 #: Checks that must be zero (or False) for a run to count as correct.
 MUST_BE_ZERO = ("lost", "duplicated", "misdelivered", "rejected", "unanswered", "dlv_missing",
-                "failed", "echoed", "timed_out")
+                "failed", "dropped", "echoed", "timed_out")
 
 
 def problems(outcome: Outcome) -> List[str]:

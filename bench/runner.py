@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Any, Dict, Optional
 
-from bench.servers import REPO_ROOT, Reaper, child_env
+from bench.servers import REPO_ROOT, Reaper, child_env, die_with_parent
 
 
 class LoadgenFailed(RuntimeError):
@@ -31,6 +31,7 @@ class Loadgen:
                 [sys.executable, "-m", "bench.loadgen"],
                 cwd=REPO_ROOT, env=child_env(),
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                preexec_fn=die_with_parent,
             ))
         self._buffer = b""
         self.info: Dict[str, Any] = {}

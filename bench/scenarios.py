@@ -72,6 +72,13 @@ class Scenario:
         self.errors = Errors()
         self.connect_limit = asyncio.Semaphore(int(spec.get("connect_concurrency", 256)))
         self.sources = Sources(int(spec.get("source_addresses", 64)), int(spec.get("logins_per_address", 16)))
+        self.prepare_timeout = float(spec.get("prepare_timeout", self.timeout))
+        #: Connections to keep alive: PING every ``keepalive`` seconds, as
+        #: the protocol asks of idle clients, so that a long login phase
+        #: does not end in the server's idle timeout (300 s).
+        self.live: List[Conn] = []
+        self.pings = 0
+        self._keepalive: Optional[asyncio.Task] = None
 
     async def open(self, handler: Handler, tag, lines: List[bytes]):
         """Connect and log in (see :func:`open_and_login`)."""
@@ -86,18 +93,41 @@ class Scenario:
 
     async def login_all(self, users: List[List[str]], handler: Handler, tags: List[Any]) -> List[Conn]:
         """Connect one client per user and RESUME it with its token."""
+        self.start_keepalive()
+
         async def one(user, tag) -> Conn:
             line = b"RESUME|%s|%s\n" % (user[0].encode(), user[2].encode())
             conn, (reply,) = await self.open(handler, tag, [line])
+            self.live.append(conn)
             reply = reply.result()
             if not is_ok(reply):
                 raise RuntimeError(f"RESUME {user[0]} failed: {reply!r}")
             return conn
 
         return list(await asyncio.wait_for(
-            asyncio.gather(*(one(u, t) for u, t in zip(users, tags))), self.timeout))
+            asyncio.gather(*(one(u, t) for u, t in zip(users, tags))), self.prepare_timeout))
+
+    def start_keepalive(self) -> None:
+        if self._keepalive is None:
+            interval = float(self.spec.get("keepalive", 100))
+            self._keepalive = self.loop.create_task(self._keep_alive(interval))
+
+    async def _keep_alive(self, interval: float) -> None:
+        def answered(line: Optional[bytes]) -> None:
+            if line is not None and not is_ok(line):
+                self.errors.add("PING", line)
+
+        rounds = int((self.prepare_timeout + 3 * self.timeout) / interval) + 2
+        for _ in range(rounds):  # and cancelled by close_all
+            await asyncio.sleep(interval)
+            for conn in self.live:
+                if not conn.closed:
+                    conn.command(b"PING\n", answered)
+                    self.pings += 1
 
     def close_all(self, conns: List[Conn]) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         for conn in conns:
             conn.abort()
 
@@ -403,7 +433,7 @@ class Room(Scenario, Handler):
         for member, conn in zip(self.members, conns):
             member.conn = conn
         replies = await asyncio.wait_for(
-            asyncio.gather(*(c.request(b"JOIN|" + self.room + b"\n") for c in conns)), self.timeout)
+            asyncio.gather(*(c.request(b"JOIN|" + self.room + b"\n") for c in conns)), self.prepare_timeout)
         bad = [r for r in replies if not is_ok(r)]
         if bad:
             raise RuntimeError(f"JOIN failed: {bad[:3]!r}")
@@ -544,6 +574,8 @@ class Idle(Scenario, Handler):
                 failed += 1
                 self.errors.add("RESUME", reply)
 
+        self.live = conns
+        self.start_keepalive()
         timed_out = False
         try:
             await asyncio.wait_for(asyncio.gather(*(one(u) for u in self.users)), self.timeout)
@@ -562,6 +594,7 @@ class Idle(Scenario, Handler):
             "end": self.last_ok,
             "timed_out": timed_out,
             "events": self.events,
+            "pings": self.pings,
             "byes": [b.decode("utf-8", "replace") for b in self.byes],
             "errors": self.errors.as_dict(),
         }
@@ -613,7 +646,7 @@ class Backlog(Scenario, Handler):
             await self._count(outstanding)
 
         await asyncio.wait_for(
-            asyncio.gather(*(fill(c, range(j, self.total, k)) for j, c in enumerate(conns))), self.timeout)
+            asyncio.gather(*(fill(c, range(j, self.total, k)) for j, c in enumerate(conns))), self.prepare_timeout)
         filled = now()
         quits = [c.request(b"QUIT\n") for c in conns]
         await asyncio.wait_for(asyncio.gather(*quits, *(c.lost for c in conns)), 30)

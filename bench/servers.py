@@ -31,6 +31,18 @@ class ServerFailed(RuntimeError):
     """A server did not start, or died while it was being measured."""
 
 
+def die_with_parent() -> None:
+    """preexec_fn: the child gets SIGKILL if the harness dies, even by
+    SIGKILL itself, when nothing else could clean up (Linux only)."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
 def child_env() -> dict:
     env = dict(os.environ)
     path = env.get("PYTHONPATH")
@@ -119,6 +131,7 @@ class ServerProcess:
             self.proc = self._reaper.add(subprocess.Popen(
                 self.command(), cwd=self.workdir, env=child_env(),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             ))
         self._wait_ready(timeout)
         return self

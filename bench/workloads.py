@@ -397,14 +397,14 @@ def idle(bench: Bench, target: str) -> Outcome:
             "until_server_idle_s": result["login_s"] + raw["hold_settle_s"],
             "rss_idle_mb": raw["rss_before"] / 2**20,
             "rss_held_mb": raw["rss_held"] / 2**20,
-            "rss_kb_per_conn": rss_delta / 1024 / max(1, logged_in),
+            "rss_kb_per_conn": rss_delta / 1024 / max(1, min(logged_in, result["still_open"])),
             "server_cpu_us_per_login": raw["hold_settled_cpu_s"] * 1e6 / max(1, logged_in),
             "events_received": result["events"],
             "server_wait_pct": 100.0 * raw["hold_wait_s"] / max(1e-9, result["login_s"] + raw["hold_settle_s"]),
             "loadgen_core_pct": 100.0 * result["loadgen_cpu_s"] / max(1e-9, result["loadgen_wall_s"]),
         }
         checks = {"logged_in": logged_in, "failed": result["failed"],
-                  "still_open": result["still_open"], "timed_out": result["timed_out"]}
+                  "dropped": logged_in - result["still_open"], "timed_out": result["timed_out"]}
         details = {"byes": result["byes"][:5], "errors": result["errors"],
                    "server_errors": raw["server_errors"], "hold_settle_s": raw["hold_settle_s"]}
         return Outcome("W3", target, figures, checks, details)

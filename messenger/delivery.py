@@ -180,7 +180,8 @@ class DeliveryQueue:
     def _pump(self) -> None:
         if self._paused or self._stopped:
             return
-        while self._queue and len(self._in_flight) < self._window:
+        # Sending can pause the transport (and so this queue) mid-loop.
+        while self._queue and len(self._in_flight) < self._window and not self._paused:
             message = self._queue.popleft()
             if message.msgid not in self._known:
                 continue  # acknowledged while queued

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Deque, Dict
+from typing import Callable, Deque, Dict, Tuple
 
-from twisted.internet.defer import Deferred, DeferredSemaphore
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.python.failure import Failure
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -71,20 +72,47 @@ class ConcurrencyLimit:
     connections before the first failure is counted.  Queued, each attempt
     looks at the failure count when its turn comes, while legitimate
     logins from one busy address (a NAT, a reconnect storm) only wait.
+
+    A waiting operation is started from the clock, on a fresh stack, not
+    from inside the one that finished: hundreds of queued attempts that
+    finish at once (all refused) must not recurse.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, clock: IReactorTime) -> None:
         self._limit = limit
-        self._semaphores: Dict[str, DeferredSemaphore] = {}
+        self._clock = clock
+        self._running: Dict[str, int] = {}
+        self._waiting: Dict[str, Deque[Tuple[Callable[[], Deferred], Deferred]]] = {}
 
     def run(self, key: str, f: Callable[[], Deferred]) -> Deferred:
-        semaphore = self._semaphores.get(key)
-        if semaphore is None:
-            semaphore = self._semaphores[key] = DeferredSemaphore(self._limit)
+        done: Deferred = Deferred()
+        running = self._running.get(key, 0)
+        if running < self._limit:
+            self._running[key] = running + 1
+            self._execute(key, f, done)
+        else:
+            self._waiting.setdefault(key, deque()).append((f, done))
+        return done
 
-        def release_key(result):
-            if semaphore.tokens == self._limit and not semaphore.waiting:
-                self._semaphores.pop(key, None)
-            return result
+    def _execute(self, key: str, f: Callable[[], Deferred], done: Deferred) -> None:
+        def finished(result):
+            self._hand_over(key)
+            if isinstance(result, Failure):
+                done.errback(result)
+            else:
+                done.callback(result)
 
-        return semaphore.run(f).addBoth(release_key)
+        maybeDeferred(f).addBoth(finished)
+
+    def _hand_over(self, key: str) -> None:
+        """The slot passes to the next waiting operation, if any."""
+        waiting = self._waiting.get(key)
+        if waiting:
+            f, done = waiting.popleft()
+            if not waiting:
+                del self._waiting[key]
+            self._clock.callLater(0, self._execute, key, f, done)
+            return
+        self._running[key] -= 1
+        if not self._running[key]:
+            del self._running[key]

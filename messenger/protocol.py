@@ -15,7 +15,7 @@ from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.policies import TimeoutMixin
+from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin
 from zope.interface import implementer
 
 from messenger import wire
@@ -23,6 +23,19 @@ from messenger.config import ServerConfig
 from messenger.session import IPeer, Session
 
 _INVALID_UTF8 = wire.RemoteProtocolError("?", 400, "invalid UTF-8")
+
+
+def unsent_bytes(transport) -> Optional[int]:
+    """Bytes written to ``transport`` that the kernel has not taken yet.
+
+    Twisted's TCP transport (and a TLS wrapper, which forwards attribute
+    look-ups to it) keeps them in its write buffers; other transports do
+    not say, and then None.
+    """
+    try:
+        return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    except (AttributeError, TypeError):
+        return None
 
 
 @implementer(IPushProducer)
@@ -86,6 +99,7 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         self.address = "?"
         self._throttle = OutputThrottle(self)
         self._refusing = False
+        self._abort_later = None
 
     # -- IPeer ----------------------------------------------------------------
 
@@ -94,7 +108,10 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         self.transport.write(data)
         if self._throttle.paused:
             self._throttle.buffered += len(data)
-            if self._throttle.buffered > self.factory.config.max_outbuf:
+            unsent = unsent_bytes(self.transport)
+            if unsent is None:
+                unsent = self._throttle.buffered  # at least what came since the pause
+            if unsent > self.factory.config.max_outbuf:
                 self.too_slow()
 
     def too_slow(self) -> None:
@@ -106,11 +123,20 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         stuck = self._throttle.paused
         self.transport.write(bye.to_line().encode("utf-8") + b"\n")
         self.setTimeout(None)
+        self._throttle.cancel_deadline()
+        # Were the BYE to fill the buffer, the transport would pause and later
+        # resume its producer instead of closing.
+        self.transport.unregisterProducer()
         if stuck:
             # Its buffer would never drain: drop it rather than wait.
             self.transport.abortConnection()
-        else:
-            self.transport.loseConnection()
+            return
+        self.transport.loseConnection()
+        # A client that reads nothing would hold the connection, and its
+        # --max-clients slot, for ever: give it one more idle period.
+        self._abort_later = self.factory.clock.callLater(
+            self.factory.config.idle_timeout, self.transport.abortConnection
+        )
 
     def pause_reading(self) -> None:
         self.pauseProducing()
@@ -136,13 +162,25 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
             self.transport.setTcpNoDelay(True)
         except AttributeError:
             pass  # not TCP (a test transport, say)
+        self._limit_send_buffer()
         self.transport.registerProducer(self._throttle, True)
         self.setTimeout(self.factory.config.idle_timeout)
         self.send(wire.Hello(wire.PROTOCOL_VERSION, self.factory.config.name))
 
+    def _limit_send_buffer(self) -> None:
+        """Have the transport pause deliveries at half of --max-outbuf at
+        the latest, so the other half is room for replies and room lines
+        before the reader counts as too slow."""
+        tcp = self.transport.transport if isinstance(self.transport, ProtocolWrapper) else self.transport
+        size = getattr(tcp, "bufferSize", None)
+        if isinstance(size, int):
+            tcp.bufferSize = min(size, max(1, self.factory.config.max_outbuf // 2))
+
     def connectionLost(self, reason) -> None:
         self.setTimeout(None)
         self._throttle.cancel_deadline()
+        if self._abort_later is not None and self._abort_later.active():
+            self._abort_later.cancel()
         if self.session is not None:
             self.log.info("{address} disconnected", address=self.address)
             self.session.disconnected()
@@ -185,7 +223,8 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
-            session.handle_error(_INVALID_UTF8)
+            if line.split(b"|", 1)[0].upper() != b"ACK":  # rule 6: never an answer
+                session.handle_error(_INVALID_UTF8)
             return
         try:
             command = wire.parse_command(text)

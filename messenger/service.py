@@ -55,7 +55,7 @@ class MessengerService(Service):
         self.failed_logins = FailedLogins(
             clock, config.login_failure_limit, config.login_failure_window
         )
-        self.password_checks = ConcurrencyLimit(config.login_checks_per_address)
+        self.password_checks = ConcurrencyLimit(config.login_checks_per_address, clock)
         self.rooms = RoomDirectory({})
         #: Logged-in users and the session each is on.
         self.online: Dict[str, Session] = {}

@@ -180,6 +180,12 @@ def makeService(options: Options, reactor=None) -> IService:
     from messenger.store.sqlite import SqliteStore
 
     config: ServerConfig = options["server-config"]
+    from messenger.store.sqlite import DatabaseError, prepare_database
+
+    try:
+        prepare_database(options["db"])
+    except DatabaseError as e:
+        raise SystemExit(f"twistd messenger: {e}")
     store = SqliteStore(options["db"], reactor)
     hasher = PasswordHasher(reactor, config.argon2_time_cost, config.argon2_memory_cost)
     core = MessengerService(store, config, reactor, hasher)

@@ -250,8 +250,9 @@ class FailedLoginLimitTests(SynchronousTestCase):
         for _ in range(10):
             h.advance(1.0)
         replies = [c.lines() for c in clients]
-        checked = 20 + h.config.login_checks_per_address - 1
-        self.assertEqual(replies.count([BAD_CREDENTIALS]), checked)
+        checked = replies.count([BAD_CREDENTIALS])
+        self.assertGreaterEqual(checked, 20)
+        self.assertLessEqual(checked, 20 + h.config.login_checks_per_address - 1)
         self.assertEqual(replies.count(["ERR|LOGIN|429|too many failed logins"]), 25 - checked)
 
     def test_logins_at_once_from_one_address_all_succeed(self):

@@ -30,6 +30,11 @@ carries the same id; accounts that got ``OK|USR`` log in with their
 password; memberships that got ``OK|JOIN`` are there; and SQLite's own
 integrity check passes on the database after a clean stop.
 
+A second test kills the server at every step of creating a new database
+(just before each SQL statement of its first start, from a hook inside the
+server process, where a kill from outside would land only by luck) and
+checks that it starts again on what the kill left.
+
 Environment:
 
 - ``MESSENGER_CRASH_SEED``: the seed (printed at the start and in every
@@ -47,6 +52,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import sqlite3
 import threading
 import time
@@ -56,7 +62,7 @@ from typing import Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from twisted.trial.unittest import TestCase
 
-from tests.support.server import ConnectionClosed, LineClient, ServerProcess, is_reply
+from tests.support.server import TWISTD, ConnectionClosed, LineClient, ServerProcess, is_reply
 from tests.test_integration import NO_RATE_LIMIT, PASSWORD, login, msgid_of, read_deliveries, signup
 
 SEED_ENV = "MESSENGER_CRASH_SEED"
@@ -192,6 +198,11 @@ class CrashConsistencyTests(TestCase):
     def note(self) -> str:
         return f"[seed {self.seed}: {SEED_ENV}={self.seed} python -m pytest -s tests/test_crash.py]"
 
+    def assert_none(self, problems: List[str], what: str, shown: int = 25) -> None:
+        if problems:
+            more = f"\n... and {len(problems) - shown} more" if len(problems) > shown else ""
+            self.fail(f"{len(problems)} {what} {self.note()}:\n" + "\n".join(problems[:shown]) + more)
+
     def rng_for(self, *parts: object) -> random.Random:
         return random.Random("-".join(str(p) for p in (self.seed,) + parts))
 
@@ -217,10 +228,14 @@ class CrashConsistencyTests(TestCase):
         plan = self._plan(self.kills)
         for index, trigger in enumerate(plan):
             self._cycle(server, index, trigger)
-            self.assertEqual(self.errors.items, [], f"cycle {index} ({trigger}) {self.note()}")
+            self.assert_none(self.errors.items, f"problems in cycle {index} ({trigger})")
         self.assertGreaterEqual(len(self.kill_log), min(self.kills, 20))
+        if self.kills >= len(TRIGGERS):
+            # Kills did land mid-sign-up, mid-delivery, right after ACKs...
+            fired = {k["trigger"] for k in self.kill_log if k["fired"]}
+            self.assertEqual(set(TRIGGERS) - fired, set(), f"triggers that never fired {self.note()}")
 
-        server.start()
+        self._start(server, "after the last kill")
         self._settle(server)
         figures = self._verify(server)
         self._check_database(server)
@@ -268,8 +283,11 @@ class CrashConsistencyTests(TestCase):
                                   "delay_s": round(delay, 3)})
             return
         if not server.running:
-            server.start()
+            self._start(server, f"after kill {index}")
         progress = _Progress()
+        self.signups.pending = deque()
+        for sender in self.senders.values():
+            sender.pending = deque()
         deadline = time.monotonic() + CYCLE_TIMEOUT
         workers = [
             self._thread(self._run_sender, self.senders[name], index, progress, deadline)
@@ -296,6 +314,12 @@ class CrashConsistencyTests(TestCase):
             worker.join(max(0.1, deadline + 5 - time.monotonic()))
         stuck = [w.name for w in workers if w.is_alive()]
         self.assertEqual(stuck, [], f"clients still busy after the kill {self.note()}")
+
+    def _start(self, server: ServerProcess, when: str) -> None:
+        try:
+            server.start()
+        except AssertionError as e:
+            self.fail(f"the server does not start again {when} {self.note()}:\n{e}")
 
     def _snapshot(self, progress: _Progress) -> dict:
         now = time.monotonic()
@@ -568,7 +592,7 @@ class CrashConsistencyTests(TestCase):
         for worker in workers:
             worker.join(max(0.1, deadline - time.monotonic()))
         self.assertEqual([w.name for w in workers if w.is_alive()], [], self.note())
-        self.assertEqual(self.errors.items, [], f"after the last restart {self.note()}")
+        self.assert_none(self.errors.items, "problems after the last restart")
         for sender in self.senders.values():
             self.assertEqual(list(sender.unconfirmed), [], f"{sender.name} {self.note()}")
         self.assertEqual(list(self.signups.unconfirmed), [], self.note())
@@ -679,7 +703,7 @@ class CrashConsistencyTests(TestCase):
         joins_verified = self._check_memberships(server, checker, problems)
         checker.close()
 
-        self.assertEqual(problems[:30], [], f"{len(problems)} problems {self.note()}")
+        self.assert_none(problems, "broken guarantees")
         sends = [a for a in catalogue.values() if a.client_id]
         return {
             "messages_sent": len(catalogue),
@@ -799,7 +823,7 @@ class CrashConsistencyTests(TestCase):
             "kills_with_sends_in_flight": sum(1 for k in kills if k.get("sends_in_flight")),
             "kills_while_delivering": sum(1 for k in kills if k.get("delivering")),
             "kills_while_acking": sum(1 for k in kills if k.get("acking")),
-            "restarts": len(kills) + 1,
+            "restarts_on_the_same_database": len(kills),
             **figures,
         }
         print(
@@ -816,8 +840,152 @@ class CrashConsistencyTests(TestCase):
             f"{figures['accounts_logged_in']} accounts and {figures['joins_verified']} joins verified; "
             f"{figures['duration_s']} s"
         )
-        path = os.environ.get(REPORT_ENV)
-        if path:
-            with open(path, "w", encoding="utf-8") as f:
-                json.dump(figures, f, indent=2, sort_keys=True)
-                f.write("\n")
+        write_report(figures, fresh=True)
+
+
+def write_report(figures: dict, fresh: bool = False) -> None:
+    """Write ``figures`` to the JSON file named by MESSENGER_RELIABILITY_REPORT
+    (``fresh``: replace it; otherwise add them to what it holds)."""
+    path = os.environ.get(REPORT_ENV)
+    if not path:
+        return
+    report: dict = {}
+    if not fresh:
+        try:
+            with open(path, encoding="utf-8") as f:
+                report = json.load(f)
+        except (OSError, ValueError):
+            pass
+    report.update(figures)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+#: Runs in the server process before twistd: SIGKILLs the process itself
+#: just before SQLite runs its N-th statement (0: never), and appends every
+#: statement to a file (if one is given).  A precise kill -9, where a kill
+#: from outside could only land there by luck.
+_KILL_AT_STATEMENT = """
+import os, signal, sqlite3
+
+def _kill_at_statement(kill_at, log_path):
+    count = [0]
+    real_connect = sqlite3.connect
+
+    def connect(*args, **kwargs):
+        conn = real_connect(*args, **kwargs)
+
+        def trace(sql):
+            count[0] += 1
+            if log_path:
+                with open(log_path, "a", encoding="utf-8") as f:
+                    f.write(" ".join(sql.split()) + "\\n")
+            if count[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        conn.set_trace_callback(trace)
+        return conn
+
+    sqlite3.connect = connect
+
+_kill_at_statement(%d, %r)
+"""
+
+
+class _KilledAtStatement(ServerProcess):
+    """A server whose process kills itself before its ``kill_at``-th SQL
+    statement (0: never), optionally logging every statement it runs."""
+
+    def __init__(self, testcase, kill_at: int = 0, statement_log: str = "", **kwargs) -> None:
+        self.kill_at = kill_at
+        self.statement_log = statement_log
+        super().__init__(testcase, **kwargs)
+
+    def command(self) -> List[str]:
+        base = super().command()
+        if not self.kill_at and not self.statement_log:
+            return base
+        hook = _KILL_AT_STATEMENT % (self.kill_at, self.statement_log)
+        return [TWISTD[0], "-c", hook + TWISTD[2]] + base[len(TWISTD):]
+
+
+class DatabaseCreationCrashTests(TestCase):
+    """kill -9 at every step of creating a new database, then start again."""
+
+    def test_restarts_after_kill_9_at_any_step_of_creating_its_database(self):
+        """A server killed with kill -9 at any point of its first start starts again on that database.
+
+        A first start on a new file is recorded statement by statement; then,
+        for every statement, a server on a new file is killed just before
+        running it, and started again (normally) on what the kill left.
+        Kills that leave the same committed state (schema and row counts)
+        need only one restart.
+        """
+        reference = _KilledAtStatement(self, start=False)
+        reference.statement_log = os.path.join(reference.directory, "statements.log")
+        reference.start()
+        self.assertEqual(reference.stop(), 0)
+        with open(reference.statement_log, encoding="utf-8") as f:
+            statements = f.read().splitlines()
+        self.assertTrue(statements, "the first start ran no SQL at all")
+
+        outcomes: Dict[object, Tuple[List[int], str]] = {}  # state -> (kill points, restart)
+        for n, sql in enumerate(statements, 1):
+            server = _KilledAtStatement(self, kill_at=n, start=False)
+            server.spawn()
+            status = server.wait(30)
+            self.assertEqual(status, -signal.SIGKILL,
+                             f"the server was to be killed before statement {n} `{sql}`:\n{server.log_tail()}")
+            state = self._state(server.db)
+            if state is not None and state in outcomes:
+                outcomes[state][0].append(n)
+                continue
+            server.kill_at = 0
+            try:
+                server.start()
+            except AssertionError as e:
+                error = [line.strip() for line in str(e).splitlines() if "Error" in line]
+                outcome = f"does not start again: {error[-1] if error else str(e)[:300]}"
+            else:
+                client = server.client()
+                signup(client, "alice")
+                login(client, "alice")
+                self.assertEqual(client.command("ROOMS"), "OK|ROOMS|#general")
+                client.close()
+                server.kill()
+                outcome = "ok"
+            outcomes[state if state is not None else ("unreadable", n)] = ([n], outcome)
+
+        failures = [
+            f"killed before statement {', '.join(map(str, points))} of {len(statements)} "
+            f"(first: `{statements[points[0] - 1][:80]}`): {outcome}"
+            for points, outcome in outcomes.values() if outcome != "ok"
+        ]
+        if failures:
+            self.fail("a kill -9 while creating the database leaves it unusable:\n" + "\n".join(failures))
+        print(f"crash test: {len(statements)} kills while creating a database (one before each SQL "
+              f"statement), {len(outcomes)} different states left on disk; every restart worked")
+        write_report({"creation_kills": len(statements), "creation_states_on_disk": len(outcomes)})
+
+    @staticmethod
+    def _state(path: str) -> Optional[Tuple]:
+        """The committed schema and each table's row count, read-only;
+        None if it cannot be read."""
+        if not os.path.exists(path):
+            return ("no file",)
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0)
+        except sqlite3.Error:
+            return None
+        try:
+            schema = tuple(conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name"))
+            counts = tuple(
+                conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+                for kind, name, _ in schema if kind == "table"
+            )
+            return schema + counts
+        except sqlite3.Error:
+            return None
+        finally:
+            conn.close()

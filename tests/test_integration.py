@@ -187,6 +187,21 @@ class CommandLineTests(SynchronousTestCase):
         output = result.stdout + result.stderr
         self.assertNotEqual(result.returncode, 0, output)
         self.assertRegex(output, "Couldn't listen|Address already in use")
+        self.assertNotIn("Traceback", output)
+
+    def test_unusable_database(self):
+        """A --db that is not a usable database stops the server with one clear line and a non-zero status."""
+        path = os.path.join(self.directory, "not-a-db.sqlite3")
+        with open(path, "w") as f:
+            f.write("this is not SQLite\n" * 100)
+        result = run_twistd(
+            ["-n", "--pidfile", "", "messenger", "--listen", f"tcp:0:interface={HOST}", "--db", path],
+            cwd=self.directory, timeout=30,
+        )
+        output = result.stdout + result.stderr
+        self.assertEqual(result.returncode, 1, output)
+        self.assertIn("cannot use the database", output)
+        self.assertNotIn("Traceback", output)
 
     def test_config_file(self):
         """--config reads the [messenger] section; the command line wins over it."""

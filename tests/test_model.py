@@ -254,11 +254,32 @@ class Spec:
     def new_step(self) -> None:
         self.replies: Dict[int, list] = defaultdict(list)
         self.events: Dict[int, list] = defaultdict(list)
+        #: While commands of one reactor turn are read, what waits for
+        #: their group commit (see :meth:`at_commit`); None otherwise.
+        self.uncommitted: Optional[list] = None
+
+    def at_commit(self, effect) -> None:
+        """Sends and ACKs take effect when they are committed: a message is
+        stored, routed and answered, an ACK's DLV sent.  Commands read in
+        the same reactor turn come first (PROTOCOL.md leaves the order of
+        commands on different connections open; this is the server's)."""
+        if self.uncommitted is None:
+            effect()
+        else:
+            self.uncommitted.append(effect)
+
+    def commit(self) -> None:
+        effects, self.uncommitted = self.uncommitted or [], None
+        for effect in effects:
+            effect()
 
     # -- helpers ---------------------------------------------------------------
 
     def reply(self, k: int, line: str) -> None:
         self.replies[k].append(("line", line))
+
+    def bind(self, k: int, verb: str, m: Message) -> None:
+        self.replies[k].append(("bind", verb, m))
 
     def err(self, k: int, verb: str, code: int) -> None:
         self.reply(k, f"ERR|{verb}|{code}")
@@ -430,13 +451,16 @@ class Spec:
         bad_id = client_id is not None and not _CLIENT_ID.match(client_id)
         if target is None or blank(body) or bad_id:
             return self.err(k, verb, 400)
+        self.at_commit(lambda: self.store(k, verb, sender, target, body, client_id))
+
+    def store(self, k: int, verb: str, sender: str, target: str, body: str, client_id) -> None:
+        """The rest of a send, done when it is committed."""
         if client_id is not None:
             # PROTOCOL.md: the same client_id within 24 h stores and delivers
             # nothing new and answers with the first msgid, whatever else.
             first = self.send_keys.get((sender, client_id))
             if first is not None and first[1] > self.now - SEND_KEY_LIFETIME:
-                self.replies[k].append(("bind", verb, first[0]))
-                return
+                return self.bind(k, verb, first[0])
         if target.startswith("#"):
             if target not in self.rooms:
                 return self.err(k, verb, 404)
@@ -459,7 +483,7 @@ class Spec:
             self.unacked[m.recipient].append(m)
             if m.recipient in self.online:
                 self.pump(m.recipient)
-        self.replies[k].append(("bind", verb, m))
+        self.bind(k, verb, m)
 
     def ack(self, k: int, msgid: Optional[int]) -> None:
         """No reply, ever.  Taken if the message waits for this user."""
@@ -471,10 +495,14 @@ class Spec:
         self.unacked[user].remove(m)
         conn.inflight.pop(m, None)
         self.pump(user)
+        self.at_commit(lambda: self.receipt(m, user))
+
+    def receipt(self, m: Message, recipient: str) -> None:
+        """The ACK is committed: DLV to the sender now, or at its next login."""
         if m.sender in self.online:
-            self.event(self.online[m.sender], ("DLV", m, user, self.now))
+            self.event(self.online[m.sender], ("DLV", m, recipient, self.now))
         else:
-            self.receipts_owed[m.sender].append((m, user, self.now))
+            self.receipts_owed[m.sender].append((m, recipient, self.now))
 
     # -- rooms and presence --------------------------------------------------
 
@@ -572,7 +600,7 @@ class Client:
         self.protocol.dataReceived("".join(line + "\n" for line in lines).encode("utf-8"))
 
 
-SLOTS = st.integers(0, 3)
+SLOTS = st.integers(0, 4)
 
 
 class MessengerMachine(RuleBasedStateMachine):
@@ -740,8 +768,9 @@ class MessengerMachine(RuleBasedStateMachine):
                     if match is None:
                         out.append(f"OK|{verb}|<new id>")
                         continue
+                    earlier = spec.message(int(match.group(1)))
+                    assert earlier is None, f"conn {k}: {got} for a new message, but {earlier} has that id"
                     m.msgid = int(match.group(1))
-                    assert spec.message(m.msgid) is m, f"msgid {m.msgid} given twice"
                 out.append(f"OK|{verb}|{m.msgid}")
             elif kind == "history":
                 _, target, messages, limit, direction, cursor = item
@@ -859,12 +888,18 @@ class MessengerMachine(RuleBasedStateMachine):
 
     @rule(slot=SLOTS, name=st.sampled_from(SPELLINGS), which=st.integers(0, 3))
     def resume(self, slot, name, which):
-        """RESUME with a token issued to that user (maybe revoked since) or a made-up one."""
+        """RESUME with a token issued to someone who has one (maybe revoked
+        since), for ``which`` < 3, else with a made-up token."""
         self.begin()
         k = self.conn(slot)
-        account = self.spec.accounts.get(name.lower())
-        issued = account.issued if account else []
-        token = issued[which % len(issued)] if issued and which < 3 else "A" * 43
+        holders = sorted(u for u, a in self.spec.accounts.items() if a.issued)
+        token = "A" * 43
+        if holders and which < 3:
+            # The name is a holder's (its case kept), the token one of theirs.
+            holder = holders[which % len(holders)]
+            name = holder.upper() if name != name.lower() else holder
+            issued = self.spec.accounts[holder].issued
+            token = issued[which % len(issued)]
         self.clients[k].send(f"RESUME|{name}|{token}")
         self.spec.resume(k, name.lower(), token)
         self.finish()
@@ -893,7 +928,7 @@ class MessengerMachine(RuleBasedStateMachine):
         """Rule 4: before login, a command that needs one is 401 (its values
         are not checked); ACK gets no reply."""
         self.begin()
-        k = self.conn(4)
+        k = self.conn(-1)  # a slot no login rule uses
         if self.spec.conns[k].user is None:
             self.clients[k].send(command)
             verb = command.split("|")[0]
@@ -1066,15 +1101,76 @@ class MessengerMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.spec.online)
     @rule(who=st.integers(0, 3), of=st.sampled_from(TARGETS), limit=st.sampled_from([3, 1, 500, 0]),
-          direction=st.sampled_from([None, "before", "after"]), cursor=st.integers(0, 20))
-    def history(self, who, of, limit, direction, cursor):
+          direction=st.sampled_from([None, "before", "after"]), at=st.integers(0, 9))
+    def history(self, who, of, limit, direction, at):
+        """HISTORY; the cursor is 0, an id of the conversation or one past
+        the newest, chosen by ``at``."""
         self.begin()
         k = self.logged_in(who)
+        user = self.spec.conns[k].user
+        target = canonical_target(of) or ""
+        key = target if target.startswith("#") else dm_key(user, target)
+        ids = [m.msgid for m in self.spec.conversations.get(key, [])]
+        candidates = [0] + ids + [max(ids, default=0) + 1]
+        cursor = candidates[at % len(candidates)]
         if direction is None:
             self.clients[k].send(f"HISTORY|{of}|{limit}")
         else:
             self.clients[k].send(f"HISTORY|{of}|{limit}|{direction}|{cursor}")
         self.spec.history(k, of, limit, direction, cursor)
+        self.finish()
+
+    @rule(actions=st.lists(st.one_of(
+        st.tuples(st.just("login"), SLOTS, st.sampled_from(SPELLINGS)),
+        st.tuples(st.just("ack"), SLOTS, st.integers(0, 7)),
+        st.tuples(st.just("msg"), SLOTS, st.sampled_from(TARGETS), st.sampled_from(BODIES[:2])),
+        st.tuples(st.just("join"), SLOTS, st.sampled_from(JOINABLE)),
+        st.tuples(st.just("part"), SLOTS, st.sampled_from(JOINABLE)),
+        st.tuples(st.just("quit"), SLOTS),
+        st.tuples(st.just("drop"), SLOTS),
+    ), min_size=2, max_size=4))
+    def same_tick(self, actions):
+        """Commands on different connections read in one reactor turn,
+        before the group commit.  At most one send or ACK per turn (with
+        more, their order in the commit would be the server's choice), and
+        nobody logs in as the sender then (its OK would go nowhere)."""
+        self.begin()
+        self.spec.uncommitted = []
+        used, batched, sender = set(), False, None
+        for action in actions:
+            kind, slot = action[0], action[1]
+            if slot in used or (kind == "drop" and slot not in self.slots):
+                continue
+            if kind in ("msg", "ack"):
+                if batched:
+                    continue
+                batched = True
+            if kind == "login" and action[2].lower() == sender:
+                continue
+            used.add(slot)
+            k = self.conn(slot)
+            if kind == "login":
+                secret = self.password_for(action[2].lower(), "current")
+                self.clients[k].send(f"LOGIN|{action[2]}|{secret}")
+                self.spec.login(k, action[2].lower(), secret)
+            elif kind == "ack":
+                seen = sorted(self.spec.conns[k].seen)
+                msgid = seen[action[2] % len(seen)] if seen else 999999
+                self.clients[k].send(f"ACK|{msgid}")
+                self.spec.ack(k, msgid)
+            elif kind == "msg":
+                sender = self.spec.conns[k].user
+                self.clients[k].send(f"MSG|{action[2]}|{action[3]}")
+                self.spec.submit(k, "MSG", action[2], action[3])
+            elif kind in ("join", "part"):
+                self.clients[k].send(f"{kind.upper()}|{action[2]}")
+                getattr(self.spec, kind)(k, action[2])
+            elif kind == "quit":
+                self.clients[k].send("QUIT")
+                self.spec.quit(k)
+            else:
+                self.drop(k)
+        self.spec.commit()
         self.finish()
 
     @rule(seconds=st.sampled_from([1.0, 2.0, 0.5, 3.5, 8.0, 30.0, 61.0, 86401.0]))

@@ -28,6 +28,29 @@ def _configure(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys=ON")
 
 
+class DatabaseError(Exception):
+    """The database cannot be used; the message says why, in one line."""
+
+
+def prepare_database(path: str) -> int:
+    """Create or upgrade the database at ``path`` now, synchronously.
+
+    Run before the reactor starts, so that a database that cannot be opened
+    stops the server with a clear error and a failing exit status.
+    """
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT)
+        try:
+            _configure(conn)
+            version = txns.upgrade_schema_txn(conn.cursor())
+            conn.commit()
+            return version
+        finally:
+            conn.close()
+    except sqlite3.Error as e:
+        raise DatabaseError(f"cannot use the database {path}: {e}") from None
+
+
 @implementer(IMessageStore)
 class SqliteStore:
     def __init__(self, path: str, reactor) -> None:

@@ -8,6 +8,7 @@ Synapse's database engines do) rather than the SQL being written twice.
 
 from __future__ import annotations
 
+import sqlite3
 from importlib import resources
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
@@ -50,7 +51,17 @@ def current_version_txn(cur) -> int:
 
 
 def upgrade_schema_txn(cur) -> int:
-    """Apply every schema file newer than the database.  Returns the version."""
+    """Apply every schema file newer than the database.  Returns the version.
+
+    All of it in one transaction, begun explicitly: Python's sqlite3 begins
+    one implicitly only before data changes, so each CREATE would otherwise
+    commit on its own, and a crash half-way would leave a database that can
+    be neither used nor upgraded.
+    """
+    try:
+        cur.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        pass  # already in a transaction
     version = current_version_txn(cur)
     if version == 0:
         cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
