@@ -23,6 +23,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],
+        # Optional for `python -m bench`: a faster load generator, the plot,
+        # and profiles of the server.
+        "bench": ["uvloop>=0.19", "matplotlib>=3.8", "py-spy>=0.3"],
     },
     entry_points={
         "console_scripts": [

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import platform
 import shutil
 import signal
@@ -118,9 +117,9 @@ def standard_notes(args: argparse.Namespace) -> List[str]:
         "'waiting for a CPU' is the run-queue wait of the process's threads (/proc/PID/task/*/schedstat) "
         "as a share of the wall time: well above 0, other processes were taking the CPUs.",
         f"The load generator connects from {args.source_addresses} loopback source addresses "
-        "(127.0.0.1, .2, ...; always to 127.0.0.1) with at most 16 logins in flight per address: "
-        "the server counts a login still being checked against its limit of 20 failed logins per "
-        "address, so more than 20 concurrent logins from one address are refused with 429.",
+        "(127.0.0.1, .2, ...; always to 127.0.0.1), at most 16 logins in flight per address, as "
+        "many hosts would: the server limits logins per source address (20 failures a minute; "
+        "password checks queued 4 at a time), which is protection, not the capacity measured here.",
         "The relay (bench/relay.py) has no storage, no presence, no flow control and no checks; "
         "the ratio column is messenger ÷ relay, measured back to back.",
     ]

@@ -9,6 +9,7 @@ its standard streams, one JSON object or word per line:
     loadgen -> harness   {"event": "hold", ...}    (W3 only) holding connections
     harness -> loadgen   release
     loadgen -> harness   {"event": "result", ...}  the measured figures
+    harness -> loadgen   release          (after its last sample: now disconnect)
     loadgen -> harness   {"event": "error", "error": "..."}  on failure
 
 Each result carries the loadgen's own CPU time over the measured phase, so
@@ -72,6 +73,9 @@ async def main_async(spec: Dict[str, Any]) -> None:
     result["loadgen_wait_s"] = run_queue_wait("self") - wait0
     result["loadgen_wall_s"] = time.monotonic() - t0
     control.emit("result", **result)
+    # Connections stay open until the harness has sampled the server.
+    await control.expect("release", float(spec.get("go_timeout", 300)))
+    await scenario.finish()
 
 
 def main() -> int:

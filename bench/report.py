@@ -57,7 +57,8 @@ ROWS: Sequence[Tuple[str, str, str, str]] = (
 )
 
 CHECK_KEYS = ("delivered", "lost", "duplicated", "misdelivered", "redelivered", "rejected",
-              "unanswered", "dlv_missing", "logged_in", "dropped", "ok", "failed", "timed_out")
+              "unanswered", "dlv_missing", "logged_in", "dropped", "ok", "failed", "timed_out",
+              "server_exit")
 
 #: Checks that must be zero (or False) for a run to count as correct.
 MUST_BE_ZERO = ("lost", "duplicated", "misdelivered", "rejected", "unanswered", "dlv_missing",
@@ -73,6 +74,8 @@ def problems(outcome: Outcome) -> List[str]:
         value = outcome.checks.get(key)
         if value:
             found.append(f"{key}={value}")
+    if "server_exit" in outcome.checks and outcome.checks["server_exit"] != 0:
+        found.append(f"server exit status {outcome.checks['server_exit']} on SIGTERM (None: killed)")
     return found
 
 

@@ -76,6 +76,13 @@ class Loadgen:
         return message
 
     def close(self, timeout: float = 10.0) -> Optional[int]:
+        """Let it disconnect and exit (stdin closed); kill it if it lingers."""
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write(b"release\n")
+                self.proc.stdin.flush()
+        except OSError:
+            pass
         try:
             self.proc.stdin.close()
         except OSError:

@@ -126,10 +126,22 @@ class Scenario:
                     self.pings += 1
 
     def close_all(self, conns: List[Conn]) -> None:
+        """Close ``conns`` at once, or, for the connections of the measured
+        phase, leave them to :meth:`finish` (see ``keep_for_finish``)."""
         if self._keepalive is not None:
             self._keepalive.cancel()
         for conn in conns:
             conn.abort()
+
+    def keep_for_finish(self, conns: List[Conn]) -> None:
+        """Close these only in :meth:`finish`, after the harness has taken
+        its last sample: disconnecting costs the server (last-seen writes,
+        OFF events), and that is not part of the measured traffic."""
+        self._to_close = list(conns)
+
+    async def finish(self) -> None:
+        self.close_all(getattr(self, "_to_close", []))
+        await asyncio.sleep(0.1)  # let the aborts go out
 
 
 # --------------------------------------------------------------------------
@@ -289,6 +301,7 @@ class Direct(Scenario, Handler):
             "dlv": self.dlv_total,
             "dlv_missing": (oks - self.dlv_total) if self.expect_dlv else None,
             "other_events": self.events,
+            "pings": self.pings,
             "byes": [b.decode("utf-8", "replace") for b in self.byes],
             "unexpected": [u.decode("utf-8", "replace") for u in self.unexpected],
             "start": self.started,
@@ -297,7 +310,7 @@ class Direct(Scenario, Handler):
             "latencies_us": pack_latencies(self.latencies),
             "errors": self.errors.as_dict(),
         }
-        self.close_all([c.conn for c in self.clients])
+        self.keep_for_finish([c.conn for c in self.clients])
         return result
 
     def _oks(self) -> int:
@@ -465,6 +478,7 @@ class Room(Scenario, Handler):
             "redelivered": self.redelivered,
             "echoed": self.echoed,
             "other_events": self.events,
+            "pings": self.pings,
             "byes": [b.decode("utf-8", "replace") for b in self.byes],
             "unexpected": [u.decode("utf-8", "replace") for u in self.unexpected],
             "start": self.started,
@@ -473,7 +487,7 @@ class Room(Scenario, Handler):
             "latencies_us": pack_latencies(self.latencies),
             "errors": self.errors.as_dict(),
         }
-        self.close_all([m.conn for m in self.members])
+        self.keep_for_finish([m.conn for m in self.members])
         return result
 
     def _fill(self, member: _Member) -> None:
@@ -598,7 +612,7 @@ class Idle(Scenario, Handler):
             "byes": [b.decode("utf-8", "replace") for b in self.byes],
             "errors": self.errors.as_dict(),
         }
-        self.close_all(conns)
+        self.keep_for_finish(conns)
         return result
 
 
@@ -684,11 +698,12 @@ class Backlog(Scenario, Handler):
             "end": self.last_delivery or now(),
             "timed_out": timed_out,
             "other_events": self.events,
+            "pings": self.pings,
             "byes": [b.decode("utf-8", "replace") for b in self.byes],
             "unexpected": [u.decode("utf-8", "replace") for u in self.unexpected],
             "errors": self.errors.as_dict(),
         }
-        conn.abort()
+        self.keep_for_finish([conn])
         return result
 
     def on_r(self, conn: Conn, line: bytes) -> None:

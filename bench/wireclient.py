@@ -208,10 +208,10 @@ class Sources:
     """Loopback source addresses (127.0.0.1, 127.0.0.2, ...) to spread the
     connections over, each with at most ``logins`` logins in flight.
 
-    The server limits failed logins per source address, and counts a login
-    still being checked as a failure until it is decided (20 by default):
-    one address may not have more than that many logins in flight.  Many
-    source addresses also give each its own range of ephemeral ports.  The
+    The server limits logins per source address (failures per minute,
+    password checks queued a few at a time): protection, not capacity.  Many
+    addresses make the load look like the many hosts of a real reconnect
+    storm, and give each address its own range of ephemeral ports.  The
     destination is always 127.0.0.1.
     """
 

@@ -138,9 +138,14 @@ class Bench:
             args += FAST_ARGON2
         return args + list(extra) + self.server_args
 
-    def loadgen_spec(self, mode: str, timeout: float, **params: Any) -> Dict[str, Any]:
+    def loadgen_spec(self, mode: str, timeout: float, prepare_timeout: Optional[float] = None,
+                     **params: Any) -> Dict[str, Any]:
+        """``timeout`` bounds the measured phase, ``prepare_timeout`` the
+        logins (or the backlog fill) before it."""
+        prepare_timeout = prepare_timeout or timeout
         return {
-            "mode": mode, "timeout": timeout, "deadline": 3 * timeout + 600,
+            "mode": mode, "timeout": timeout, "prepare_timeout": prepare_timeout,
+            "deadline": prepare_timeout + 3 * timeout + 600,
             "go_timeout": 3 * timeout + 300, "uvloop": self.use_uvloop,
             "nofile": self.nofile, "body_size": self.sizes.body_size,
             "source_addresses": self.source_addresses, "logins_per_address": 16, **params,
@@ -194,6 +199,7 @@ class Bench:
     def measure(
         self, workload: str, target: str, population: Population, specs: List[Dict[str, Any]],
         server_args: Sequence[str] = (), hold: bool = False, timeout: float = 300,
+        prepare_timeout: Optional[float] = None,
     ) -> Dict[str, Any]:
         """Start a server and the load generators, run one measured phase,
         stop everything; the raw results and the server's samples."""
@@ -213,9 +219,10 @@ class Bench:
                 spec = dict(spec, port=server.port, population=population.path)
                 loadgens.append(Loadgen(self.reaper, spec, os.path.join(workdir, f"loadgen{i}.log")))
             out["loadgen_loop"] = self.loadgen_loop = loadgens[0].info.get("loop", "?")
-            out["ready"] = [lg.expect("ready", timeout) for lg in loadgens]
+            out["ready"] = [lg.expect("ready", (prepare_timeout or timeout) + 30) for lg in loadgens]
             server.check_alive()
-            before = procstat.settle(server.pid, timeout=30)
+            # After 10,000 logins the server may still be writing ON events.
+            before = procstat.settle(server.pid, timeout=min(600.0, max(30.0, (prepare_timeout or timeout) / 2)))
             if self.py_spy_dir and target == "messenger":
                 spy = profiling.PySpy(self.reaper, server.pid, self.py_spy_dir, workload)
             out["rss_idle_fresh"] = started_idle.rss
@@ -223,7 +230,7 @@ class Bench:
             for lg in loadgens:
                 lg.send("go")
             if hold:
-                out["hold"] = [lg.expect("hold", timeout) for lg in loadgens]
+                out["hold"] = [lg.expect("hold", timeout + 30) for lg in loadgens]
                 held_at = time.monotonic()
                 at_hold = procstat.sample(server.pid)
                 settled = procstat.settle(server.pid, timeout=min(120.0, timeout), quiet=0.5)
@@ -239,6 +246,8 @@ class Bench:
                 out["profile"] = spy.stop()
             after = procstat.settle(server.pid, timeout=30)
             server.check_alive()
+            for lg in loadgens:
+                lg.send("release")  # now they disconnect, outside the window
             out["cpu_s"] = after.cpu - before.cpu
             out["cpu_window_s"] = after.at - before.at
             out["wait_s"] = after.wait - before.wait
@@ -298,11 +307,17 @@ def _traffic_figures(raw: Dict[str, Any], unit: str) -> Tuple[Dict[str, Any], Di
                                     "unanswered", "misdelivered", "echoed", "dlv_missing")
               if m.get(k) is not None}
     checks["timed_out"] = m["timed_out"]
+    checks.update(_server_checks(raw))
     details = {"byes": m["byes"], "unexpected": m["unexpected"], "errors": m["errors"],
                "server_cpu_s": raw["cpu_s"], "loadgen_cpu_s": m["loadgen_cpu_s"],
                "server_errors": raw.get("server_errors"), "ready": raw.get("ready"),
                "loadgen_loop": raw.get("loadgen_loop")}
     return figures, checks, details
+
+
+def _server_checks(raw: Dict[str, Any]) -> Dict[str, Any]:
+    """The server must exit with status 0 on SIGTERM (None: it had to be killed)."""
+    return {"server_exit": raw.get("exit_status")}
 
 
 def _outcome(workload: str, target: str, run: Callable[[], Outcome]) -> Outcome:
@@ -336,17 +351,19 @@ def direct(bench: Bench, target: str, clients: int, messages: int, workload: str
         population = bench.population(target, n)
         procs = max(1, min(sizes.loadgen_procs, n // 2))
         timeout = max(60.0, messages / 500.0 + n / 50.0)
+        # 10,000 logins, each fanning ON out to everyone online, take minutes.
+        prepare_timeout = 120.0 + n * 0.1
         specs = []
         for p in range(procs):
             first, last = p * n // procs, (p + 1) * n // procs
             share = messages * (last - first) // n
             specs.append(bench.loadgen_spec(
-                "direct", timeout, users=[first, last], messages=max(share, last - first),
+                "direct", timeout, prepare_timeout, users=[first, last], messages=max(share, last - first),
                 window=sizes.window, expect_dlv=(target == "messenger"), seed=p + 1,
                 connect_concurrency=256,
             ))
         raw = bench.measure(workload, target, population, specs,
-                            bench.messenger_args(n), timeout=timeout)
+                            bench.messenger_args(n), timeout=timeout, prepare_timeout=prepare_timeout)
         figures, checks, details = _traffic_figures(raw, "msg")
         figures = {"clients": n, "loadgen_procs": procs, **figures}
         return Outcome(workload, target, figures, checks, details)
@@ -364,10 +381,10 @@ def room(bench: Bench, target: str) -> Outcome:
         population = bench.population(target, sizes.w2_members)
         lines = sizes.w2_messages * (sizes.w2_members - 1)
         timeout = max(60.0, lines / 2000.0)
-        spec = bench.loadgen_spec("room", timeout, members=sizes.w2_members, senders=sizes.w2_senders,
+        spec = bench.loadgen_spec("room", timeout, 120.0 + sizes.w2_members * 0.1, members=sizes.w2_members, senders=sizes.w2_senders,
                                   messages=sizes.w2_messages, window=sizes.window, room="#bench")
         raw = bench.measure("W2", target, population, [spec], bench.messenger_args(sizes.w2_members),
-                            timeout=timeout)
+                            timeout=timeout, prepare_timeout=spec["prepare_timeout"])
         figures, checks, details = _traffic_figures(raw, "line")
         figures = {"members": sizes.w2_members, "senders": sizes.w2_senders, **figures}
         return Outcome("W2", target, figures, checks, details)
@@ -383,7 +400,8 @@ def idle(bench: Bench, target: str) -> Outcome:
     def run() -> Outcome:
         n = bench.max_clients(bench.sizes.w3_clients)
         population = bench.population(target, n)
-        timeout = max(60.0, n / 20.0)
+        # With everyone in #general, 10,000 logins took 8 minutes (ON fan-out).
+        timeout = max(60.0, n / 10.0)
         spec = bench.loadgen_spec("idle", timeout, clients=n, connect_concurrency=256)
         raw = bench.measure("W3", target, population, [spec], bench.messenger_args(n),
                             hold=True, timeout=timeout)
@@ -404,7 +422,8 @@ def idle(bench: Bench, target: str) -> Outcome:
             "loadgen_core_pct": 100.0 * result["loadgen_cpu_s"] / max(1e-9, result["loadgen_wall_s"]),
         }
         checks = {"logged_in": logged_in, "failed": result["failed"],
-                  "dropped": logged_in - result["still_open"], "timed_out": result["timed_out"]}
+                  "dropped": logged_in - result["still_open"], "timed_out": result["timed_out"],
+                  **_server_checks(raw)}
         details = {"byes": result["byes"][:5], "errors": result["errors"],
                    "server_errors": raw["server_errors"], "hold_settle_s": raw["hold_settle_s"]}
         return Outcome("W3", target, figures, checks, details)
@@ -421,9 +440,10 @@ def backlog(bench: Bench, target: str = "messenger") -> Outcome:
         messages = bench.sizes.w4_messages
         population = bench.population(target, 5)
         timeout = max(60.0, messages / 500.0)
-        spec = bench.loadgen_spec("backlog", timeout, messages=messages, sources=4)
+        spec = bench.loadgen_spec("backlog", timeout, 60.0 + messages / 500.0, messages=messages, sources=4)
         args = bench.messenger_args(5, extra=["--max-pending", str(max(10_000, messages + 1_000))])
-        raw = bench.measure("W4", target, population, [spec], args, timeout=timeout)
+        raw = bench.measure("W4", target, population, [spec], args, timeout=timeout,
+                            prepare_timeout=spec["prepare_timeout"])
         result = raw["results"][0]
         elapsed = max(1e-9, result["end"] - result["start"])
         delivered = result["delivered"]
@@ -437,6 +457,7 @@ def backlog(bench: Bench, target: str = "messenger") -> Outcome:
             "server_wait_pct": 100.0 * raw["wait_s"] / elapsed,
         }
         checks = {k: result[k] for k in ("delivered", "lost", "duplicated", "redelivered", "timed_out")}
+        checks.update(_server_checks(raw))
         details = {"byes": result["byes"], "unexpected": result["unexpected"],
                    "errors": result["errors"], "server_errors": raw["server_errors"],
                    "server_cpu_s": raw["cpu_s"]}
@@ -479,7 +500,8 @@ def storm(bench: Bench, target: str, verb: str) -> Outcome:
             "loadgen_core_pct": 100.0 * result["loadgen_cpu_s"] / max(1e-9, result["loadgen_wall_s"]),
             "server_wait_pct": 100.0 * raw["wait_s"] / elapsed,
         }
-        checks = {"ok": result["ok"], "failed": result["failed"], "timed_out": result["timed_out"]}
+        checks = {"ok": result["ok"], "failed": result["failed"], "timed_out": result["timed_out"],
+                  **_server_checks(raw)}
         details = {"errors": result["errors"], "server_errors": raw["server_errors"]}
         return Outcome(workload, target, figures, checks, details)
 
@@ -497,7 +519,6 @@ def run_all(bench: Bench, selected: Sequence[str], targets: Sequence[str]) -> Li
     """Each selected workload, its baseline (relay) right before it."""
     sizes = bench.sizes
     outcomes: List[Outcome] = []
-    with_relay = "relay" in targets
     with_messenger = "messenger" in targets
     for name in selected:
         if name == "W1":
