@@ -104,7 +104,13 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
     # -- IPeer ----------------------------------------------------------------
 
     def send(self, message: wire.ServerMessage) -> None:
-        data = message.to_line().encode("utf-8") + b"\n"
+        factory = self.factory
+        # A room line or a presence event goes to many connections in a row:
+        # encode it once (messages are frozen, so identity is enough).
+        if message is not factory.last_sent:
+            factory.last_sent = message
+            factory.last_sent_bytes = message.to_line().encode("utf-8") + b"\n"
+        data = factory.last_sent_bytes
         self.transport.write(data)
         if self._throttle.paused:
             self._throttle.buffered += len(data)
@@ -250,6 +256,8 @@ class MessengerFactory(ServerFactory):
         self.service = service
         self.config = config
         self.clock = clock
+        self.last_sent: Optional[wire.ServerMessage] = None
+        self.last_sent_bytes = b""
 
     def buildProtocol(self, addr) -> MessengerProtocol:
         return MessengerProtocol(self)

@@ -10,7 +10,7 @@ in-memory database.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Set, Union
+from typing import Callable, Dict, List, Set, Union
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -149,17 +149,26 @@ class MessengerService(Service):
         self._tell_neighbours(user, wire.Off(user))
 
     def _tell_neighbours(self, user: str, event: wire.ServerMessage) -> None:
-        for other in self.rooms.neighbours(user):
-            session = self.online.get(other)
-            if session is not None:
-                session.send_event(event)
+        told = {user}
+        for room in self.rooms.rooms_of(user):
+            for session in self._online_members(room):
+                if session.username not in told:
+                    told.add(session.username)
+                    session.send_event(event)
 
     def _tell_room(self, room: str, event: wire.ServerMessage, but: str) -> None:
-        for member in self.rooms.members(room):
-            if member != but:
-                session = self.online.get(member)
-                if session is not None:
-                    session.send_event(event)
+        for session in self._online_members(room):
+            if session.username != but:
+                session.send_event(event)
+
+    def _online_members(self, room: str) -> List[Session]:
+        """The sessions of ``room``'s members, walking whichever is smaller:
+        the members (most of them offline, in #general) or who is online."""
+        members = self.rooms.members(room)
+        online = self.online
+        if len(members) <= len(online):
+            return [online[m] for m in members if m in online]
+        return [s for u, s in online.items() if u in members]
 
     # -- accounts and rooms ----------------------------------------------
 
