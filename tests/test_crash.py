@@ -49,7 +49,6 @@ Environment:
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -63,11 +62,11 @@ from typing import Callable, Deque, Dict, List, Optional, Set, Tuple
 from twisted.trial.unittest import TestCase
 
 from tests.support.server import TWISTD, ConnectionClosed, LineClient, ServerProcess, is_reply
+from tests.support.report import merge_report
 from tests.test_integration import NO_RATE_LIMIT, PASSWORD, login, msgid_of, read_deliveries, signup
 
 SEED_ENV = "MESSENGER_CRASH_SEED"
 KILLS_ENV = "MESSENGER_SOAK_KILLS"
-REPORT_ENV = "MESSENGER_RELIABILITY_REPORT"
 DEFAULT_KILLS = 24
 
 SENDERS = ("s0", "s1", "s2", "s3")
@@ -840,26 +839,7 @@ class CrashConsistencyTests(TestCase):
             f"{figures['accounts_logged_in']} accounts and {figures['joins_verified']} joins verified; "
             f"{figures['duration_s']} s"
         )
-        write_report(figures, fresh=True)
-
-
-def write_report(figures: dict, fresh: bool = False) -> None:
-    """Write ``figures`` to the JSON file named by MESSENGER_RELIABILITY_REPORT
-    (``fresh``: replace it; otherwise add them to what it holds)."""
-    path = os.environ.get(REPORT_ENV)
-    if not path:
-        return
-    report: dict = {}
-    if not fresh:
-        try:
-            with open(path, encoding="utf-8") as f:
-                report = json.load(f)
-        except (OSError, ValueError):
-            pass
-    report.update(figures)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2, sort_keys=True)
-        f.write("\n")
+        merge_report(figures)
 
 
 #: Runs in the server process before twistd: SIGKILLs the process itself
@@ -966,7 +946,7 @@ class DatabaseCreationCrashTests(TestCase):
             self.fail("a kill -9 while creating the database leaves it unusable:\n" + "\n".join(failures))
         print(f"crash test: {len(statements)} kills while creating a database (one before each SQL "
               f"statement), {len(outcomes)} different states left on disk; every restart worked")
-        write_report({"creation_kills": len(statements), "creation_states_on_disk": len(outcomes)})
+        merge_report({"creation_kills": len(statements), "creation_states_on_disk": len(outcomes)})
 
     @staticmethod
     def _state(path: str) -> Optional[Tuple]:

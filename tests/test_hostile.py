@@ -23,9 +23,7 @@ The figures of the fuzz test go into the JSON file named by
 
 from __future__ import annotations
 
-import fcntl
 import gc
-import json
 import os
 import shutil
 import sqlite3
@@ -47,6 +45,7 @@ from messenger import passwords, wire
 from messenger.passwords import PasswordHasher
 from messenger.store.sqlite import ImmediateSqliteStore
 from tests.support.harness import HELLO, PASSWORD, Harness
+from tests.support.report import merge_report
 
 #: Generous per-connection command allowance, for tests about something else.
 NO_RATE_LIMIT = dict(rate=1e9, burst=10**9)
@@ -56,32 +55,6 @@ ATTACKER = "203.0.113.66"
 
 
 # -- helpers ------------------------------------------------------------------
-
-
-def merge_report(figures: dict) -> None:
-    """Merge ``figures`` into $MESSENGER_RELIABILITY_REPORT (read-modify-write
-    under an exclusive lock; other tests write to the same file)."""
-    path = os.environ.get("MESSENGER_RELIABILITY_REPORT")
-    if not path:
-        return
-    with open(path + ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            try:
-                with open(path, encoding="utf-8") as f:
-                    report = json.load(f)
-                if not isinstance(report, dict):
-                    report = {}
-            except (OSError, ValueError):
-                report = {}
-            report.update(figures)
-            temporary = f"{path}.{os.getpid()}.tmp"
-            with open(temporary, "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2, sort_keys=True)
-                f.write("\n")
-            os.replace(temporary, path)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class LoggedFailures:

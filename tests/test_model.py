@@ -99,7 +99,7 @@ from messenger.protocol import MessengerFactory
 from messenger.service import MessengerService
 from messenger.store.sqlite import ImmediateSqliteStore
 
-EXAMPLES = int(os.environ.get("MESSENGER_MODEL_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("MESSENGER_MODEL_EXAMPLES", "300"))
 STEPS = int(os.environ.get("MESSENGER_MODEL_STEPS", "40"))
 
 # The server's options for this test, and the protocol's constants.
@@ -189,6 +189,10 @@ class Conn:
     def __init__(self):
         self.user: Optional[str] = None
         self.failures = 0
+        #: The server said BYE (or the client went away): nothing more is
+        #: written to it and nothing it sends is read.
+        self.closing = False
+        #: The connection is lost: its session has ended.
         self.closed = False
         #: Messages sent as R on this connection and not acknowledged yet,
         #: with their retry timer: [when it is due, current interval].
@@ -257,6 +261,9 @@ class Spec:
         #: While commands of one reactor turn are read, what waits for
         #: their group commit (see :meth:`at_commit`); None otherwise.
         self.uncommitted: Optional[list] = None
+        #: Connections the server closed; the reactor reports them lost at
+        #: the end of the step.
+        self.losing: List[int] = []
 
     def at_commit(self, effect) -> None:
         """Sends and ACKs take effect when they are committed: a message is
@@ -276,16 +283,19 @@ class Spec:
     # -- helpers ---------------------------------------------------------------
 
     def reply(self, k: int, line: str) -> None:
-        self.replies[k].append(("line", line))
+        if not self.conns[k].closing:
+            self.replies[k].append(("line", line))
 
     def bind(self, k: int, verb: str, m: Message) -> None:
-        self.replies[k].append(("bind", verb, m))
+        if not self.conns[k].closing:
+            self.replies[k].append(("bind", verb, m))
 
     def err(self, k: int, verb: str, code: int) -> None:
         self.reply(k, f"ERR|{verb}|{code}")
 
     def event(self, k: int, event: tuple) -> None:
-        self.events[k].append(event)
+        if not self.conns[k].closing:
+            self.events[k].append(event)
 
     def logged_in(self, k: int, verb: str) -> Optional[str]:
         """The connection's user, or None after answering 401 (rule 4)."""
@@ -324,11 +334,14 @@ class Spec:
     def pump(self, user: str) -> None:
         """The oldest WINDOW unacknowledged messages are outstanding on the
         user's connection; any of them not sent there yet is sent now."""
-        conn = self.conns[self.online[user]]
+        k = self.open_conn(user)
+        if k is None:
+            return
+        conn = self.conns[k]
         for m in self.unacked[user][:WINDOW]:
             if m not in conn.inflight:
                 conn.inflight[m] = [self.now + RETRY_INITIAL, RETRY_INITIAL]
-                self.event(self.online[user], ("R", m))
+                self.event(k, ("R", m))
 
     def advance(self, now: float) -> None:
         """Time passes: every overdue R is sent again, once."""
@@ -346,18 +359,44 @@ class Spec:
     def connect(self, k: int) -> None:
         self.conns[k] = Conn()
 
-    def close(self, k: int, bye: Optional[tuple] = None) -> None:
-        """The connection is gone (after ``bye``, if the server closed it)."""
-        if bye is not None:
-            self.event(k, bye)
+    def close(self, k: int, bye: tuple) -> None:
+        """The server says ``bye`` and closes the connection.  The session
+        ends when the connection is lost, which the reactor reports later
+        (:meth:`lost`); until then its user is still online, but nothing
+        more reaches the connection."""
         conn = self.conns[k]
-        conn.closed = True
+        if conn.closing:
+            return
+        self.event(k, bye)
+        conn.closing = True
+        conn.inflight = {}
+        self.losing.append(k)
+
+    def lost(self, k: int) -> None:
+        """The connection is gone: the session ends (OFF, unless taken over)."""
+        conn = self.conns[k]
+        conn.closing = conn.closed = True
         conn.inflight = {}
         user = conn.user
-        if user is not None and self.online.get(user) == k:  # not taken over
+        if user is not None and self.online.get(user) == k:
             del self.online[user]
             self.accounts[user].last_seen = self.now
             self.tell_neighbours(user, ("OFF", user))
+
+    def end_of_tick(self, commit_first: bool = True) -> None:
+        """The reactor runs the group commit and reports the connections
+        the server closed, in either order."""
+        losing, self.losing = self.losing, []
+        if commit_first:
+            self.commit()
+        for k in losing:
+            self.lost(k)
+        self.commit()
+
+    def open_conn(self, user: str) -> Optional[int]:
+        """The connection ``user`` is logged in on, unless it is closing."""
+        k = self.online.get(user)
+        return None if k is None or self.conns[k].closing else k
 
     def forget_closed(self) -> None:
         for k in [k for k, conn in self.conns.items() if conn.closed]:
@@ -408,9 +447,19 @@ class Spec:
         else:
             self.tell_neighbours(user, ("ON", user))
         self.reply(k, f"OK|{verb}|{user}|{self.accounts[user].display}")
-        self.pump(user)
-        for m, recipient, when in self.receipts_owed.pop(user, []):
-            self.event(k, ("DLV", m, recipient, when))
+
+        def deliver():
+            """The pending R and DLV, read once every write accepted
+            before the login is committed."""
+            if not self.conns[k].closing:  # else they wait for the next login
+                self.pump(user)
+                for m, recipient, when in self.receipts_owed.pop(user, []):
+                    self.event(k, ("DLV", m, recipient, when))
+
+        if self.uncommitted:
+            self.uncommitted.append(deliver)
+        else:
+            deliver()
 
     def quit(self, k: int) -> None:
         self.reply(k, "OK|QUIT")
@@ -490,8 +539,8 @@ class Spec:
         conn = self.conns[k]
         user = conn.user
         m = self.message(msgid) if msgid is not None else None
-        if user is None or m is None or m not in self.unacked[user]:
-            return
+        if conn.closing or user is None or m is None or m not in self.unacked[user]:
+            return  # (a closing connection's input is not read)
         self.unacked[user].remove(m)
         conn.inflight.pop(m, None)
         self.pump(user)
@@ -499,8 +548,9 @@ class Spec:
 
     def receipt(self, m: Message, recipient: str) -> None:
         """The ACK is committed: DLV to the sender now, or at its next login."""
-        if m.sender in self.online:
-            self.event(self.online[m.sender], ("DLV", m, recipient, self.now))
+        k = self.open_conn(m.sender)
+        if k is not None:
+            self.event(k, ("DLV", m, recipient, self.now))
         else:
             self.receipts_owed[m.sender].append((m, recipient, self.now))
 
@@ -658,35 +708,42 @@ class MessengerMachine(RuleBasedStateMachine):
         client.lost = True
         client.protocol.connectionLost(Failure(ConnectionDone()))
         self.dropped.add(k)
-        self.spec.close(k)
+        self.spec.lost(k)
         for slot, kk in list(self.slots.items()):
             if kk == k:
                 del self.slots[slot]
 
-    def settle(self) -> None:
-        """Run what is due now (group commits) and complete server closes,
-        as the reactor would."""
+    def settle(self, commit_first: bool = True) -> None:
+        """Run what is due now (group commits) and report the connections
+        the server closed as lost, as the reactor would, in either order."""
         for _ in range(1000):
             progressed = False
+            if commit_first:
+                progressed = self.run_due()
             for client in self.clients.values():
                 if client.transport.disconnecting and not client.lost:
                     client.lost = True
                     client.protocol.connectionLost(Failure(ConnectionDone()))
                     progressed = True
-            now = self.clock.seconds()
-            if any(call.getTime() <= now for call in self.clock.getDelayedCalls()):
-                self.clock.advance(0)
-                progressed = True
+            progressed = self.run_due() or progressed
             if not progressed:
                 return
         raise AssertionError("the server never settles")
+
+    def run_due(self) -> bool:
+        ran = False
+        while any(call.getTime() <= self.clock.seconds() for call in self.clock.getDelayedCalls()):
+            self.clock.advance(0)
+            ran = True
+        return ran
 
     def begin(self) -> None:
         self.spec.new_step()
         self.dropped = set()
 
-    def finish(self) -> None:
-        self.settle()
+    def finish(self, commit_first: bool = True) -> None:
+        self.settle(commit_first)
+        self.spec.end_of_tick(commit_first)
         self.check()
 
     # -- checking a step -------------------------------------------------------
@@ -1128,27 +1185,32 @@ class MessengerMachine(RuleBasedStateMachine):
         st.tuples(st.just("part"), SLOTS, st.sampled_from(JOINABLE)),
         st.tuples(st.just("quit"), SLOTS),
         st.tuples(st.just("drop"), SLOTS),
-    ), min_size=2, max_size=4))
-    def same_tick(self, actions):
+    ), min_size=2, max_size=4), commit_first=st.booleans())
+    def same_tick(self, actions, commit_first):
         """Commands on different connections read in one reactor turn,
-        before the group commit.  At most one send or ACK per turn (with
-        more, their order in the commit would be the server's choice), and
-        nobody logs in as the sender then (its OK would go nowhere)."""
+        before the group commit.  Sends, or one ACK, not both (which of
+        them the commit takes first is the server's choice), and nobody
+        logs in as a sender then (its OK would go nowhere).  Then
+        the reactor runs the commit and reports lost connections, in the
+        order ``commit_first`` says."""
         self.begin()
         self.spec.uncommitted = []
-        used, batched, sender = set(), False, None
+        used, acked, senders = set(), False, set()
         for action in actions:
             kind, slot = action[0], action[1]
             if slot in used or (kind == "drop" and slot not in self.slots):
                 continue
-            if kind in ("msg", "ack"):
-                if batched:
-                    continue
-                batched = True
-            if kind == "login" and action[2].lower() == sender:
+            if (kind == "msg" and acked) or (kind == "ack" and (acked or senders)):
+                continue
+            if kind == "login" and action[2].lower() in senders:
                 continue
             used.add(slot)
             k = self.conn(slot)
+            if self.spec.conns[k].closing:
+                # The server closed it moments ago: what the client still
+                # sends is not read.
+                self.clients[k].send("WHO")
+                continue
             if kind == "login":
                 secret = self.password_for(action[2].lower(), "current")
                 self.clients[k].send(f"LOGIN|{action[2]}|{secret}")
@@ -1158,8 +1220,9 @@ class MessengerMachine(RuleBasedStateMachine):
                 msgid = seen[action[2] % len(seen)] if seen else 999999
                 self.clients[k].send(f"ACK|{msgid}")
                 self.spec.ack(k, msgid)
+                acked = True
             elif kind == "msg":
-                sender = self.spec.conns[k].user
+                senders.add(self.spec.conns[k].user)
                 self.clients[k].send(f"MSG|{action[2]}|{action[3]}")
                 self.spec.submit(k, "MSG", action[2], action[3])
             elif kind in ("join", "part"):
@@ -1170,8 +1233,63 @@ class MessengerMachine(RuleBasedStateMachine):
                 self.spec.quit(k)
             else:
                 self.drop(k)
-        self.spec.commit()
-        self.finish()
+        self.finish(commit_first)
+
+    @precondition(lambda self: any(
+        self.spec.conns[k].seen & {m.msgid for m in self.spec.unacked[u]}
+        for u, k in self.spec.online.items()))
+    @rule(who=st.integers(0, 3), which=st.integers(0, 3),
+          sender_does=st.sampled_from(["login", "quit", "drop"]),
+          ack_first=st.booleans(), commit_first=st.booleans())
+    def ack_race(self, who, which, sender_does, ack_first, commit_first):
+        """In one reactor turn a recipient ACKs a message it received and
+        the message's sender logs in (maybe taking over), QUITs or drops.
+        The reactor then runs the commit and reports lost connections, in
+        the order ``commit_first`` says, and a sender now offline logs in
+        again: the DLV must reach it exactly once, at once or then."""
+        self.begin()
+        spec = self.spec
+        holders = sorted(
+            slot for slot, k in self.slots.items() if spec.conns[k].user
+            and spec.conns[k].seen & {m.msgid for m in spec.unacked[spec.conns[k].user]})
+        k = self.slots[holders[who % len(holders)]]
+        recipient = spec.conns[k].user
+        waiting = [m for m in spec.unacked[recipient] if m.msgid in spec.conns[k].seen]
+        m = waiting[which % len(waiting)]
+        spec.uncommitted = []
+
+        def ack():
+            self.clients[k].send(f"ACK|{m.msgid}")
+            spec.ack(k, m.msgid)
+
+        def sender_acts():
+            sender_conn = spec.open_conn(m.sender)
+            if sender_does == "login":
+                free = [slot for slot in range(5) if slot not in self.slots
+                        or not spec.conns[self.slots[slot]].user]
+                k2 = self.conn(free[0])
+                secret = spec.accounts[m.sender].password
+                self.clients[k2].send(f"LOGIN|{m.sender}|{secret}")
+                spec.login(k2, m.sender, secret)
+            elif sender_conn is not None and sender_does == "quit":
+                self.clients[sender_conn].send("QUIT")
+                spec.quit(sender_conn)
+            elif sender_conn is not None:
+                self.drop(sender_conn)
+
+        for step in ((ack, sender_acts) if ack_first else (sender_acts, ack)):
+            step()
+        self.finish(commit_first)
+        if spec.open_conn(m.sender) is None:
+            # The sender comes back: a DLV it is owed arrives now.
+            self.begin()
+            free = [slot for slot in range(5) if slot not in self.slots
+                    or not spec.conns[self.slots[slot]].user]
+            k3 = self.conn(free[0])
+            secret = spec.accounts[m.sender].password
+            self.clients[k3].send(f"LOGIN|{m.sender}|{secret}")
+            spec.login(k3, m.sender, secret)
+            self.finish()
 
     @rule(seconds=st.sampled_from([1.0, 2.0, 0.5, 3.5, 8.0, 30.0, 61.0, 86401.0]))
     def advance(self, seconds):

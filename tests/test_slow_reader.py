@@ -12,9 +12,6 @@ figures into it.
 
 from __future__ import annotations
 
-import fcntl
-import json
-import os
 import shutil
 import socket
 import subprocess
@@ -26,6 +23,7 @@ from typing import Dict, List, Optional, Set
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.server import HOST, ServerProcess
+from tests.support.report import merge_report
 
 MAX_OUTBUF = 65536
 PAD = "p" * 1000  # about 1 KB per message
@@ -37,32 +35,6 @@ MIN_FLOOD_BYTES = 2 * 1024 * 1024  # go on this long after the stuck reader is d
 MIN_FLOOD_SECONDS = 4.0  # and at least this long in all
 RSS_GROWTH_LIMIT_KIB = 50 * 1024
 LATENCY_LIMIT = 3.0  # seconds, for the watcher's worst message
-
-
-def merge_report(figures: dict) -> None:
-    """Merge ``figures`` into $MESSENGER_RELIABILITY_REPORT (read-modify-write
-    under an exclusive lock; other tests write to the same file)."""
-    path = os.environ.get("MESSENGER_RELIABILITY_REPORT")
-    if not path:
-        return
-    with open(path + ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            try:
-                with open(path, encoding="utf-8") as f:
-                    report = json.load(f)
-                if not isinstance(report, dict):
-                    report = {}
-            except (OSError, ValueError):
-                report = {}
-            report.update(figures)
-            temporary = f"{path}.{os.getpid()}.tmp"
-            with open(temporary, "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2, sort_keys=True)
-                f.write("\n")
-            os.replace(temporary, path)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def vmrss_kib(pid: int) -> int:
