@@ -28,7 +28,7 @@ class CommitBatcher:
         self._max_pending = max_pending
         self._messages: List[Tuple[NewMessage, Deferred]] = []
         self._acks: List[Tuple[Tuple[str, int], Deferred]] = []
-        self._receipts: List[int] = []
+        self._receipts: List[Tuple[int, Deferred]] = []
         self._flush_waiters: List[Deferred] = []
         self._in_flight_waiters: List[Deferred] = []
         self._scheduled = None
@@ -50,9 +50,12 @@ class CommitBatcher:
         self._kick()
         return d
 
-    def submit_receipt_sent(self, msgid: int) -> None:
-        self._receipts.append(msgid)
+    def submit_receipt_sent(self, msgid: int) -> Deferred:
+        """Fires with None once the receipt is recorded as handed over."""
+        d: Deferred = Deferred()
+        self._receipts.append((msgid, d))
         self._kick()
+        return d
 
     def flush(self) -> Deferred:
         """Fires once everything submitted so far is committed."""
@@ -83,23 +86,30 @@ class CommitBatcher:
         d = self._store.commit_batch(
             [m for m, _ in messages],
             [a for a, _ in acks],
-            receipts,
+            [msgid for msgid, _ in receipts],
             self._clock.seconds(),
             self._max_pending,
         )
-        d.addCallbacks(self._committed, self._failed, callbackArgs=(messages, acks), errbackArgs=(messages, acks))
+        d.addCallbacks(
+            self._committed,
+            self._failed,
+            callbackArgs=(messages, acks, receipts),
+            errbackArgs=(messages, acks, receipts),
+        )
         d.addBoth(self._done)
 
-    def _committed(self, result, messages, acks) -> None:
+    def _committed(self, result, messages, acks, receipts) -> None:
         self.commits += 1
         for (_, d), outcome in zip(messages, result.messages):
             d.callback(outcome)
         for (_, d), outcome in zip(acks, result.acks):
             d.callback(outcome)
+        for _, d in receipts:
+            d.callback(None)
 
-    def _failed(self, failure, messages, acks) -> None:
+    def _failed(self, failure, messages, acks, receipts) -> None:
         self.log.failure("commit of {count} writes failed", failure, count=len(messages) + len(acks))
-        for _, d in messages + acks:
+        for _, d in messages + acks + receipts:
             d.errback(failure)
 
     def _done(self, _: Optional[object]) -> None:

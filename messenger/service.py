@@ -63,6 +63,7 @@ class MessengerService(Service):
         self.connections: Set[Session] = set()
         #: Unacknowledged direct messages stored, for metrics.
         self.waiting = 0
+        self._receipts_handed_over: Set[int] = set()
         self.ready = False
         self._stopping = False
 
@@ -221,22 +222,34 @@ class MessengerService(Service):
             return
         self.waiting -= 1
         session = self.online.get(result.sender)
-        if session is not None and session.queue is not None:
-            session.send_event(wire.Dlv(result.msgid, result.recipient, rfc3339(result.delivered_at)))
-            self.batcher.submit_receipt_sent(result.msgid)
+        # A closed session stays in ``online`` until its connection is gone;
+        # a receipt handed to it would be marked sent and never arrive.
+        if session is not None and session.queue is not None and not session.closed:
+            self._hand_over_receipt(session, result.msgid, result.recipient, result.delivered_at)
+
+    def _hand_over_receipt(
+        self, session: Session, msgid: int, recipient: str, delivered_at: float
+    ) -> None:
+        session.send_event(wire.Dlv(msgid, recipient, rfc3339(delivered_at)))
+        # Until the batcher commits receipt_sent, the store still calls this
+        # receipt pending: a login in between must not hand it over again.
+        self._receipts_handed_over.add(msgid)
+        d = self.batcher.submit_receipt_sent(msgid)
+        d.addErrback(lambda f: self.log.failure("recording a receipt as sent failed", f))
+        d.addBoth(lambda _: self._receipts_handed_over.discard(msgid))
 
     def send_pending_receipts(self, session: Session) -> None:
         def send(receipts) -> None:
             if session.closed:
                 return  # they stay pending for the next login
             for receipt in receipts:
-                session.send_event(
-                    wire.Dlv(receipt.msgid, receipt.recipient, rfc3339(receipt.delivered_at))
-                )
-                self.batcher.submit_receipt_sent(receipt.msgid)
+                if receipt.msgid not in self._receipts_handed_over:
+                    self._hand_over_receipt(
+                        session, receipt.msgid, receipt.recipient, receipt.delivered_at
+                    )
 
-        # Receipts handed over live moments ago may still be marked unsent
-        # in the batcher: let it commit first, or they would come twice.
+        # Acks still waiting in the batcher would otherwise leave their
+        # receipts out until the next login.
         d = self.batcher.flush()
         d.addCallback(lambda _: self.store.pending_receipts(session.username))
         d.addCallback(send)

@@ -377,6 +377,36 @@ class DirectEventTests(SynchronousTestCase):
         self.h.settle()
         self.assertEqual(self.h.login("alice").lines(), [])
 
+    def test_dlv_is_handed_over_once_when_the_sender_logs_in_as_the_ack_commits(self):
+        """A receipt is handed over once: a login in the same turn as the
+        recipient's ACK gets the DLV live or from the store, never both."""
+        self.alice.command("MSG|bob|hi")
+        self.alice.disconnect()
+        self.h.settle()
+        self.bob.clear()
+        self.bob.send("ACK|1")
+        alice = self.h.connect()
+        alice.send("LOGIN|alice|password1")
+        self.h.settle()
+        self.assertEqual(
+            alice.lines(), ["OK|LOGIN|alice|Alice", f"DLV|1|bob|{timestamp(START)}"]
+        )
+        alice.disconnect()
+        self.h.settle()
+        self.assertEqual(self.h.login("alice").lines(), [])
+
+    def test_dlv_is_kept_for_next_login_when_the_sender_quits_as_the_ack_commits(self):
+        """A receipt due to a session that has just quit stays pending and
+        comes at the sender's next login."""
+        self.alice.command("MSG|bob|hi")
+        self.bob.clear()
+        self.alice.send("QUIT")
+        self.bob.send("ACK|1")
+        self.h.clock.advance(0)  # the ack commits before the connection is gone
+        self.h.settle()
+        self.assertEqual(self.alice.lines(), ["OK|QUIT", "BYE|200|goodbye"])
+        self.assertEqual(self.h.login("alice").lines(), [f"DLV|1|bob|{timestamp(START)}"])
+
     def test_pending_r_and_dlv_follow_ok_login(self):
         """LOGIN -> OK|LOGIN|..., then the pending R and DLV events."""
         self.alice.command("MSG|bob|hi")
