@@ -10,25 +10,60 @@ durable, so an ``OK`` is never sent for a message that could still be lost.
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, Union
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from messenger.store.interface import IMessageStore, NewMessage
+from messenger.store.interface import (
+    AckResult,
+    BatchResult,
+    IMessageStore,
+    MessageRejected,
+    NewMessage,
+    StoredMessage,
+)
+
+
+#: Called with a message's outcome once its commit is over: a
+#: StoredMessage, a MessageRejected, or the Failure of the commit.
+MessageDone = Callable[[Union[StoredMessage, MessageRejected, Failure]], None]
+
+
+def _ignore(_: object) -> None:
+    pass
 
 
 class CommitBatcher:
+    """Submitters are told with plain callables, not Deferreds: a message
+    costs two or three submissions, and this is the server's hottest path.
+
+    ``on_acknowledged`` gets each AckResult of a committed batch (acks that
+    changed nothing are left out); ``on_receipts_settled`` gets the message
+    ids whose receipts a commit recorded as handed over, or failed to.
+    """
+
     log = Logger()
 
-    def __init__(self, store: IMessageStore, clock: IReactorTime, max_pending: int) -> None:
+    def __init__(
+        self,
+        store: IMessageStore,
+        clock: IReactorTime,
+        max_pending: int,
+        on_acknowledged: Callable[[AckResult], None] = _ignore,
+        on_receipts_settled: Callable[[List[int]], None] = _ignore,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._max_pending = max_pending
-        self._messages: List[Tuple[NewMessage, Deferred]] = []
-        self._acks: List[Tuple[Tuple[str, int], Deferred]] = []
-        self._receipts: List[Tuple[int, Deferred]] = []
+        self.on_acknowledged = on_acknowledged
+        self.on_receipts_settled = on_receipts_settled
+        self._messages: List[NewMessage] = []
+        self._message_done: List[MessageDone] = []
+        self._acks: List[Tuple[str, int]] = []
+        self._receipts: List[int] = []
         self._flush_waiters: List[Deferred] = []
         self._in_flight_waiters: List[Deferred] = []
         self._scheduled = None
@@ -36,26 +71,19 @@ class CommitBatcher:
         #: Number of commits made, and rows in them: for the benchmark.
         self.commits = 0
 
-    def submit_message(self, message: NewMessage) -> Deferred:
-        """Fires with a StoredMessage or a MessageRejected once committed."""
-        d: Deferred = Deferred()
-        self._messages.append((message, d))
+    def submit_message(self, message: NewMessage, done: MessageDone) -> None:
+        """``done`` is called with the message's outcome once committed."""
+        self._messages.append(message)
+        self._message_done.append(done)
         self._kick()
-        return d
 
-    def submit_ack(self, recipient: str, msgid: int) -> Deferred:
-        """Fires with an AckResult, or None if the ack changed nothing."""
-        d: Deferred = Deferred()
-        self._acks.append(((recipient, msgid), d))
+    def submit_ack(self, recipient: str, msgid: int) -> None:
+        self._acks.append((recipient, msgid))
         self._kick()
-        return d
 
-    def submit_receipt_sent(self, msgid: int) -> Deferred:
-        """Fires with None once the receipt is recorded as handed over."""
-        d: Deferred = Deferred()
-        self._receipts.append((msgid, d))
+    def submit_receipt_sent(self, msgid: int) -> None:
+        self._receipts.append(msgid)
         self._kick()
-        return d
 
     def flush(self) -> Deferred:
         """Fires once everything submitted so far is committed."""
@@ -79,38 +107,47 @@ class CommitBatcher:
     def _commit(self) -> None:
         self._scheduled = None
         messages, self._messages = self._messages, []
+        done, self._message_done = self._message_done, []
         acks, self._acks = self._acks, []
         receipts, self._receipts = self._receipts, []
         self._in_flight_waiters, self._flush_waiters = self._flush_waiters, []
         self._in_flight = True
-        d = self._store.commit_batch(
-            [m for m, _ in messages],
-            [a for a, _ in acks],
-            [msgid for msgid, _ in receipts],
-            self._clock.seconds(),
-            self._max_pending,
-        )
+        d = self._store.commit_batch(messages, acks, receipts, self._clock.seconds(), self._max_pending)
         d.addCallbacks(
             self._committed,
             self._failed,
-            callbackArgs=(messages, acks, receipts),
-            errbackArgs=(messages, acks, receipts),
+            callbackArgs=(done, receipts),
+            errbackArgs=(done, len(acks), receipts),
         )
+        d.addErrback(lambda f: self.log.failure("after a commit", f))
         d.addBoth(self._done)
 
-    def _committed(self, result, messages, acks, receipts) -> None:
+    def _committed(self, result: BatchResult, done: List[MessageDone], receipts: List[int]) -> None:
         self.commits += 1
-        for (_, d), outcome in zip(messages, result.messages):
-            d.callback(outcome)
-        for (_, d), outcome in zip(acks, result.acks):
-            d.callback(outcome)
-        for _, d in receipts:
-            d.callback(None)
+        # One submitter's bug must not keep the others' replies back.
+        for tell, outcome in zip(done, result.messages):
+            try:
+                tell(outcome)
+            except Exception:
+                self.log.failure("telling a sender its message is stored")
+        on_acknowledged = self.on_acknowledged
+        for outcome in result.acks:
+            if outcome is not None:
+                try:
+                    on_acknowledged(outcome)
+                except Exception:
+                    self.log.failure("handling an ACK")
+        if receipts:
+            self.on_receipts_settled(receipts)
 
-    def _failed(self, failure, messages, acks, receipts) -> None:
-        self.log.failure("commit of {count} writes failed", failure, count=len(messages) + len(acks))
-        for _, d in messages + acks + receipts:
-            d.errback(failure)
+    def _failed(self, failure: Failure, done: List[MessageDone], acks: int, receipts: List[int]) -> None:
+        # Acks and receipts not recorded stay pending in the store: the
+        # message, or its receipt, comes again at the next login.
+        self.log.failure("commit of {count} writes failed", failure, count=len(done) + acks)
+        for tell in done:
+            tell(failure)
+        if receipts:
+            self.on_receipts_settled(receipts)
 
     def _done(self, _: Optional[object]) -> None:
         self._in_flight = False

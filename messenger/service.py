@@ -24,7 +24,7 @@ from messenger.limits import ConcurrencyLimit, FailedLogins
 from messenger.passwords import PasswordHasher
 from messenger.rooms import RoomDirectory
 from messenger.session import IPeer, Session
-from messenger.store.interface import IMessageStore, StoredMessage
+from messenger.store.interface import AckResult, IMessageStore, StoredMessage
 from messenger.timefmt import rfc3339
 
 
@@ -51,7 +51,13 @@ class MessengerService(Service):
         self.clock = clock
         self.hasher = hasher
         self.metrics = metrics if metrics is not None else NoMetrics()
-        self.batcher = CommitBatcher(store, clock, config.max_pending)
+        self.batcher = CommitBatcher(
+            store,
+            clock,
+            config.max_pending,
+            on_acknowledged=self._acknowledged,
+            on_receipts_settled=self._receipts_settled,
+        )
         self.failed_logins = FailedLogins(
             clock, config.login_failure_limit, config.login_failure_window
         )
@@ -213,13 +219,10 @@ class MessengerService(Service):
 
     def acknowledge(self, recipient: str, message: StoredMessage) -> None:
         self.metrics.message_delivered(max(0.0, self.clock.seconds() - message.created_at))
-        d = self.batcher.submit_ack(recipient, message.msgid)
-        d.addCallback(self._acknowledged)
-        d.addErrback(lambda f: self.log.failure("recording ACK failed", f))
+        self.batcher.submit_ack(recipient, message.msgid)
 
-    def _acknowledged(self, result) -> None:
-        if result is None:
-            return
+    def _acknowledged(self, result: AckResult) -> None:
+        """An ACK is committed: the receipt goes to the sender if online."""
         self.waiting -= 1
         session = self.online.get(result.sender)
         # A closed session stays in ``online`` until its connection is gone;
@@ -234,9 +237,10 @@ class MessengerService(Service):
         # Until the batcher commits receipt_sent, the store still calls this
         # receipt pending: a login in between must not hand it over again.
         self._receipts_handed_over.add(msgid)
-        d = self.batcher.submit_receipt_sent(msgid)
-        d.addErrback(lambda f: self.log.failure("recording a receipt as sent failed", f))
-        d.addBoth(lambda _: self._receipts_handed_over.discard(msgid))
+        self.batcher.submit_receipt_sent(msgid)
+
+    def _receipts_settled(self, msgids: List[int]) -> None:
+        self._receipts_handed_over.difference_update(msgids)
 
     def send_pending_receipts(self, session: Session) -> None:
         def send(receipts) -> None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Callable, Deque, List, Optional, Union
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface
 
 from messenger import wire
@@ -179,7 +180,14 @@ class Session:
 
     # -- ordered replies -------------------------------------------------
 
-    def _reply(self, result: Union[Items, Deferred], verb: str = "?", barrier: bool = False) -> None:
+    def _reply(
+        self, result: Union[Items, Deferred, _Slot], verb: str = "?", barrier: bool = False
+    ) -> None:
+        if isinstance(result, _Slot):
+            self._slots.append(result)  # filled by whoever made it
+            if result.items is not None:
+                self._drain()
+            return
         if not isinstance(result, Deferred):
             if self._slots:
                 self._slots.append(_Slot(result))
@@ -395,15 +403,23 @@ class Session:
         else:
             message = NewMessage(self.username, target, None, text, client_id)
 
-        def stored(outcome) -> Items:
-            if isinstance(outcome, MessageRejected):
-                code = _REJECTION_CODES[outcome]
-                return [wire.err(verb, code, outcome.value)]
-            if not outcome.duplicate:
-                service.route(outcome)
-            return [wire.ok(verb, str(outcome.msgid))]
+        slot = _Slot()
 
-        return service.batcher.submit_message(message).addCallback(stored)
+        def stored(outcome) -> None:
+            if isinstance(outcome, Failure):
+                self.log.failure("storing a message failed", outcome)
+                slot.items = [wire.err(verb, 500, "server error")]
+            elif isinstance(outcome, MessageRejected):
+                slot.items = [wire.err(verb, _REJECTION_CODES[outcome], outcome.value)]
+            else:
+                if not outcome.duplicate:
+                    service.route(outcome)
+                slot.items = [wire.ok(verb, str(outcome.msgid))]
+            self._drain()
+
+        # A plain callback and a bare slot: no Deferred on the hottest path.
+        service.batcher.submit_message(message, stored)
+        return slot
 
     def _ack(self, msgid: int) -> None:
         if self.queue is None:

@@ -1,7 +1,11 @@
 """PROTOCOL.md: MSG, SEND, BCST, WHO, WHOIS, PING, HELP, QUIT and the R, C and DLV events."""
 
+import sqlite3
+
+from twisted.internet.defer import fail
 from twisted.trial.unittest import SynchronousTestCase
 
+from messenger.store.sqlite import ImmediateSqliteStore
 from tests.support.harness import START, Harness, timestamp
 
 DAY = 24 * 60 * 60
@@ -418,3 +422,53 @@ class DirectEventTests(SynchronousTestCase):
         lines = self.h.connect().command("LOGIN|alice|password1")
         self.assertEqual(lines[0], "OK|LOGIN|alice|Alice")
         self.assertCountEqual(lines[1:], ["R|bob|2|ho", f"DLV|1|bob|{timestamp(START)}"])
+
+
+class _FailingCommits(ImmediateSqliteStore):
+    """A store whose next group commits fail, as on a full disk."""
+
+    failures = 0
+
+    def commit_batch(self, *args):
+        if self.failures:
+            self.failures -= 1
+            return fail(sqlite3.OperationalError("database or disk is full"))
+        return super().commit_batch(*args)
+
+
+class CommitFailureTests(SynchronousTestCase):
+    def setUp(self):
+        self.store = _FailingCommits()
+        self.h = Harness(store=self.store)
+        self.alice, self.bob = self.h.users("alice", "bob")
+
+    def test_a_failed_commit_is_answered_500_and_the_message_is_not_delivered(self):
+        """A message whose commit fails gets ERR|MSG|500|server error (no OK,
+        so the sender knows to send it again) and reaches nobody."""
+        self.store.failures = 1
+        self.assertEqual(
+            self.alice.command("MSG|bob|lost?", "PING"), ["ERR|MSG|500|server error", "OK|PING"]
+        )
+        self.assertEqual(self.bob.lines(), [])
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.OperationalError)), 2)
+
+    def test_the_server_carries_on_after_a_failed_commit(self):
+        """The next commit works: the sender's re-send is delivered."""
+        self.store.failures = 1
+        self.alice.command("MSG|bob|lost?")
+        self.flushLoggedErrors(sqlite3.OperationalError)
+        self.assertEqual(self.alice.command("MSG|bob|again"), ["OK|MSG|1"])
+        self.assertEqual(self.bob.lines(), ["R|alice|1|again"])
+
+    def test_an_ack_whose_commit_fails_is_delivered_again_at_next_login(self):
+        """An ACK that could not be recorded leaves the message pending: it
+        comes again at the recipient's next login, and no DLV is sent."""
+        self.alice.command("MSG|bob|hi")
+        self.bob.clear()
+        self.store.failures = 1
+        self.bob.command("ACK|1")
+        self.flushLoggedErrors(sqlite3.OperationalError)
+        self.assertEqual(self.alice.lines(), [])
+        self.bob.disconnect()
+        self.h.settle()
+        self.assertEqual(self.h.login("bob").lines(), ["R|alice|1|hi"])

@@ -152,17 +152,61 @@ def commit_batch_txn(
     now: float,
     max_pending: int,
 ) -> BatchResult:
-    results = [_store_message(cur, m, now, max_pending) for m in messages]
-    ack_results = [_ack(cur, recipient, msgid, now) for recipient, msgid in acks]
-    if receipts_sent:
-        cur.executemany(
-            "UPDATE messages SET receipt_sent = 1 WHERE id = ?",
-            [(msgid,) for msgid in receipts_sent],
+    """One group commit.  Statements per row are what a batch costs, so the
+    mailbox counters are read and written once per user, not per row."""
+    # Taken before the first read: the counters read here are written back
+    # at the end, and another process must not change them in between.
+    cur.execute("BEGIN IMMEDIATE")
+    pending = _PendingCounts(cur)
+    results = [_store_message(cur, m, now, max_pending, pending) for m in messages]
+    ack_results = [_ack(cur, recipient, msgid, now, pending) for recipient, msgid in acks]
+    pending.write()
+    for start in range(0, len(receipts_sent), _IDS_PER_STATEMENT):
+        chunk = receipts_sent[start:start + _IDS_PER_STATEMENT]
+        cur.execute(
+            f"UPDATE messages SET receipt_sent = 1 WHERE id IN ({','.join('?' * len(chunk))})",
+            chunk,
         )
     return BatchResult(results, ack_results)
 
 
-def _store_message(cur, m: NewMessage, now: float, max_pending: int):
+#: Below SQLite's oldest limit on host parameters (999).
+_IDS_PER_STATEMENT = 500
+
+
+class _PendingCounts:
+    """Each recipient's count of unacknowledged messages during a batch."""
+
+    def __init__(self, cur) -> None:
+        self._cur = cur
+        self._counts: Dict[str, int] = {}
+        self._changed: Set[str] = set()
+
+    def get(self, username: str) -> Optional[int]:
+        """The count, or None if there is no such user."""
+        if username not in self._counts:
+            self._cur.execute("SELECT pending_count FROM users WHERE username = ?", (username,))
+            row = self._cur.fetchone()
+            if row is None:
+                return None
+            self._counts[username] = row[0]
+        return self._counts[username]
+
+    def add(self, username: str, n: int) -> None:
+        count = self.get(username)
+        if count is not None:
+            self._counts[username] = max(count + n, 0)
+            self._changed.add(username)
+
+    def write(self) -> None:
+        if self._changed:
+            self._cur.executemany(
+                "UPDATE users SET pending_count = ? WHERE username = ?",
+                [(self._counts[u], u) for u in self._changed],
+            )
+
+
+def _store_message(cur, m: NewMessage, now: float, max_pending: int, pending: _PendingCounts):
     if m.client_id is not None:
         cur.execute(
             "SELECT k.message_id, k.created_at, m.sender, m.recipient, m.room, m.body,"
@@ -174,11 +218,10 @@ def _store_message(cur, m: NewMessage, now: float, max_pending: int):
         if row is not None and row[1] > now - SEND_KEY_LIFETIME:
             return StoredMessage(row[0], row[2], row[3], row[4], row[5], row[6], duplicate=True)
     if m.recipient is not None:
-        cur.execute("SELECT pending_count FROM users WHERE username = ?", (m.recipient,))
-        row = cur.fetchone()
-        if row is None:
+        count = pending.get(m.recipient)
+        if count is None:
             return MessageRejected.NO_SUCH_USER
-        if row[0] >= max_pending:
+        if count >= max_pending:
             return MessageRejected.MAILBOX_FULL
         conversation = conversation_key(m.sender, m.recipient)
         receipt_sent = 0
@@ -202,10 +245,7 @@ def _store_message(cur, m: NewMessage, now: float, max_pending: int):
     )
     msgid = cur.lastrowid
     if m.recipient is not None:
-        cur.execute(
-            "UPDATE users SET pending_count = pending_count + 1 WHERE username = ?",
-            (m.recipient,),
-        )
+        pending.add(m.recipient, 1)
     if m.client_id is not None:
         cur.execute(
             "INSERT OR REPLACE INTO send_keys (sender, client_id, message_id, created_at)"
@@ -215,20 +255,17 @@ def _store_message(cur, m: NewMessage, now: float, max_pending: int):
     return StoredMessage(msgid, m.sender, m.recipient, m.room, m.body, now)
 
 
-def _ack(cur, recipient: str, msgid: int, now: float) -> Optional[AckResult]:
+def _ack(cur, recipient: str, msgid: int, now: float, pending: _PendingCounts) -> Optional[AckResult]:
     cur.execute(
         "UPDATE messages SET delivered_at = ?"
-        " WHERE id = ? AND recipient = ? AND delivered_at IS NULL",
+        " WHERE id = ? AND recipient = ? AND delivered_at IS NULL RETURNING sender",
         (now, msgid, recipient),
     )
-    if cur.rowcount != 1:
+    row = cur.fetchone()
+    if row is None:
         return None
-    cur.execute(
-        "UPDATE users SET pending_count = MAX(pending_count - 1, 0) WHERE username = ?",
-        (recipient,),
-    )
-    cur.execute("SELECT sender FROM messages WHERE id = ?", (msgid,))
-    return AckResult(msgid, cur.fetchone()[0], recipient, now)
+    pending.add(recipient, -1)
+    return AckResult(msgid, row[0], recipient, now)
 
 
 _MESSAGE_COLUMNS = "id, sender, recipient, room, body, created_at"
