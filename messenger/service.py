@@ -105,10 +105,12 @@ class MessengerService(Service):
         super().stopService()
         self._stopping = True
         now = self.clock.seconds()
-        last_seen = [self.store.set_last_seen(user, now) for user in self.online]
+        writes = [self.batcher.flush()]
+        if self.online:
+            writes.append(self.store.set_last_seen(list(self.online), now))
         for session in list(self.connections):
             session.close(wire.BYE_SHUTDOWN)
-        d = DeferredList(last_seen + [self.batcher.flush()], consumeErrors=True)
+        d = DeferredList(writes, consumeErrors=True)
         d.addCallback(lambda _: self.store.close())
         return d
 
@@ -150,7 +152,7 @@ class MessengerService(Service):
         del self.online[user]
         if self._stopping:
             return
-        self.store.set_last_seen(user, self.clock.seconds()).addErrback(
+        self.store.set_last_seen([user], self.clock.seconds()).addErrback(
             lambda f: self.log.failure("recording last seen failed", f)
         )
         self._tell_neighbours(user, wire.Off(user))

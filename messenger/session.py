@@ -97,7 +97,8 @@ class Session:
         self.closed = False
         self._bucket = TokenBucket(config.rate, config.burst, service.clock)
         self._failures = 0
-        self._slots: Deque[_Slot] = deque()
+        # Made when a reply must wait: an empty deque costs ~600 bytes.
+        self._slots: Optional[Deque[_Slot]] = None
         self._output_paused = False
 
     # -- input from the protocol ---------------------------------------
@@ -184,18 +185,18 @@ class Session:
         self, result: Union[Items, Deferred, _Slot], verb: str = "?", barrier: bool = False
     ) -> None:
         if isinstance(result, _Slot):
-            self._slots.append(result)  # filled by whoever made it
+            self._hold(result)  # filled by whoever made it
             if result.items is not None:
                 self._drain()
             return
         if not isinstance(result, Deferred):
             if self._slots:
-                self._slots.append(_Slot(result))
+                self._hold(_Slot(result))
             else:
                 self._emit(result)
             return
         slot = _Slot()
-        self._slots.append(slot)
+        self._hold(slot)
         if barrier:
             self.peer.pause_reading()
 
@@ -213,8 +214,16 @@ class Session:
         result.addCallback(filled)
 
     def _drain(self) -> None:
-        while self._slots and self._slots[0].items is not None:
-            self._emit(self._slots.popleft().items)
+        slots = self._slots
+        while slots and slots[0].items is not None:
+            self._emit(slots.popleft().items)
+        if not slots:
+            self._slots = None
+
+    def _hold(self, slot: _Slot) -> None:
+        if self._slots is None:
+            self._slots = deque()
+        self._slots.append(slot)
 
     def _emit(self, items: Items) -> None:
         for item in items:

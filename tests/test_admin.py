@@ -197,7 +197,7 @@ class UsersCommandTests(AdminMixin, TestCase):
         """users list: username, display name, created, last seen, waiting direct messages."""
         self.add_user("alice", "Alice Liddell", now=T0)
         self.add_user("bob", "Bob", now=T0 + 60)
-        self.successResultOf(self.store.set_last_seen("alice", T0 + 3600))
+        self.successResultOf(self.store.set_last_seen(["alice"], T0 + 3600))
         self.send("alice", "bob", "one")
         self.send("alice", "bob", "two")
         out = self.admin_ok("users", "list")

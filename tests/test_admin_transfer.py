@@ -304,7 +304,7 @@ class ExportTests(AdminMixin, TestCase):
         self.add_user("alice", "Alice Liddell", password="alice password", now=T0)
         self.add_user("bob", "Bob", password="bob password", now=T0 + 1)
         self.add_user("carol", "Carol", now=T0 + 2)
-        self.successResultOf(self.store.set_last_seen("bob", T0 + 500.25))
+        self.successResultOf(self.store.set_last_seen(["bob"], T0 + 500.25))
         self.successResultOf(self.store.join_room("#dev", "alice", T0 + 3))
         self.successResultOf(self.store.join_room("#dev", "carol", T0 + 4))
         self.successResultOf(self.store.add_token("alice", "12" * 32, T0 + 10**9))

@@ -158,7 +158,7 @@ def import_user_txn(
     if not txns.create_user_txn(cur, username, password_hash, display_name, created_at):
         return False
     if last_seen is not None:
-        txns.set_last_seen_txn(cur, username, last_seen)
+        txns.set_last_seen_txn(cur, [username], last_seen)
     return True
 
 

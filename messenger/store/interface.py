@@ -108,8 +108,9 @@ class IMessageStore(Interface):
     def set_password_hash(username, password_hash):
         """Change the password hash and revoke every session token."""
 
-    def set_last_seen(username, when):
-        """Record the time the user was last seen online."""
+    def set_last_seen(usernames, when):
+        """Record the time these users were last seen online (one write
+        for all of them: a server stopping has thousands)."""
 
     def add_token(username, token_hash, expires_at):
         """Store a session token's hash."""

@@ -87,8 +87,10 @@ class SqliteStore:
     def set_password_hash(self, username, password_hash):
         return self._run(txns.set_password_hash_txn, username, password_hash)
 
-    def set_last_seen(self, username, when):
-        return self._run(txns.set_last_seen_txn, username, when)
+    def set_last_seen(self, usernames, when):
+        if isinstance(usernames, str):
+            raise TypeError("set_last_seen takes a sequence of usernames")
+        return self._run(txns.set_last_seen_txn, list(usernames), when)
 
     def add_token(self, username, token_hash, expires_at):
         return self._run(txns.add_token_txn, username, token_hash, expires_at)

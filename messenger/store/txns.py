@@ -120,8 +120,12 @@ def set_password_hash_txn(cur, username: str, password_hash: str) -> None:
     cur.execute("DELETE FROM tokens WHERE username = ?", (username,))
 
 
-def set_last_seen_txn(cur, username: str, when: float) -> None:
-    cur.execute("UPDATE users SET last_seen = ? WHERE username = ?", (when, username))
+def set_last_seen_txn(cur, usernames: Sequence[str], when: float) -> None:
+    if not usernames:
+        return  # not even an empty transaction
+    cur.executemany(
+        "UPDATE users SET last_seen = ? WHERE username = ?", [(when, u) for u in usernames]
+    )
 
 
 def add_token_txn(cur, username: str, token_hash: str, expires_at: float) -> None:
