@@ -72,6 +72,8 @@ class MessengerService(Service):
         self._receipts_handed_over: Set[int] = set()
         self.ready = False
         self._stopping = False
+        #: SIGTERM has come but the reactor has not stopped yet.
+        self._shutdown_requested = False
 
     # -- life cycle ----------------------------------------------------------
 
@@ -140,7 +142,8 @@ class MessengerService(Service):
             self.log.info("{user} logged in elsewhere", user=user)
             previous.close(wire.BYE_TAKEOVER)
             return
-        self._tell_neighbours(user, wire.On(user))
+        if not self._shutdown_requested:
+            self._tell_neighbours(user, wire.On(user))
 
     def session_ended(self, session: Session) -> None:
         if session in self.connections:
@@ -155,7 +158,16 @@ class MessengerService(Service):
         self.store.set_last_seen([user], self.clock.seconds()).addErrback(
             lambda f: self.log.failure("recording last seen failed", f)
         )
-        self._tell_neighbours(user, wire.Off(user))
+        if not self._shutdown_requested:
+            self._tell_neighbours(user, wire.Off(user))
+
+    def shutdown_requested(self) -> None:
+        """SIGTERM has come; the reactor will stop once it is done with
+        what it is doing.  Called from the signal handler, so it only sets
+        a flag: presence events stop, because a mass disconnect (every
+        client of a big server at once) would otherwise tell every online
+        user about every other one before the stop could begin."""
+        self._shutdown_requested = True
 
     def _tell_neighbours(self, user: str, event: wire.ServerMessage) -> None:
         told = {user}

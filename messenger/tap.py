@@ -198,7 +198,7 @@ def makeService(options: Options, reactor=None) -> IService:
     # PROTOCOL.md: on SIGTERM, exit with status 0.  twistd's own handler
     # stops the reactor and then re-raises the signal (status -15), so put
     # ours in place once the reactor has installed its handlers.
-    reactor.callWhenRunning(_stop_cleanly_on_sigterm, reactor)
+    reactor.callWhenRunning(_stop_cleanly_on_sigterm, reactor, core)
 
     top = MultiService()
     # The core first: MultiService stops its children last to first, so the
@@ -238,8 +238,9 @@ def _listener(reactor, description: str, factory) -> _Listener:
     return _Listener(endpoint, factory, description)
 
 
-def _stop_cleanly_on_sigterm(reactor) -> None:
+def _stop_cleanly_on_sigterm(reactor, core: MessengerService) -> None:
     def stop(signum, frame) -> None:
+        core.shutdown_requested()
         reactor.callFromThread(_stop_once, reactor)
 
     signal.signal(signal.SIGTERM, stop)

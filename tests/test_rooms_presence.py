@@ -188,6 +188,19 @@ class PresenceTests(SynchronousTestCase):
         self.h.settle()
         self.assertEqual(self.alice.lines(), [])
 
+    def test_no_presence_events_once_a_shutdown_is_requested(self):
+        """After SIGTERM, while the reactor finishes what it is doing, users
+        who leave or arrive cause no OFF or ON (everyone is about to get
+        BYE|503), but their last-seen time is still recorded."""
+        self.h.service.shutdown_requested()
+        self.h.advance(5)
+        self.bob.disconnect()
+        self.h.settle()
+        self.h.login("dave")
+        self.assertEqual(self.alice.lines(), [])
+        user = self.successResultOf(self.h.store.get_user("bob"))
+        self.assertEqual(user.last_seen, self.h.now())
+
     def test_takeover_sends_no_off(self):
         """A user taken over by a new login of their own stays online: no OFF."""
         self.h.login("bob")
