@@ -276,10 +276,3 @@ class MessengerService(Service):
     def waiting_messages(self) -> int:
         """Unacknowledged direct messages stored, online users' or not."""
         return self.waiting
-
-    def refresh_rooms_of(self, username: str) -> Deferred:
-        """Take ``username``'s rooms from the store: another program (say
-        messenger-admin importing accounts) may have changed them."""
-        d = self.store.rooms_of(username)
-        d.addCallback(lambda rooms: self.rooms.set_rooms_of(username, rooms))
-        return d

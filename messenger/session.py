@@ -274,17 +274,17 @@ class Session:
             # Decided when this attempt's turn comes (see ConcurrencyLimit).
             if service.failed_logins.blocked(address):
                 return _BLOCKED
-            d = service.store.get_user(cmd.username)
+            d = service.store.login_record(cmd.username)
 
-            def verify(user):
-                d = service.hasher.verify(user.password_hash if user else None, cmd.password)
-                return d.addCallback(lambda good: user if good else None)
+            def verify(record):
+                d = service.hasher.verify(record.user.password_hash if record else None, cmd.password)
+                return d.addCallback(lambda good: record if good else None)
 
             # Counted before the next attempt from this address gets its turn.
             return d.addCallback(verify).addCallback(self._count_failure)
 
         d = service.password_checks.run(address, check_password)
-        return d.addCallback(self._refresh_rooms).addCallback(self._authenticated, "LOGIN")
+        return d.addCallback(self._authenticated, "LOGIN")
 
     def _resume(self, cmd: wire.Resume):
         # Not queued like passwords: a token is too long to guess, and a
@@ -293,23 +293,16 @@ class Session:
         if refusal is not None:
             return refusal
         service = self.service
-        d = service.store.token_valid(cmd.username, token_hash(cmd.token), service.clock.seconds())
+        d = service.store.resume_record(
+            cmd.username, token_hash(cmd.token), service.clock.seconds()
+        )
+        d.addCallback(self._count_failure)
+        return d.addCallback(self._authenticated, "RESUME")
 
-        def fetch(valid: bool):
-            return service.store.get_user(cmd.username) if valid else None
-
-        d.addCallback(fetch).addCallback(self._count_failure)
-        return d.addCallback(self._refresh_rooms).addCallback(self._authenticated, "RESUME")
-
-    def _refresh_rooms(self, user):
-        if user is None or user is _BLOCKED:
-            return user
-        return self.service.refresh_rooms_of(user.username).addCallback(lambda _: user)
-
-    def _count_failure(self, user):
-        if user is None:
+    def _count_failure(self, record):
+        if record is None:
             self.service.failed_logins.record(self.peer.address)
-        return user
+        return record
 
     def _login_refusal(self, verb: str) -> Optional[Items]:
         if self.username is not None:
@@ -318,13 +311,13 @@ class Session:
             return [_too_many_failures(verb)]
         return None
 
-    def _authenticated(self, user, verb: str) -> Items:
+    def _authenticated(self, record, verb: str) -> Items:
         service = self.service
         if self.closed:
             return []
-        if user is _BLOCKED:
+        if record is _BLOCKED:
             return [_too_many_failures(verb)]
-        if user is None:
+        if record is None:
             self._failures += 1
             service.metrics.login(False)
             self.log.info("failed {verb} from {address}", verb=verb, address=self.peer.address)
@@ -332,6 +325,10 @@ class Session:
             if self._failures >= service.config.connection_failure_limit:
                 items.append(lambda: self.close(wire.BYE_TOO_MANY_FAILURES))
             return items
+        user = record.user
+        # Rooms as the store has them now: messenger-admin may have changed
+        # them.  Before session_started, whose ON goes to room neighbours.
+        service.rooms.set_rooms_of(user.username, set(record.rooms))
         self.username = user.username
         self.display_name = user.display_name
         service.metrics.login(True)

@@ -4,6 +4,7 @@ import re
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from messenger.store.sqlite import ImmediateSqliteStore
 from tests.support.harness import Harness
 
 BAD_CREDENTIALS = "ERR|LOGIN|401|bad credentials"
@@ -547,3 +548,36 @@ class NameAndPasswdTests(SynchronousTestCase):
         """PASSWD: 400 for a new password with a control character or over 128 characters."""
         for new in ["new\tpassword", "p" * 129]:
             self.assertEqual(err_prefix(self.alice.command(f"PASSWD|password1|{new}")[0]), "ERR|PASSWD|400")
+
+
+class LoginRecordTests(SynchronousTestCase):
+    """The store reads what a login needs in one round trip."""
+
+    def setUp(self):
+        self.store = ImmediateSqliteStore()
+        self.successResultOf(self.store.open())
+        self.successResultOf(self.store.create_user("alice", "hash", "Alice", 0.0))
+        self.successResultOf(self.store.join_room("#dev", "alice", 0.0))
+        self.successResultOf(self.store.add_token("alice", "t" * 64, 100.0))
+
+    def test_login_record_carries_the_account_and_its_rooms(self):
+        """The account and every room it is a member of."""
+        record = self.successResultOf(self.store.login_record("alice"))
+        self.assertEqual((record.user.username, record.user.display_name), ("alice", "Alice"))
+        self.assertEqual(record.rooms, {"#general", "#dev"})
+
+    def test_login_record_of_an_unknown_user_is_none(self):
+        """No account, no record."""
+        self.assertIsNone(self.successResultOf(self.store.login_record("nobody")))
+
+    def test_resume_record_needs_the_users_own_unexpired_token(self):
+        """A valid token gives the record; an expired one, another user's
+        or an unknown one gives None."""
+        self.assertEqual(
+            self.successResultOf(self.store.resume_record("alice", "t" * 64, 99.0)).user.username,
+            "alice",
+        )
+        self.assertIsNone(self.successResultOf(self.store.resume_record("alice", "t" * 64, 100.0)))
+        self.assertIsNone(self.successResultOf(self.store.resume_record("alice", "u" * 64, 99.0)))
+        self.successResultOf(self.store.create_user("bob", "hash", "Bob", 0.0))
+        self.assertIsNone(self.successResultOf(self.store.resume_record("bob", "t" * 64, 99.0)))

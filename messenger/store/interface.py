@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import FrozenSet, Optional, Sequence
 
 from zope.interface import Interface
 
@@ -23,6 +23,15 @@ class UserRecord:
     created_at: float
     last_seen: Optional[float]
     pending_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoginRecord:
+    """What a login needs, read in one go: the account and its rooms
+    (another program, say messenger-admin, may have changed them)."""
+
+    user: UserRecord
+    rooms: FrozenSet[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,14 @@ class IMessageStore(Interface):
 
     def token_valid(username, token_hash, now):
         """Fires with True if the token is the user's and has not expired."""
+
+    def login_record(username):
+        """Fires with the LoginRecord of ``username``, or None if there is
+        no such account."""
+
+    def resume_record(username, token_hash, now):
+        """Fires with the LoginRecord of ``username`` if the token is the
+        user's and has not expired, else None: one round trip per RESUME."""
 
     # messages
 

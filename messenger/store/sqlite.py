@@ -98,6 +98,12 @@ class SqliteStore:
     def token_valid(self, username, token_hash, now):
         return self._run(txns.token_valid_txn, username, token_hash, now)
 
+    def login_record(self, username):
+        return self._run(txns.login_record_txn, username)
+
+    def resume_record(self, username, token_hash, now):
+        return self._run(txns.resume_record_txn, username, token_hash, now)
+
     def commit_batch(self, messages, acks, receipts_sent, now, max_pending):
         return self._run(txns.commit_batch_txn, messages, acks, receipts_sent, now, max_pending)
 

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Set, Tuple
 from messenger.store.interface import (
     AckResult,
     BatchResult,
+    LoginRecord,
     MessageRejected,
     NewMessage,
     Receipt,
@@ -142,6 +143,19 @@ def token_valid_txn(cur, username: str, token_hash: str, now: float) -> bool:
     )
     row = cur.fetchone()
     return row is not None and row[0] > now
+
+
+def login_record_txn(cur, username: str) -> Optional[LoginRecord]:
+    user = get_user_txn(cur, username)
+    if user is None:
+        return None
+    return LoginRecord(user, frozenset(rooms_of_txn(cur, username)))
+
+
+def resume_record_txn(cur, username: str, token_hash: str, now: float) -> Optional[LoginRecord]:
+    if not token_valid_txn(cur, username, token_hash, now):
+        return None
+    return login_record_txn(cur, username)
 
 
 # --------------------------------------------------------------------------
