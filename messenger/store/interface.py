@@ -167,9 +167,6 @@ class IMessageStore(Interface):
 
     # rooms
 
-    def rooms_of(username):
-        """Fires with the set of rooms ``username`` is a member of."""
-
     def count_waiting():
         """Fires with the number of unacknowledged direct messages stored."""
 

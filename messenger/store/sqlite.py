@@ -116,9 +116,6 @@ class SqliteStore:
     def history(self, conversation, limit, direction, cursor):
         return self._run(txns.history_txn, conversation, limit, direction, cursor)
 
-    def rooms_of(self, username):
-        return self._run(txns.rooms_of_txn, username)
-
     def count_waiting(self):
         return self._run(txns.count_waiting_txn)
 
