@@ -1299,12 +1299,7 @@ class MessengerMachine(RuleBasedStateMachine):
         def sender_acts():
             sender_conn = spec.open_conn(m.sender)
             if sender_does == "login":
-                free = [slot for slot in range(5) if slot not in self.slots
-                        or not spec.conns[self.slots[slot]].user]
-                k2 = self.conn(free[0])
-                secret = spec.accounts[m.sender].password
-                self.clients[k2].send(f"LOGIN|{m.sender}|{secret}")
-                spec.login(k2, m.sender, secret)
+                self.login_on_a_free_slot(m.sender)
             elif sender_conn is not None and sender_does == "quit":
                 self.clients[sender_conn].send("QUIT")
                 spec.quit(sender_conn)
@@ -1317,13 +1312,19 @@ class MessengerMachine(RuleBasedStateMachine):
         if spec.open_conn(m.sender) is None:
             # The sender comes back: a DLV it is owed arrives now.
             self.begin()
-            free = [slot for slot in range(5) if slot not in self.slots
-                    or not spec.conns[self.slots[slot]].user]
-            k3 = self.conn(free[0])
-            secret = spec.accounts[m.sender].password
-            self.clients[k3].send(f"LOGIN|{m.sender}|{secret}")
-            spec.login(k3, m.sender, secret)
+            self.login_on_a_free_slot(m.sender)
             self.finish()
+
+    def login_on_a_free_slot(self, user: str) -> None:
+        """``user`` sends LOGIN on a connection not logged in (a new one if
+        need be); the model is told."""
+        spec = self.spec
+        free = [slot for slot in range(5) if slot not in self.slots
+                or not spec.conns[self.slots[slot]].user]
+        k = self.conn(free[0])
+        secret = spec.accounts[user].password
+        self.clients[k].send(f"LOGIN|{user}|{secret}")
+        spec.login(k, user, secret)
 
     @rule(seconds=st.sampled_from([1.0, 2.0, 0.5, 3.5, 8.0, 30.0, 61.0, 86401.0]))
     def advance(self, seconds):
