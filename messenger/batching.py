@@ -124,12 +124,7 @@ class CommitBatcher:
 
     def _committed(self, result: BatchResult, done: List[MessageDone], receipts: List[int]) -> None:
         self.commits += 1
-        # One submitter's bug must not keep the others' replies back.
-        for tell, outcome in zip(done, result.messages):
-            try:
-                tell(outcome)
-            except Exception:
-                self.log.failure("telling a sender its message is stored")
+        self._tell_senders(zip(done, result.messages))
         on_acknowledged = self.on_acknowledged
         for outcome in result.acks:
             if outcome is not None:
@@ -144,10 +139,17 @@ class CommitBatcher:
         # Acks and receipts not recorded stay pending in the store: the
         # message, or its receipt, comes again at the next login.
         self.log.failure("commit of {count} writes failed", failure, count=len(done) + acks)
-        for tell in done:
-            tell(failure)
+        self._tell_senders((tell, failure) for tell in done)
         if receipts:
             self.on_receipts_settled(receipts)
+
+    def _tell_senders(self, tells) -> None:
+        # One submitter's bug must not keep the others' replies back.
+        for tell, outcome in tells:
+            try:
+                tell(outcome)
+            except Exception:
+                self.log.failure("telling a sender what became of its message")
 
     def _done(self, _: Optional[object]) -> None:
         self._in_flight = False

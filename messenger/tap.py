@@ -177,11 +177,9 @@ def makeService(options: Options, reactor=None) -> IService:
     from messenger.passwords import PasswordHasher
     from messenger.protocol import MessengerFactory
     from messenger.service import MessengerService
-    from messenger.store.sqlite import SqliteStore
+    from messenger.store.sqlite import DatabaseError, SqliteStore, prepare_database
 
     config: ServerConfig = options["server-config"]
-    from messenger.store.sqlite import DatabaseError, prepare_database
-
     try:
         prepare_database(options["db"])
     except DatabaseError as e:

@@ -245,7 +245,7 @@ class UsersCommandTests(AdminMixin, TestCase):
         self.assertEqual(self.user("bob").pending_count, 2)
         self.admin_ok("users", "delete", "ALICE", "--yes")
         self.assertIsNone(self.user("alice"))
-        self.assertFalse(self.successResultOf(self.store.token_valid("alice", "ab" * 32, T0)))
+        self.assertIsNone(self.successResultOf(self.store.resume_record("alice", "ab" * 32, T0)))
         memberships = self.successResultOf(self.store.load_memberships())
         self.assertNotIn("alice", memberships["#general"] | memberships["#dev"])
         self.assertEqual(self.user("bob").pending_count, 1)
@@ -269,7 +269,7 @@ class UsersCommandTests(AdminMixin, TestCase):
         password_hash = self.user("alice").password_hash
         self.assertTrue(verify_hash(FAST_HASHER, password_hash, "new password"))
         self.assertFalse(verify_hash(FAST_HASHER, password_hash, "old password"))
-        self.assertFalse(self.successResultOf(self.store.token_valid("alice", "cd" * 32, T0)))
+        self.assertIsNone(self.successResultOf(self.store.resume_record("alice", "cd" * 32, T0)))
 
     def test_users_passwd_of_an_unknown_user_is_an_error(self):
         """users passwd of a user that does not exist: exit 1, before any prompt."""

@@ -170,7 +170,7 @@ class ImportRulesTests(AdminMixin, TestCase):
         record = self.user("alice")
         self.assertEqual(record.display_name, "Alice New")
         self.assertTrue(verify_hash(FAST_HASHER, record.password_hash, "new password"))
-        self.assertFalse(self.successResultOf(self.store.token_valid("alice", "ef" * 32, T0)))
+        self.assertIsNone(self.successResultOf(self.store.resume_record("alice", "ef" * 32, T0)))
 
     def test_import_is_all_or_nothing(self):
         """A problem found while importing (unknown room member) rolls back every user already written."""

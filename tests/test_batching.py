@@ -105,6 +105,22 @@ class CommitBatcherTests(SynchronousTestCase):
         self.assertEqual(self.acknowledged, [ack])
         self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
+    def test_after_a_failed_commit_a_failing_submitter_holds_back_nobody(self):
+        """The same on the failure path: every other sender hears of it."""
+        told = []
+
+        def broken(outcome):
+            raise RuntimeError("a bug in one session")
+
+        self.batcher.submit_message(NewMessage("alice", "bob", None, "one", None), broken)
+        self.batcher.submit_message(NewMessage("carol", "bob", None, "two", None), told.append)
+        self.clock.advance(0)
+        self.store.calls[0][3].errback(Failure(OSError("disk full")))
+        self.assertEqual(len(told), 1)
+        self.assertIsInstance(told[0], Failure)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
     def test_acks_that_changed_nothing_are_not_reported(self):
         """An ACK for an unknown or already acknowledged message is dropped."""
         self.batcher.submit_ack("bob", 1)

@@ -124,9 +124,6 @@ class IMessageStore(Interface):
     def add_token(username, token_hash, expires_at):
         """Store a session token's hash."""
 
-    def token_valid(username, token_hash, now):
-        """Fires with True if the token is the user's and has not expired."""
-
     def login_record(username):
         """Fires with the LoginRecord of ``username``, or None if there is
         no such account."""

@@ -95,9 +95,6 @@ class SqliteStore:
     def add_token(self, username, token_hash, expires_at):
         return self._run(txns.add_token_txn, username, token_hash, expires_at)
 
-    def token_valid(self, username, token_hash, now):
-        return self._run(txns.token_valid_txn, username, token_hash, now)
-
     def login_record(self, username):
         return self._run(txns.login_record_txn, username)
 

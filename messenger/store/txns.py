@@ -51,6 +51,20 @@ def current_version_txn(cur) -> int:
     return row[0] if row else 0
 
 
+def begin_write_txn(cur) -> None:
+    """Take the write lock now, before the transaction's first read.
+
+    Python's sqlite3 would begin the transaction only at the first change,
+    so what was read before it could be changed by another process (say
+    messenger-admin) in between.  Another engine says this its own way
+    (PostgreSQL: row locks); this is the one place to change.
+    """
+    try:
+        cur.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError:
+        pass  # already in a transaction
+
+
 def upgrade_schema_txn(cur) -> int:
     """Apply every schema file newer than the database.  Returns the version.
 
@@ -59,10 +73,7 @@ def upgrade_schema_txn(cur) -> int:
     commit on its own, and a crash half-way would leave a database that can
     be neither used nor upgraded.
     """
-    try:
-        cur.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError:
-        pass  # already in a transaction
+    begin_write_txn(cur)
     version = current_version_txn(cur)
     if version == 0:
         cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
@@ -172,9 +183,8 @@ def commit_batch_txn(
 ) -> BatchResult:
     """One group commit.  Statements per row are what a batch costs, so the
     mailbox counters are read and written once per user, not per row."""
-    # Taken before the first read: the counters read here are written back
-    # at the end, and another process must not change them in between.
-    cur.execute("BEGIN IMMEDIATE")
+    # The counters read here are written back at the end.
+    begin_write_txn(cur)
     pending = _PendingCounts(cur)
     results = [_store_message(cur, m, now, max_pending, pending) for m in messages]
     ack_results = [_ack(cur, recipient, msgid, now, pending) for recipient, msgid in acks]
