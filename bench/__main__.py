@@ -19,54 +19,99 @@ import signal
 import subprocess
 import sys
 import tempfile
-from typing import List, Optional
 
 from bench import procstat, report, workloads
 from bench.servers import FAST_ARGON2, REPO_ROOT, UNLIMITED_RATE, Reaper
 
 
-def _int_list(text: str) -> List[int]:
+def _int_list(text: str) -> list[int]:
     return [int(x.replace("_", "")) for x in text.split(",") if x.strip()]
 
 
-def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="small sizes, scaling sweep included: everything in under a minute")
-    p.add_argument("--workloads", default="W1,W2,W3,W4,W5",
-                   help="comma-separated subset of W1..W5, or 'none'")
-    p.add_argument("--targets", default="relay,messenger", help="servers to measure: messenger, relay")
-    p.add_argument("--scaling", action="store_true",
-                   help="also sweep direct messages over --scaling-clients")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes, scaling sweep included: everything in under a minute",
+    )
+    p.add_argument(
+        "--workloads", default="W1,W2,W3,W4,W5", help="comma-separated subset of W1..W5, or 'none'"
+    )
+    p.add_argument(
+        "--targets", default="relay,messenger", help="servers to measure: messenger, relay"
+    )
+    p.add_argument(
+        "--scaling", action="store_true", help="also sweep direct messages over --scaling-clients"
+    )
     p.add_argument("--json", metavar="PATH", help="write every result to this JSON file")
     p.add_argument("--markdown", metavar="PATH", help="also write the table to this file")
     p.add_argument("--plot", metavar="PATH", help="PNG plot (needs matplotlib)")
-    p.add_argument("--tmpdir", metavar="DIR", help="where the temporary databases go [default: system temp]")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, databases)")
-    p.add_argument("--no-uvloop", action="store_true", help="plain asyncio loop in the load generator")
-    p.add_argument("--no-presence", action="store_true",
-                   help="users leave #general at sign-up, so logins fan out no ON/OFF events")
-    p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
-                   help="extra argument for twistd messenger (repeatable), e.g. --server-arg=--window=200")
-    p.add_argument("--source-addresses", type=int, default=64, metavar="N",
-                   help="loopback source addresses (127.0.0.1, .2, ...) the load generator spreads over")
-    p.add_argument("--py-spy", metavar="DIR",
-                   help="record a py-spy flame graph of every messenger run into DIR (adds load)")
+    p.add_argument(
+        "--tmpdir", metavar="DIR", help="where the temporary databases go [default: system temp]"
+    )
+    p.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (logs, databases)"
+    )
+    p.add_argument(
+        "--no-uvloop", action="store_true", help="plain asyncio loop in the load generator"
+    )
+    p.add_argument(
+        "--no-presence",
+        action="store_true",
+        help="users leave #general at sign-up, so logins fan out no ON/OFF events",
+    )
+    p.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for twistd messenger (repeatable), e.g. --server-arg=--window=200",
+    )
+    p.add_argument(
+        "--source-addresses",
+        type=int,
+        default=64,
+        metavar="N",
+        help="loopback source addresses (127.0.0.1, .2, ...) the load generator spreads over",
+    )
+    p.add_argument(
+        "--py-spy",
+        metavar="DIR",
+        help="record a py-spy flame graph of every messenger run into DIR (adds load)",
+    )
     sizes = p.add_argument_group("sizes (defaults are the full sizes; --quick changes them)")
     for name, kind in (
-        ("w1-clients", int), ("w1-messages", int), ("window", int),
-        ("w2-members", int), ("w2-senders", int), ("w2-messages", int),
-        ("w3-clients", int), ("w4-messages", int),
-        ("w5-resumes", int), ("w5-resume-concurrency", int),
-        ("w5-logins", int), ("w5-login-concurrency", int),
-        ("scaling-messages", int), ("body-size", int), ("loadgen-procs", int),
+        ("w1-clients", int),
+        ("w1-messages", int),
+        ("window", int),
+        ("w2-members", int),
+        ("w2-senders", int),
+        ("w2-messages", int),
+        ("w3-clients", int),
+        ("w4-messages", int),
+        ("w5-resumes", int),
+        ("w5-resume-concurrency", int),
+        ("w5-logins", int),
+        ("w5-login-concurrency", int),
+        ("scaling-messages", int),
+        ("body-size", int),
+        ("loadgen-procs", int),
     ):
         sizes.add_argument(f"--{name}", type=kind, default=None)
-    sizes.add_argument("--scaling-clients", type=_int_list, default=None, help="e.g. 10,100,1000,10000")
+    sizes.add_argument(
+        "--scaling-clients", type=_int_list, default=None, help="e.g. 10,100,1000,10000"
+    )
     args = p.parse_args(argv)
-    args.workload_list = [] if args.workloads.strip().lower() == "none" else [
-        w.strip().upper() for w in args.workloads.split(",") if w.strip()]
+    args.workload_list = (
+        []
+        if args.workloads.strip().lower() == "none"
+        else [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
+    )
     unknown = set(args.workload_list) - set(workloads.WORKLOADS)
     if unknown:
         p.error(f"unknown workloads: {', '.join(sorted(unknown))}")
@@ -80,10 +125,26 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def build_sizes(args: argparse.Namespace) -> workloads.Sizes:
     base = workloads.QUICK if args.quick else workloads.Sizes()
-    overrides = {f: getattr(args, f) for f in (
-        "w1_clients", "w1_messages", "window", "w2_members", "w2_senders", "w2_messages",
-        "w3_clients", "w4_messages", "w5_resumes", "w5_resume_concurrency", "w5_logins",
-        "w5_login_concurrency", "scaling_messages", "body_size", "loadgen_procs")}
+    overrides = {
+        f: getattr(args, f)
+        for f in (
+            "w1_clients",
+            "w1_messages",
+            "window",
+            "w2_members",
+            "w2_senders",
+            "w2_messages",
+            "w3_clients",
+            "w4_messages",
+            "w5_resumes",
+            "w5_resume_concurrency",
+            "w5_logins",
+            "w5_login_concurrency",
+            "scaling_messages",
+            "body_size",
+            "loadgen_procs",
+        )
+    }
     if args.scaling_clients:
         overrides["scaling_clients"] = tuple(args.scaling_clients)
     return workloads.sizes_with(base, **overrides)
@@ -91,16 +152,26 @@ def build_sizes(args: argparse.Namespace) -> workloads.Sizes:
 
 def git_commit() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "messenger"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "messenger"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return head + ("+uncommitted changes in messenger/" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "?"
 
 
-def standard_notes(args: argparse.Namespace) -> List[str]:
+def standard_notes(args: argparse.Namespace) -> list[str]:
     notes = [
         "The messenger runs with `" + " ".join(FAST_ARGON2) + "` (cheap password hashing, so "
         "thousands of sign-ups are quick) everywhere except W5's password LOGINs, which use the "
@@ -126,8 +197,10 @@ def standard_notes(args: argparse.Namespace) -> List[str]:
     if args.no_presence:
         notes.append("--no-presence: users left #general at sign-up, so no ON/OFF fan-out.")
     else:
-        notes.append("Every user is a member of #general (the server makes it so): each login "
-                     "sends ON to every online user, each logout OFF.")
+        notes.append(
+            "Every user is a member of #general (the server makes it so): each login "
+            "sends ON to every online user, each logout OFF."
+        )
     if args.py_spy:
         notes.append("py-spy was sampling the messenger during the runs: its figures are slower.")
     if args.server_arg:
@@ -135,7 +208,7 @@ def standard_notes(args: argparse.Namespace) -> List[str]:
     return notes
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = build_sizes(args)
     # SIGTERM unwinds like Ctrl-C, so that every child process is killed.
@@ -154,12 +227,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         "workdir": root,
     }
     notes = standard_notes(args)
-    outcomes: List[workloads.Outcome] = []
-    scaling: List[workloads.Outcome] = []
+    outcomes: list[workloads.Outcome] = []
+    scaling: list[workloads.Outcome] = []
     try:
-        bench = workloads.Bench(sizes, root, reaper, presence=not args.no_presence,
-                                use_uvloop=not args.no_uvloop, server_args=args.server_arg,
-                                py_spy_dir=args.py_spy, source_addresses=args.source_addresses)
+        bench = workloads.Bench(
+            sizes,
+            root,
+            reaper,
+            presence=not args.no_presence,
+            use_uvloop=not args.no_uvloop,
+            server_args=args.server_arg,
+            py_spy_dir=args.py_spy,
+            source_addresses=args.source_addresses,
+        )
         workloads.log(f"working in {root}")
         outcomes = workloads.run_all(bench, args.workload_list, args.target_list)
         if args.scaling or args.quick:

@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Dict
+from typing import Any
 
 from bench.procstat import raise_nofile, run_queue_wait, self_cpu
 from bench.scenarios import SCENARIOS
@@ -55,12 +55,12 @@ class Control:
         if line != word:
             raise RuntimeError(f"expected {word!r} from the harness, got {line!r}")
 
-    async def hold(self, info: Dict[str, Any], timeout: float = 300.0) -> None:
+    async def hold(self, info: dict[str, Any], timeout: float = 300.0) -> None:
         self.emit("hold", **info)
         await self.expect("release", timeout)
 
 
-async def main_async(spec: Dict[str, Any]) -> None:
+async def main_async(spec: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     control = Control(loop)
     scenario = SCENARIOS[spec["mode"]](spec, control)

@@ -11,7 +11,6 @@ import os
 import resource
 import time
 from dataclasses import dataclass
-from typing import Optional, Tuple
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -95,7 +94,7 @@ def self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def raise_nofile(wanted: int) -> Tuple[int, int, Optional[str]]:
+def raise_nofile(wanted: int) -> tuple[int, int, str | None]:
     """Raise the soft RLIMIT_NOFILE towards ``wanted`` (at most the hard
     limit).  Children started afterwards inherit it.  Returns (soft, hard,
     a warning if ``wanted`` could not be reached)."""
@@ -108,8 +107,10 @@ def raise_nofile(wanted: int) -> Tuple[int, int, Optional[str]]:
         except (ValueError, OSError) as e:
             return soft, hard, f"cannot raise the file descriptor limit to {target}: {e}"
     if soft < wanted:
-        return soft, hard, (
-            f"file descriptor limit is {soft} (hard limit {hard}), below the {wanted} wanted"
+        return (
+            soft,
+            hard,
+            (f"file descriptor limit is {soft} (hard limit {hard}), below the {wanted} wanted"),
         )
     return soft, hard, None
 
@@ -121,7 +122,7 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def loadavg() -> Tuple[float, float, float]:
+def loadavg() -> tuple[float, float, float]:
     return os.getloadavg()
 
 
@@ -133,7 +134,9 @@ def filesystem_type(path: str) -> str:
         with open("/proc/mounts") as f:
             for line in f:
                 parts = line.split()
-                if len(parts) >= 3 and (path == parts[1] or path.startswith(parts[1].rstrip("/") + "/")):
+                if len(parts) >= 3 and (
+                    path == parts[1] or path.startswith(parts[1].rstrip("/") + "/")
+                ):
                     if len(parts[1]) > len(best):
                         best, kind = parts[1], parts[2]
     except OSError:

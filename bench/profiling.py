@@ -17,30 +17,47 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from typing import Dict, List, Optional, Tuple
 
 from bench.servers import Reaper, die_with_parent
 
 
 class PySpy:
-    def __init__(self, reaper: Reaper, pid: int, directory: str, name: str, rate: int = 250) -> None:
+    def __init__(
+        self, reaper: Reaper, pid: int, directory: str, name: str, rate: int = 250
+    ) -> None:
         os.makedirs(directory, exist_ok=True)
         self.path = os.path.join(directory, f"{name}.txt")
         self.summary_path = os.path.join(directory, f"{name}-top.txt")
-        self.proc: Optional[subprocess.Popen] = None
-        self._result: Optional[Dict[str, str]] = None
+        self.proc: subprocess.Popen | None = None
+        self._result: dict[str, str] | None = None
         exe = shutil.which("py-spy")
         if exe is None:
             self._result = {"error": "py-spy is not installed (pip install py-spy)"}
             return
-        self.proc = reaper.add(subprocess.Popen(
-            [exe, "record", "--pid", str(pid), "--format", "raw", "--function", "--nonblocking",
-             "--rate", str(rate), "--output", self.path],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-        ))
+        self.proc = reaper.add(
+            subprocess.Popen(
+                [
+                    exe,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--format",
+                    "raw",
+                    "--function",
+                    "--nonblocking",
+                    "--rate",
+                    str(rate),
+                    "--output",
+                    self.path,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
+        )
 
-    def stop(self) -> Dict[str, str]:
+    def stop(self) -> dict[str, str]:
         if self._result is not None:
             return self._result
         assert self.proc is not None
@@ -64,12 +81,14 @@ REACTOR = "reactor thread"
 WORKERS = "worker threads (SQLite, Argon2)"
 
 
-def summarize(path: str, top: int = 25) -> Dict[str, Dict[str, object]]:
+def summarize(path: str, top: int = 25) -> dict[str, dict[str, object]]:
     """Top frames by self and by cumulative samples, for all threads and
     separately for the reactor thread and the pool threads (a stack that
     starts in ``Thread._bootstrap`` is a pool thread's)."""
-    groups = {name: {"own": Counter(), "cumulative": Counter(), "samples": 0}
-              for name in ("all threads", REACTOR, WORKERS)}
+    groups = {
+        name: {"own": Counter(), "cumulative": Counter(), "samples": 0}
+        for name in ("all threads", REACTOR, WORKERS)
+    }
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             stack, _, count = line.rstrip("\n").rpartition(" ")
@@ -85,25 +104,30 @@ def summarize(path: str, top: int = 25) -> Dict[str, Dict[str, object]]:
                 for frame in set(frames):
                     group["cumulative"][frame] += n
     return {
-        name: {"samples": g["samples"], "self": g["own"].most_common(top),
-               "cumulative": g["cumulative"].most_common(top),
-               "cumulative, messenger/ only": [
-                   (frame, n) for frame, n in g["cumulative"].most_common() if "(messenger/" in frame
-               ][:top]}
+        name: {
+            "samples": g["samples"],
+            "self": g["own"].most_common(top),
+            "cumulative": g["cumulative"].most_common(top),
+            "cumulative, messenger/ only": [
+                (frame, n) for frame, n in g["cumulative"].most_common() if "(messenger/" in frame
+            ][:top],
+        }
         for name, g in groups.items()
     }
 
 
-def format_summary(summary: Dict[str, Dict[str, object]]) -> str:
+def format_summary(summary: dict[str, dict[str, object]]) -> str:
     """Percentages are of all samples (every thread), so they add up."""
     total = max(1, int(summary["all threads"]["samples"]))
-    out: List[str] = []
+    out: list[str] = []
     for name, group in summary.items():
-        out += [f"== {name}: {group['samples']} samples, "
-                f"{100.0 * int(group['samples']) / total:.0f}% of all"]
+        out += [
+            f"== {name}: {group['samples']} samples, "
+            f"{100.0 * int(group['samples']) / total:.0f}% of all"
+        ]
         for title in ("self", "cumulative", "cumulative, messenger/ only"):
             out += ["", f"top by {title} time:"]
-            rows: List[Tuple[str, int]] = group[title]  # type: ignore[assignment]
+            rows: list[tuple[str, int]] = group[title]  # type: ignore[assignment]
             for frame, n in rows:
                 out.append(f"{100.0 * n / total:6.1f}%  {frame}")
         out.append("")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from typing import Dict, Optional, Set
 
 from twisted.internet.protocol import ServerFactory
 from twisted.protocols.basic import LineReceiver
@@ -28,9 +27,9 @@ class Relay(LineReceiver):
     delimiter = b"\n"
     MAX_LENGTH = 8193
 
-    def __init__(self, factory: "RelayFactory") -> None:
+    def __init__(self, factory: RelayFactory) -> None:
         self.factory = factory
-        self.user: Optional[bytes] = None
+        self.user: bytes | None = None
 
     def connectionMade(self) -> None:
         try:
@@ -114,9 +113,16 @@ class Relay(LineReceiver):
         self.transport.loseConnection()
 
     _handlers = {
-        b"MSG": _msg, b"ACK": _ack, b"LOGIN": _login, b"RESUME": _resume,
-        b"USR": _usr, b"TOKEN": _token, b"JOIN": _join, b"PART": _part,
-        b"PING": _ping, b"QUIT": _quit,
+        b"MSG": _msg,
+        b"ACK": _ack,
+        b"LOGIN": _login,
+        b"RESUME": _resume,
+        b"USR": _usr,
+        b"TOKEN": _token,
+        b"JOIN": _join,
+        b"PART": _part,
+        b"PING": _ping,
+        b"QUIT": _quit,
     }
 
 
@@ -124,8 +130,8 @@ class RelayFactory(ServerFactory):
     noisy = False
 
     def __init__(self) -> None:
-        self.online: Dict[bytes, Relay] = {}
-        self.rooms: Dict[bytes, Set[bytes]] = {}
+        self.online: dict[bytes, Relay] = {}
+        self.rooms: dict[bytes, set[bytes]] = {}
         self.ids = itertools.count(1)
 
     def buildProtocol(self, addr) -> Relay:
@@ -133,7 +139,9 @@ class RelayFactory(ServerFactory):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.relay", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.relay", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--interface", default="127.0.0.1")
     args = parser.parse_args(argv)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from bench.stats import ratio
 from bench.workloads import Outcome
 
 # (workload, figure, label, target text).  The ratio column is messenger
 # divided by relay, whatever the figure: > 1 is "more than the baseline".
-ROWS: Sequence[Tuple[str, str, str, str]] = (
+ROWS: Sequence[tuple[str, str, str, str]] = (
     ("W1", "msg_per_s", "delivered msg/s", ">= 50,000"),
     ("W1", "p50_ms", "latency p50 ms", ""),
     ("W1", "p99_ms", "latency p99 ms", "<= 30"),
@@ -56,16 +57,39 @@ ROWS: Sequence[Tuple[str, str, str, str]] = (
     ("W5-login", "server_cpu_us_per_login", "server CPU µs/LOGIN", ""),
 )
 
-CHECK_KEYS = ("delivered", "lost", "duplicated", "misdelivered", "redelivered", "rejected",
-              "unanswered", "dlv_missing", "logged_in", "dropped", "ok", "failed", "timed_out",
-              "server_exit")
+CHECK_KEYS = (
+    "delivered",
+    "lost",
+    "duplicated",
+    "misdelivered",
+    "redelivered",
+    "rejected",
+    "unanswered",
+    "dlv_missing",
+    "logged_in",
+    "dropped",
+    "ok",
+    "failed",
+    "timed_out",
+    "server_exit",
+)
 
 #: Checks that must be zero (or False) for a run to count as correct.
-MUST_BE_ZERO = ("lost", "duplicated", "misdelivered", "rejected", "unanswered", "dlv_missing",
-                "failed", "dropped", "echoed", "timed_out")
+MUST_BE_ZERO = (
+    "lost",
+    "duplicated",
+    "misdelivered",
+    "rejected",
+    "unanswered",
+    "dlv_missing",
+    "failed",
+    "dropped",
+    "echoed",
+    "timed_out",
+)
 
 
-def problems(outcome: Outcome) -> List[str]:
+def problems(outcome: Outcome) -> list[str]:
     """Why a run is not correct; empty if it is."""
     found = []
     if outcome.error:
@@ -75,7 +99,9 @@ def problems(outcome: Outcome) -> List[str]:
         if value:
             found.append(f"{key}={value}")
     if "server_exit" in outcome.checks and outcome.checks["server_exit"] != 0:
-        found.append(f"server exit status {outcome.checks['server_exit']} on SIGTERM (None: killed)")
+        found.append(
+            f"server exit status {outcome.checks['server_exit']} on SIGTERM (None: killed)"
+        )
     return found
 
 
@@ -97,14 +123,14 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _index(outcomes: Sequence[Outcome]) -> Dict[Tuple[str, str], Outcome]:
+def _index(outcomes: Sequence[Outcome]) -> dict[tuple[str, str], Outcome]:
     return {(o.workload, o.target): o for o in outcomes}
 
 
-def ratios(outcomes: Sequence[Outcome]) -> Dict[str, Dict[str, Optional[float]]]:
+def ratios(outcomes: Sequence[Outcome]) -> dict[str, dict[str, float | None]]:
     """messenger ÷ relay for every figure both have, per workload."""
     by = _index(outcomes)
-    out: Dict[str, Dict[str, Optional[float]]] = {}
+    out: dict[str, dict[str, float | None]] = {}
     for (workload, target), outcome in by.items():
         relay = by.get((workload, "relay"))
         if target != "messenger" or relay is None:
@@ -117,8 +143,12 @@ def ratios(outcomes: Sequence[Outcome]) -> Dict[str, Dict[str, Optional[float]]]
     return out
 
 
-def markdown(outcomes: Sequence[Outcome], scaling: Sequence[Outcome], meta: Dict[str, Any],
-             notes: Sequence[str]) -> str:
+def markdown(
+    outcomes: Sequence[Outcome],
+    scaling: Sequence[Outcome],
+    meta: dict[str, Any],
+    notes: Sequence[str],
+) -> str:
     by = _index(outcomes)
     lines = ["# Messenger benchmark", ""]
     lines.append(
@@ -143,16 +173,24 @@ def markdown(outcomes: Sequence[Outcome], scaling: Sequence[Outcome], meta: Dict
             if mv is None and rv is None:
                 continue
             rt = ratio(mv, rv)
-            lines.append(f"| {workload} | {label} | {_fmt(mv)} | {_fmt(rv)} | "
-                         f"{'-' if rt is None else f'{rt:.2f}×'} | {target} |")
+            lines.append(
+                f"| {workload} | {label} | {_fmt(mv)} | {_fmt(rv)} | "
+                f"{'-' if rt is None else f'{rt:.2f}×'} | {target} |"
+            )
         lines.append("")
-        lines += ["## Correctness", "",
-                  "| workload | target | " + " | ".join(CHECK_KEYS) + " | status |",
-                  "|---|---|" + "---:|" * len(CHECK_KEYS) + "---|"]
+        lines += [
+            "## Correctness",
+            "",
+            "| workload | target | " + " | ".join(CHECK_KEYS) + " | status |",
+            "|---|---|" + "---:|" * len(CHECK_KEYS) + "---|",
+        ]
         for o in outcomes:
             status = "; ".join(problems(o)) or "ok"
-            lines.append(f"| {o.workload} | {o.target} | "
-                         + " | ".join(_fmt(o.checks.get(k)) for k in CHECK_KEYS) + f" | {status} |")
+            lines.append(
+                f"| {o.workload} | {o.target} | "
+                + " | ".join(_fmt(o.checks.get(k)) for k in CHECK_KEYS)
+                + f" | {status} |"
+            )
         lines.append("")
     if scaling:
         lines += scaling_table(scaling)
@@ -161,13 +199,16 @@ def markdown(outcomes: Sequence[Outcome], scaling: Sequence[Outcome], meta: Dict
     return "\n".join(lines)
 
 
-def scaling_table(scaling: Sequence[Outcome]) -> List[str]:
+def scaling_table(scaling: Sequence[Outcome]) -> list[str]:
     by = _index(scaling)
     counts = sorted({int(o.workload.split("-")[1]) for o in scaling})
-    lines = ["## Scaling: direct messages as the number of clients grows", "",
-             "| clients | messenger msg/s | relay msg/s | ratio | messenger p99 ms | relay p99 ms "
-             "| messenger CPU µs/msg | relay CPU µs/msg | loadgen % core (m / r) | status |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+    lines = [
+        "## Scaling: direct messages as the number of clients grows",
+        "",
+        "| clients | messenger msg/s | relay msg/s | ratio | messenger p99 ms | relay p99 ms "
+        "| messenger CPU µs/msg | relay CPU µs/msg | loadgen % core (m / r) | status |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
     for n in counts:
         m = by.get((f"scale-{n}", "messenger"))
         r = by.get((f"scale-{n}", "relay"))
@@ -179,13 +220,18 @@ def scaling_table(scaling: Sequence[Outcome]) -> List[str]:
             f"| {n:,} | {_fmt(mf.get('msg_per_s'))} | {_fmt(rf.get('msg_per_s'))} | "
             f"{'-' if rt is None else f'{rt:.2f}×'} | {_fmt(mf.get('p99_ms'))} | {_fmt(rf.get('p99_ms'))} | "
             f"{_fmt(mf.get('server_cpu_us_per_msg'))} | {_fmt(rf.get('server_cpu_us_per_msg'))} | "
-            f"{_fmt(mf.get('loadgen_core_pct'))} / {_fmt(rf.get('loadgen_core_pct'))} | {status} |")
+            f"{_fmt(mf.get('loadgen_core_pct'))} / {_fmt(rf.get('loadgen_core_pct'))} | {status} |"
+        )
     lines.append("")
     return lines
 
 
-def to_json(outcomes: Sequence[Outcome], scaling: Sequence[Outcome], meta: Dict[str, Any],
-            notes: Sequence[str]) -> Dict[str, Any]:
+def to_json(
+    outcomes: Sequence[Outcome],
+    scaling: Sequence[Outcome],
+    meta: dict[str, Any],
+    notes: Sequence[str],
+) -> dict[str, Any]:
     every = list(outcomes) + list(scaling)
     return {
         "meta": meta,
@@ -197,13 +243,13 @@ def to_json(outcomes: Sequence[Outcome], scaling: Sequence[Outcome], meta: Dict[
     }
 
 
-def write_json(path: str, data: Dict[str, Any]) -> None:
+def write_json(path: str, data: dict[str, Any]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, sort_keys=False)
         f.write("\n")
 
 
-def plot(path: str, outcomes: Sequence[Outcome], scaling: Sequence[Outcome]) -> Optional[str]:
+def plot(path: str, outcomes: Sequence[Outcome], scaling: Sequence[Outcome]) -> str | None:
     """A PNG; returns why not if it cannot (no matplotlib)."""
     try:
         import matplotlib
@@ -224,7 +270,9 @@ def plot(path: str, outcomes: Sequence[Outcome], scaling: Sequence[Outcome]) -> 
             xs = [n for n, _ in points]
             for ax, key in zip(axes, ("msg_per_s", "p99_ms", "server_cpu_us_per_msg")):
                 ax.plot(xs, [f.get(key) for _, f in points], style, label=target)
-        for ax, title in zip(axes, ("delivered messages/s", "latency p99 (ms)", "server CPU µs per message")):
+        for ax, title in zip(
+            axes, ("delivered messages/s", "latency p99 (ms)", "server CPU µs per message")
+        ):
             ax.set_xscale("log")
             ax.set_xlabel("clients")
             ax.set_title(title)
@@ -234,11 +282,17 @@ def plot(path: str, outcomes: Sequence[Outcome], scaling: Sequence[Outcome]) -> 
     else:
         fig, ax = plt.subplots(figsize=(8, 4.5))
         by = _index(outcomes)
-        keys = (("W1", "server_cpu_us_per_msg"), ("W2", "server_cpu_us_per_line"),
-                ("W4", "server_cpu_us_per_msg"))
+        keys = (
+            ("W1", "server_cpu_us_per_msg"),
+            ("W2", "server_cpu_us_per_line"),
+            ("W4", "server_cpu_us_per_msg"),
+        )
         labels = [w for w, _ in keys]
         for offset, target in ((-0.2, "messenger"), (0.2, "relay")):
-            values = [(by.get((w, target)).figures.get(k) or 0) if by.get((w, target)) else 0 for w, k in keys]
+            values = [
+                (by.get((w, target)).figures.get(k) or 0) if by.get((w, target)) else 0
+                for w, k in keys
+            ]
             ax.bar([i + offset for i in range(len(keys))], values, width=0.4, label=target)
         ax.set_xticks(range(len(keys)), labels)
         ax.set_ylabel("server CPU µs per delivered message/line")

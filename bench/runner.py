@@ -14,7 +14,7 @@ import select
 import subprocess
 import sys
 import time
-from typing import Any, Dict, Optional
+from typing import Any
 
 from bench.servers import REPO_ROOT, Reaper, child_env, die_with_parent
 
@@ -24,17 +24,22 @@ class LoadgenFailed(RuntimeError):
 
 
 class Loadgen:
-    def __init__(self, reaper: Reaper, spec: Dict[str, Any], log_path: str) -> None:
+    def __init__(self, reaper: Reaper, spec: dict[str, Any], log_path: str) -> None:
         self.log_path = log_path
         with open(log_path, "ab") as log:
-            self.proc = reaper.add(subprocess.Popen(
-                [sys.executable, "-m", "bench.loadgen"],
-                cwd=REPO_ROOT, env=child_env(),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                preexec_fn=die_with_parent,
-            ))
+            self.proc = reaper.add(
+                subprocess.Popen(
+                    [sys.executable, "-m", "bench.loadgen"],
+                    cwd=REPO_ROOT,
+                    env=child_env(),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    preexec_fn=die_with_parent,
+                )
+            )
         self._buffer = b""
-        self.info: Dict[str, Any] = {}
+        self.info: dict[str, Any] = {}
         self._write(json.dumps(spec))
         self.info = self.expect("started", 60)
 
@@ -52,7 +57,7 @@ class Loadgen:
     def send(self, word: str) -> None:
         self._write(word)
 
-    def expect(self, event: str, timeout: float) -> Dict[str, Any]:
+    def expect(self, event: str, timeout: float) -> dict[str, Any]:
         """The next event line; it must be ``event``."""
         deadline = time.monotonic() + timeout
         fd = self.proc.stdout.fileno()
@@ -64,18 +69,24 @@ class Loadgen:
             if ready:
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
-                    raise LoadgenFailed(f"the load generator exited (status {self.proc.wait()}) "
-                                        f"before {event!r}; see {self.log_path}\n{self._log_tail()}")
+                    raise LoadgenFailed(
+                        f"the load generator exited (status {self.proc.wait()}) "
+                        f"before {event!r}; see {self.log_path}\n{self._log_tail()}"
+                    )
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         message = json.loads(line)
         if message.get("event") == "error":
-            raise LoadgenFailed(f"load generator: {message.get('error')}\n{message.get('traceback', '')}")
+            raise LoadgenFailed(
+                f"load generator: {message.get('error')}\n{message.get('traceback', '')}"
+            )
         if message.get("event") != event:
-            raise LoadgenFailed(f"expected {event!r} from the load generator, got {message.get('event')!r}")
+            raise LoadgenFailed(
+                f"expected {event!r} from the load generator, got {message.get('event')!r}"
+            )
         return message
 
-    def close(self, timeout: float = 10.0) -> Optional[int]:
+    def close(self, timeout: float = 10.0) -> int | None:
         """Let it disconnect and exit (stdin closed); kill it if it lingers."""
         try:
             if self.proc.poll() is None:

@@ -19,7 +19,7 @@ import base64
 import json
 import random
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from bench.wireclient import Conn, Flusher, Handler, Sources, connect, is_ok, open_and_login
 
@@ -30,7 +30,7 @@ def now() -> float:
     return time.monotonic()
 
 
-def pack_latencies(values: "array.array") -> str:
+def pack_latencies(values: array.array) -> str:
     """Latencies (µs, uint32) as base64, for the JSON result."""
     return base64.b64encode(values.tobytes()).decode("ascii")
 
@@ -39,7 +39,7 @@ def padding(body_size: int, used: int) -> bytes:
     return b"x" * max(1, body_size - used)
 
 
-def load_population(path: str) -> List[List[str]]:
+def load_population(path: str) -> list[list[str]]:
     """[[username, password, token], ...] as the setup scenario wrote it."""
     with open(path, encoding="utf-8") as f:
         return json.load(f)["users"]
@@ -49,20 +49,20 @@ class Errors:
     """A few examples of each kind of unexpected reply, and counts."""
 
     def __init__(self) -> None:
-        self.counts: Dict[str, int] = {}
-        self.examples: List[str] = []
+        self.counts: dict[str, int] = {}
+        self.examples: list[str] = []
 
-    def add(self, kind: str, line: Optional[bytes]) -> None:
+    def add(self, kind: str, line: bytes | None) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
         if len(self.examples) < 10:
             self.examples.append(f"{kind}: {line!r}")
 
-    def as_dict(self) -> Dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {"counts": self.counts, "examples": self.examples}
 
 
 class Scenario:
-    def __init__(self, spec: Dict[str, Any], control) -> None:
+    def __init__(self, spec: dict[str, Any], control) -> None:
         self.spec = spec
         self.control = control
         self.port = spec["port"]
@@ -71,27 +71,32 @@ class Scenario:
         self.flusher = Flusher(self.loop)
         self.errors = Errors()
         self.connect_limit = asyncio.Semaphore(int(spec.get("connect_concurrency", 256)))
-        self.sources = Sources(int(spec.get("source_addresses", 64)), int(spec.get("logins_per_address", 16)))
+        self.sources = Sources(
+            int(spec.get("source_addresses", 64)), int(spec.get("logins_per_address", 16))
+        )
         self.prepare_timeout = float(spec.get("prepare_timeout", self.timeout))
         #: Connections to keep alive: PING every ``keepalive`` seconds, as
         #: the protocol asks of idle clients, so that a long login phase
         #: does not end in the server's idle timeout (300 s).
-        self.live: List[Conn] = []
+        self.live: list[Conn] = []
         self.pings = 0
-        self._keepalive: Optional[asyncio.Task] = None
+        self._keepalive: asyncio.Task | None = None
 
-    async def open(self, handler: Handler, tag, lines: List[bytes]):
+    async def open(self, handler: Handler, tag, lines: list[bytes]):
         """Connect and log in (see :func:`open_and_login`)."""
-        return await open_and_login(self.port, self.flusher, handler, tag, self.connect_limit,
-                                    self.sources, lines)
+        return await open_and_login(
+            self.port, self.flusher, handler, tag, self.connect_limit, self.sources, lines
+        )
 
-    async def prepare(self) -> Dict[str, Any]:
+    async def prepare(self) -> dict[str, Any]:
         return {}
 
-    async def run(self) -> Dict[str, Any]:
+    async def run(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    async def login_all(self, users: List[List[str]], handler: Handler, tags: List[Any]) -> List[Conn]:
+    async def login_all(
+        self, users: list[list[str]], handler: Handler, tags: list[Any]
+    ) -> list[Conn]:
         """Connect one client per user and RESUME it with its token."""
         self.start_keepalive()
 
@@ -104,8 +109,11 @@ class Scenario:
                 raise RuntimeError(f"RESUME {user[0]} failed: {reply!r}")
             return conn
 
-        return list(await asyncio.wait_for(
-            asyncio.gather(*(one(u, t) for u, t in zip(users, tags))), self.prepare_timeout))
+        return list(
+            await asyncio.wait_for(
+                asyncio.gather(*(one(u, t) for u, t in zip(users, tags))), self.prepare_timeout
+            )
+        )
 
     def start_keepalive(self) -> None:
         if self._keepalive is None:
@@ -113,7 +121,7 @@ class Scenario:
             self._keepalive = self.loop.create_task(self._keep_alive(interval))
 
     async def _keep_alive(self, interval: float) -> None:
-        def answered(line: Optional[bytes]) -> None:
+        def answered(line: bytes | None) -> None:
             if line is not None and not is_ok(line):
                 self.errors.add("PING", line)
 
@@ -125,7 +133,7 @@ class Scenario:
                     conn.command(b"PING\n", answered)
                     self.pings += 1
 
-    def close_all(self, conns: List[Conn]) -> None:
+    def close_all(self, conns: list[Conn]) -> None:
         """Close ``conns`` at once, or, for the connections of the measured
         phase, leave them to :meth:`finish` (see ``keep_for_finish``)."""
         if self._keepalive is not None:
@@ -133,7 +141,7 @@ class Scenario:
         for conn in conns:
             conn.abort()
 
-    def keep_for_finish(self, conns: List[Conn]) -> None:
+    def keep_for_finish(self, conns: list[Conn]) -> None:
         """Close these only in :meth:`finish`, after the harness has taken
         its last sample: disconnecting costs the server (last-seen writes,
         OFF events), and that is not part of the measured traffic."""
@@ -152,33 +160,45 @@ class Setup(Scenario):
     """USR for every user (pipelined over a few connections), then LOGIN
     and TOKEN for each; writes the population file."""
 
-    async def run(self) -> Dict[str, Any]:
+    async def run(self) -> dict[str, Any]:
         spec = self.spec
         count = int(spec["count"])
         password = spec.get("password", "bench-password-1")
         names = [f"{spec.get('prefix', 'u')}{i:05d}" for i in range(count)]
         handler = Handler()
         started = now()
-        await asyncio.wait_for(self._sign_up(names, password, handler, int(spec.get("usr_connections", 8))), self.timeout)
+        await asyncio.wait_for(
+            self._sign_up(names, password, handler, int(spec.get("usr_connections", 8))),
+            self.timeout,
+        )
         signed_up = now()
         tokens = await asyncio.wait_for(
-            self._tokens(names, password, handler, int(spec.get("token_connections", 64)), bool(spec.get("part_general"))),
-            self.timeout)
+            self._tokens(
+                names,
+                password,
+                handler,
+                int(spec.get("token_connections", 64)),
+                bool(spec.get("part_general")),
+            ),
+            self.timeout,
+        )
         done = now()
         with open(spec["population"], "w", encoding="utf-8") as f:
             json.dump({"users": [[n, password, tokens[n]] for n in names]}, f)
         return {
-            "users": count, "sign_up_s": signed_up - started, "tokens_s": done - signed_up,
+            "users": count,
+            "sign_up_s": signed_up - started,
+            "tokens_s": done - signed_up,
             "errors": self.errors.as_dict(),
         }
 
     async def _sign_up(self, names, password, handler, connections) -> None:
-        async def worker(part: List[str]) -> None:
+        async def worker(part: list[str]) -> None:
             conn = await connect(self.port, self.flusher, handler)
             for i in range(0, len(part), 64):
                 futures = [
                     conn.request(b"USR|%s|%s|%s\n" % (n.encode(), password.encode(), n.encode()))
-                    for n in part[i:i + 64]
+                    for n in part[i : i + 64]
                 ]
                 for reply in await asyncio.gather(*futures):
                     if not is_ok(reply):
@@ -189,10 +209,10 @@ class Setup(Scenario):
         if self.errors.counts.get("USR"):
             raise RuntimeError(f"sign-up failed: {self.errors.examples[:3]}")
 
-    async def _tokens(self, names, password, handler, connections, part_general) -> Dict[str, str]:
-        tokens: Dict[str, str] = {}
+    async def _tokens(self, names, password, handler, connections, part_general) -> dict[str, str]:
+        tokens: dict[str, str] = {}
 
-        async def worker(part: List[str]) -> None:
+        async def worker(part: list[str]) -> None:
             for name in part:
                 lines = [b"LOGIN|%s|%s\n" % (name.encode(), password.encode()), b"TOKEN\n"]
                 lines += [b"PART|#general\n"] if part_general else []
@@ -213,13 +233,23 @@ class Setup(Scenario):
 
 
 class _DirectClient:
-    __slots__ = ("index", "name", "conn", "quota", "sent", "outstanding", "received",
-                 "seen", "oks", "dlvs")
+    __slots__ = (
+        "index",
+        "name",
+        "conn",
+        "quota",
+        "sent",
+        "outstanding",
+        "received",
+        "seen",
+        "oks",
+        "dlvs",
+    )
 
     def __init__(self, index: int, name: bytes, quota: int) -> None:
         self.index = index
         self.name = name
-        self.conn: Optional[Conn] = None
+        self.conn: Conn | None = None
         self.quota = quota
         self.sent = 0
         self.outstanding = 0
@@ -264,21 +294,21 @@ class Direct(Scenario, Handler):
         self.last_delivery = 0.0
         self.done: asyncio.Future = self.loop.create_future()
 
-    async def prepare(self) -> Dict[str, Any]:
+    async def prepare(self) -> dict[str, Any]:
         started = now()
         conns = await self.login_all(self.users, self, self.clients)
         for client, conn in zip(self.clients, conns):
             client.conn = conn
         return {"clients": len(conns), "login_s": now() - started}
 
-    async def run(self) -> Dict[str, Any]:
+    async def run(self) -> dict[str, Any]:
         self.started = now()
         for client in self.clients:
             self._fill(client)
         timed_out = False
         try:
             await asyncio.wait_for(asyncio.shield(self.done), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
         traffic_end = self.last_delivery or now()
         if self.expect_dlv and not timed_out:
@@ -332,11 +362,12 @@ class Direct(Scenario, Handler):
             client.outstanding += 1
             self.replies_pending += 1
             conn.command(
-                b"MSG|%s|%d:%d:%d:%d:%s\n" % (target.name, client.index, seq, t, monotonic_ns(), self.pad),
+                b"MSG|%s|%d:%d:%d:%d:%s\n"
+                % (target.name, client.index, seq, t, monotonic_ns(), self.pad),
                 lambda line, client=client: self._replied(client, line),
             )
 
-    def _replied(self, client: _DirectClient, line: Optional[bytes]) -> None:
+    def _replied(self, client: _DirectClient, line: bytes | None) -> None:
         self.replies_pending -= 1
         if line is not None and line.startswith(b"OK|"):
             client.oks += 1
@@ -348,8 +379,11 @@ class Direct(Scenario, Handler):
         self._check_done()
 
     def _check_done(self) -> None:
-        if (self.delivered + self.rejected >= self.total and self.replies_pending == 0
-                and not self.done.done()):
+        if (
+            self.delivered + self.rejected >= self.total
+            and self.replies_pending == 0
+            and not self.done.done()
+        ):
             self.done.set_result(None)
 
     # -- Handler ----------------------------------------------------------
@@ -394,7 +428,7 @@ class _Member:
     def __init__(self, index: int, name: bytes, slots: int, quota: int) -> None:
         self.index = index
         self.name = name
-        self.conn: Optional[Conn] = None
+        self.conn: Conn | None = None
         self.seen = set()
         self.got = bytearray(slots)  # per (sender, seq): received here?
         self.quota = quota
@@ -421,8 +455,12 @@ class Room(Scenario, Handler):
         self.senders = senders
         slots = senders * self.per_sender
         self.members = [
-            _Member(i, u[0].encode(), slots,
-                    (total // senders + (1 if i < total % senders else 0)) if i < senders else 0)
+            _Member(
+                i,
+                u[0].encode(),
+                slots,
+                (total // senders + (1 if i < total % senders else 0)) if i < senders else 0,
+            )
             for i, u in enumerate(users)
         ]
         self.others = len(self.members) - 1
@@ -440,20 +478,22 @@ class Room(Scenario, Handler):
         self.last_delivery = 0.0
         self.done: asyncio.Future = self.loop.create_future()
 
-    async def prepare(self) -> Dict[str, Any]:
+    async def prepare(self) -> dict[str, Any]:
         started = now()
         conns = await self.login_all(self.users, self, self.members)
         for member, conn in zip(self.members, conns):
             member.conn = conn
         replies = await asyncio.wait_for(
-            asyncio.gather(*(c.request(b"JOIN|" + self.room + b"\n") for c in conns)), self.prepare_timeout)
+            asyncio.gather(*(c.request(b"JOIN|" + self.room + b"\n") for c in conns)),
+            self.prepare_timeout,
+        )
         bad = [r for r in replies if not is_ok(r)]
         if bad:
             raise RuntimeError(f"JOIN failed: {bad[:3]!r}")
         await asyncio.sleep(0.2)  # let the JOINED events drain
         return {"members": len(conns), "login_s": now() - started}
 
-    async def run(self) -> Dict[str, Any]:
+    async def run(self) -> dict[str, Any]:
         self.events = 0
         self.started = now()
         for member in self.members[: self.senders]:
@@ -461,7 +501,7 @@ class Room(Scenario, Handler):
         timed_out = False
         try:
             await asyncio.wait_for(asyncio.shield(self.done), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
         expected = self.accepted * self.others
         result = {
@@ -502,7 +542,7 @@ class Room(Scenario, Handler):
                 lambda line, member=member: self._replied(member, line),
             )
 
-    def _replied(self, member: _Member, line: Optional[bytes]) -> None:
+    def _replied(self, member: _Member, line: bytes | None) -> None:
         self.replies_pending -= 1
         if line is not None and line.startswith(b"OK|"):
             self.accepted += 1
@@ -514,8 +554,11 @@ class Room(Scenario, Handler):
         self._check_done()
 
     def _check_done(self) -> None:
-        if (self.completed + self.rejected >= self.total and self.replies_pending == 0
-                and not self.done.done()):
+        if (
+            self.completed + self.rejected >= self.total
+            and self.replies_pending == 0
+            and not self.done.done()
+        ):
             self.done.set_result(None)
 
     def on_c(self, conn: Conn, line: bytes) -> None:
@@ -563,12 +606,12 @@ class Idle(Scenario, Handler):
         population = load_population(spec["population"])
         self.users = population[: int(spec["clients"])]
 
-    async def run(self) -> Dict[str, Any]:
+    async def run(self) -> dict[str, Any]:
         started = now()
         self.last_ok = started
         logged_in = 0
         failed = 0
-        conns: List[Conn] = []
+        conns: list[Conn] = []
 
         async def one(user) -> None:
             nonlocal logged_in, failed
@@ -593,7 +636,7 @@ class Idle(Scenario, Handler):
         timed_out = False
         try:
             await asyncio.wait_for(asyncio.gather(*(one(u) for u in self.users)), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
         login_s = self.last_ok - started
         await self.control.hold({"logged_in": logged_in, "failed": failed, "login_s": login_s})
@@ -642,7 +685,7 @@ class Backlog(Scenario, Handler):
         self.last_delivery = 0.0
         self.done: asyncio.Future = self.loop.create_future()
 
-    async def prepare(self) -> Dict[str, Any]:
+    async def prepare(self) -> dict[str, Any]:
         started = now()
         handler = Handler()
         conns = await self.login_all(self.filler_users, handler, [None] * len(self.filler_users))
@@ -651,42 +694,51 @@ class Backlog(Scenario, Handler):
         sent_at = monotonic_ns()
 
         async def fill(conn: Conn, seqs: range) -> None:
-            outstanding: List[asyncio.Future] = []
+            outstanding: list[asyncio.Future] = []
             for seq in seqs:
-                outstanding.append(conn.request(b"MSG|%s|%d:%d:%s\n" % (sink, seq, sent_at, self.pad)))
+                outstanding.append(
+                    conn.request(b"MSG|%s|%d:%d:%s\n" % (sink, seq, sent_at, self.pad))
+                )
                 if len(outstanding) >= 256:
                     await self._count(outstanding)
                     outstanding = []
             await self._count(outstanding)
 
         await asyncio.wait_for(
-            asyncio.gather(*(fill(c, range(j, self.total, k)) for j, c in enumerate(conns))), self.prepare_timeout)
+            asyncio.gather(*(fill(c, range(j, self.total, k)) for j, c in enumerate(conns))),
+            self.prepare_timeout,
+        )
         filled = now()
         quits = [c.request(b"QUIT\n") for c in conns]
         await asyncio.wait_for(asyncio.gather(*quits, *(c.lost for c in conns)), 30)
         if self.accepted != self.total:
-            raise RuntimeError(f"only {self.accepted} of {self.total} messages accepted: {self.errors.examples[:3]}")
+            raise RuntimeError(
+                f"only {self.accepted} of {self.total} messages accepted: {self.errors.examples[:3]}"
+            )
         return {"fill_s": filled - started, "fill_rate": self.total / max(1e-9, filled - started)}
 
-    async def _count(self, futures: List[asyncio.Future]) -> None:
+    async def _count(self, futures: list[asyncio.Future]) -> None:
         for reply in await asyncio.gather(*futures):
             if is_ok(reply):
                 self.accepted += 1
             else:
                 self.errors.add("MSG", reply)
 
-    async def run(self) -> Dict[str, Any]:
+    async def run(self) -> dict[str, Any]:
         started = now()
         conn, (login,) = await asyncio.wait_for(
-            self.open(self, None, [b"LOGIN|%s|%s\n" % (self.sink[0].encode(), self.sink[1].encode())]),
-            self.timeout)
+            self.open(
+                self, None, [b"LOGIN|%s|%s\n" % (self.sink[0].encode(), self.sink[1].encode())]
+            ),
+            self.timeout,
+        )
         login = login.result()
         if not is_ok(login):
             raise RuntimeError(f"LOGIN failed: {login!r}")
         timed_out = False
         try:
             await asyncio.wait_for(asyncio.shield(self.done), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             timed_out = True
         result = {
             "messages": self.total,
@@ -743,7 +795,7 @@ class Storm(Scenario, Handler):
         self.verb = spec.get("verb", "RESUME")
         self.latencies = array.array("I")
 
-    async def run(self) -> Dict[str, Any]:
+    async def run(self) -> dict[str, Any]:
         started = now()
         ok = 0
         users = self.users
@@ -769,13 +821,15 @@ class Storm(Scenario, Handler):
                 await bye
                 try:
                     await asyncio.wait_for(conn.lost, 10)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     conn.abort()
 
         timed_out = False
         try:
-            await asyncio.wait_for(asyncio.gather(*(worker(w) for w in range(self.concurrency))), self.timeout)
-        except asyncio.TimeoutError:
+            await asyncio.wait_for(
+                asyncio.gather(*(worker(w) for w in range(self.concurrency))), self.timeout
+            )
+        except TimeoutError:
             timed_out = True
         ended = now()
         return {

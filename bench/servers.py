@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 HOST = "127.0.0.1"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,7 +75,7 @@ class Reaper:
     """Every child process the harness started; ``kill_all`` at exit."""
 
     def __init__(self) -> None:
-        self._procs: List[subprocess.Popen] = []
+        self._procs: list[subprocess.Popen] = []
 
     def add(self, proc: subprocess.Popen) -> subprocess.Popen:
         self._procs.append(proc)
@@ -99,7 +99,14 @@ class Reaper:
 class ServerProcess:
     """One server process (messenger or relay) and its log file."""
 
-    def __init__(self, reaper: Reaper, kind: str, workdir: str, args: Sequence[str] = (), port: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        reaper: Reaper,
+        kind: str,
+        workdir: str,
+        args: Sequence[str] = (),
+        port: int | None = None,
+    ) -> None:
         if kind not in ("messenger", "relay"):
             raise ValueError(kind)
         self.kind = kind
@@ -109,30 +116,45 @@ class ServerProcess:
         self.db = os.path.join(workdir, "messenger.sqlite3")
         self.log_path = os.path.join(workdir, f"{kind}.log")
         self._reaper = reaper
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
 
-    def command(self) -> List[str]:
+    def command(self) -> list[str]:
         if self.kind == "relay":
             return [sys.executable, "-m", "bench.relay", "--port", str(self.port)] + self.args
-        return TWISTD + [
-            "-n", "--pidfile", "", "messenger",
-            "--listen", f"tcp:{self.port}:interface={HOST}",
-            "--db", self.db,
-        ] + self.args
+        return (
+            TWISTD
+            + [
+                "-n",
+                "--pidfile",
+                "",
+                "messenger",
+                "--listen",
+                f"tcp:{self.port}:interface={HOST}",
+                "--db",
+                self.db,
+            ]
+            + self.args
+        )
 
-    def start(self, timeout: float = 60.0) -> "ServerProcess":
+    def start(self, timeout: float = 60.0) -> ServerProcess:
         os.makedirs(self.workdir, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.proc = self._reaper.add(subprocess.Popen(
-                self.command(), cwd=self.workdir, env=child_env(),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            ))
+            self.proc = self._reaper.add(
+                subprocess.Popen(
+                    self.command(),
+                    cwd=self.workdir,
+                    env=child_env(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=die_with_parent,
+                )
+            )
         self._wait_ready(timeout)
         return self
 
@@ -157,14 +179,18 @@ class ServerProcess:
             except OSError:
                 pass
             time.sleep(0.05)
-        raise ServerFailed(f"{self.kind} did not say HELLO within {timeout:.0f} s; see {self.log_path}\n{self.log_tail()}")
+        raise ServerFailed(
+            f"{self.kind} did not say HELLO within {timeout:.0f} s; see {self.log_path}\n{self.log_tail()}"
+        )
 
     def check_alive(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             code = None if self.proc is None else self.proc.returncode
-            raise ServerFailed(f"{self.kind} exited (status {code}); see {self.log_path}\n{self.log_tail()}")
+            raise ServerFailed(
+                f"{self.kind} exited (status {code}); see {self.log_path}\n{self.log_tail()}"
+            )
 
-    def stop(self, timeout: float = 15.0) -> Optional[int]:
+    def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM, then SIGKILL if it is still there after ``timeout``."""
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
@@ -186,7 +212,7 @@ class ServerProcess:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def error_lines(self, limit: int = 5) -> List[str]:
+    def error_lines(self, limit: int = 5) -> list[str]:
         """Tracebacks and failures in the log, for the report."""
         found = []
         try:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import array
 import base64
-from typing import Dict, Iterable, List, Optional
+from collections.abc import Iterable
 
 
-def unpack_latencies(packed: Iterable[str]) -> "array.array":
+def unpack_latencies(packed: Iterable[str]) -> array.array:
     """Merge the base64 uint32 µs arrays of one or more load generators."""
     values = array.array("I")
     for text in packed:
@@ -16,7 +16,7 @@ def unpack_latencies(packed: Iterable[str]) -> "array.array":
     return values
 
 
-def percentile(sorted_values, fraction: float) -> Optional[float]:
+def percentile(sorted_values, fraction: float) -> float | None:
     """Nearest-rank percentile of an already sorted sequence."""
     if not sorted_values:
         return None
@@ -24,9 +24,9 @@ def percentile(sorted_values, fraction: float) -> Optional[float]:
     return float(sorted_values[rank])
 
 
-def summarize_us(values) -> Dict[str, Optional[float]]:
+def summarize_us(values) -> dict[str, float | None]:
     """p50, p99 and max of µs samples, in milliseconds."""
-    ordered: List[int] = sorted(values)
+    ordered: list[int] = sorted(values)
     if not ordered:
         return {"count": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
     return {
@@ -37,7 +37,7 @@ def summarize_us(values) -> Dict[str, Optional[float]]:
     }
 
 
-def ratio(value: Optional[float], baseline: Optional[float]) -> Optional[float]:
+def ratio(value: float | None, baseline: float | None) -> float | None:
     if value is None or baseline is None or baseline == 0:
         return None
     return value / baseline

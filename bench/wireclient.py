@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from typing import Callable, Deque, List, Optional
+from collections.abc import Callable
 
 HOST = "127.0.0.1"
 
 #: A reply callback gets the reply line, or None if the connection closed
 #: before the reply came.
-ReplyCallback = Callable[[Optional[bytes]], None]
+ReplyCallback = Callable[[bytes | None], None]
 
 
 class Handler:
@@ -30,33 +30,33 @@ class Handler:
 
     def __init__(self) -> None:
         self.events = 0
-        self.byes: List[bytes] = []
-        self.unexpected: List[bytes] = []
+        self.byes: list[bytes] = []
+        self.unexpected: list[bytes] = []
 
-    def on_r(self, conn: "Conn", line: bytes) -> None:
+    def on_r(self, conn: Conn, line: bytes) -> None:
         self.events += 1
         # Acknowledge anyway: the server re-sends an unacknowledged R.
         conn.send(b"ACK|" + line.split(b"|", 3)[2] + b"\n")
 
-    def on_c(self, conn: "Conn", line: bytes) -> None:
+    def on_c(self, conn: Conn, line: bytes) -> None:
         self.events += 1
 
-    def on_dlv(self, conn: "Conn", line: bytes) -> None:
+    def on_dlv(self, conn: Conn, line: bytes) -> None:
         self.events += 1
 
-    def on_event(self, conn: "Conn", line: bytes) -> None:
+    def on_event(self, conn: Conn, line: bytes) -> None:
         """ON, OFF, JOINED, PARTED."""
         self.events += 1
 
-    def on_bye(self, conn: "Conn", line: bytes) -> None:
+    def on_bye(self, conn: Conn, line: bytes) -> None:
         if len(self.byes) < 20:
             self.byes.append(line)
 
-    def on_unexpected(self, conn: "Conn", line: bytes) -> None:
+    def on_unexpected(self, conn: Conn, line: bytes) -> None:
         if len(self.unexpected) < 20:
             self.unexpected.append(line)
 
-    def on_closed(self, conn: "Conn") -> None:
+    def on_closed(self, conn: Conn) -> None:
         pass
 
 
@@ -65,10 +65,10 @@ class Flusher:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._dirty: List["Conn"] = []
+        self._dirty: list[Conn] = []
         self._scheduled = False
 
-    def mark(self, conn: "Conn") -> None:
+    def mark(self, conn: Conn) -> None:
         self._dirty.append(conn)
         if not self._scheduled:
             self._scheduled = True
@@ -88,13 +88,13 @@ class Conn(asyncio.Protocol):
         self.flusher = flusher
         self.handler = handler
         self.tag = tag  # the scenario's object for this connection
-        self.transport: Optional[asyncio.Transport] = None
-        self.replies: Deque[ReplyCallback] = deque()
-        self.hello: Optional[bytes] = None
+        self.transport: asyncio.Transport | None = None
+        self.replies: deque[ReplyCallback] = deque()
+        self.hello: bytes | None = None
         self.closed = False
         self.lost: asyncio.Future = asyncio.get_event_loop().create_future()
         self._buf = b""
-        self._out: List[bytes] = []
+        self._out: list[bytes] = []
 
     # -- asyncio.Protocol ---------------------------------------------------
 
@@ -165,7 +165,7 @@ class Conn(asyncio.Protocol):
         connection closed first)."""
         future = asyncio.get_event_loop().create_future()
 
-        def done(line: Optional[bytes]) -> None:
+        def done(line: bytes | None) -> None:
             if not future.done():
                 future.set_result(line)
 
@@ -188,19 +188,32 @@ class Conn(asyncio.Protocol):
 
 
 _DISPATCH = {
-    b"OK": 0, b"ER": 0,
-    b"R|": 1, b"C|": 2, b"DL": 3,
-    b"ON": 4, b"OF": 4, b"JO": 4, b"PA": 4,
-    b"BY": 5, b"HE": 6,
+    b"OK": 0,
+    b"ER": 0,
+    b"R|": 1,
+    b"C|": 2,
+    b"DL": 3,
+    b"ON": 4,
+    b"OF": 4,
+    b"JO": 4,
+    b"PA": 4,
+    b"BY": 5,
+    b"HE": 6,
 }
 
 
-async def connect(port: int, flusher: Flusher, handler: Handler, tag=None, host: str = HOST,
-                  source: Optional[str] = None) -> Conn:
+async def connect(
+    port: int,
+    flusher: Flusher,
+    handler: Handler,
+    tag=None,
+    host: str = HOST,
+    source: str | None = None,
+) -> Conn:
     loop = asyncio.get_running_loop()
     _, conn = await loop.create_connection(
-        lambda: Conn(flusher, handler, tag), host, port,
-        local_addr=(source, 0) if source else None)
+        lambda: Conn(flusher, handler, tag), host, port, local_addr=(source, 0) if source else None
+    )
     return conn
 
 
@@ -228,26 +241,38 @@ class Sources:
 
 
 async def bounded_connect(
-    port: int, flusher: Flusher, handler: Handler, tag, limit: asyncio.Semaphore,
-    attempts: int = 3, source: Optional[str] = None,
+    port: int,
+    flusher: Flusher,
+    handler: Handler,
+    tag,
+    limit: asyncio.Semaphore,
+    attempts: int = 3,
+    source: str | None = None,
 ) -> Conn:
     """Connect with at most ``limit`` handshakes in flight; a refused or
     reset connect (a full listen queue) is retried a few times."""
-    last_error: Optional[BaseException] = None
+    last_error: BaseException | None = None
     for attempt in range(attempts):
         async with limit:
             try:
-                return await asyncio.wait_for(connect(port, flusher, handler, tag, source=source), 30)
-            except (OSError, asyncio.TimeoutError) as e:
+                return await asyncio.wait_for(
+                    connect(port, flusher, handler, tag, source=source), 30
+                )
+            except (TimeoutError, OSError) as e:
                 last_error = e
         await asyncio.sleep(0.05 * (attempt + 1))
     raise ConnectionError(f"cannot connect after {attempts} attempts: {last_error!r}")
 
 
 async def open_and_login(
-    port: int, flusher: Flusher, handler: Handler, tag, limit: asyncio.Semaphore,
-    sources: Sources, lines: List[bytes],
-) -> "tuple[Conn, list]":
+    port: int,
+    flusher: Flusher,
+    handler: Handler,
+    tag,
+    limit: asyncio.Semaphore,
+    sources: Sources,
+    lines: list[bytes],
+) -> tuple[Conn, list]:
     """Connect from the next source address and send ``lines`` (a login
     first, maybe more pipelined behind it); returns the connection and the
     reply futures, the login's already answered.  The source's login slot
@@ -260,5 +285,5 @@ async def open_and_login(
     return conn, replies
 
 
-def is_ok(line: Optional[bytes]) -> bool:
+def is_ok(line: bytes | None) -> bool:
     return line is not None and line.startswith(b"OK|")

@@ -20,8 +20,9 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 from bench import procstat, profiling
 from bench.relay import TOKEN as RELAY_TOKEN
@@ -49,19 +50,26 @@ class Sizes:
     w5_resume_concurrency: int = 100
     w5_logins: int = 64
     w5_login_concurrency: int = 8
-    scaling_clients: Tuple[int, ...] = (10, 100, 1_000, 10_000)
+    scaling_clients: tuple[int, ...] = (10, 100, 1_000, 10_000)
     scaling_messages: int = 100_000
     body_size: int = 64
     loadgen_procs: int = 1
 
 
 QUICK = Sizes(
-    w1_clients=20, w1_messages=3_000,
-    w2_members=20, w2_senders=4, w2_messages=200,
+    w1_clients=20,
+    w1_messages=3_000,
+    w2_members=20,
+    w2_senders=4,
+    w2_messages=200,
     w3_clients=300,
     w4_messages=3_000,
-    w5_resumes=300, w5_resume_concurrency=20, w5_logins=8, w5_login_concurrency=4,
-    scaling_clients=(10, 100), scaling_messages=3_000,
+    w5_resumes=300,
+    w5_resume_concurrency=20,
+    w5_logins=8,
+    w5_login_concurrency=4,
+    scaling_clients=(10, 100),
+    scaling_messages=3_000,
 )
 
 
@@ -71,7 +79,7 @@ class Population:
 
     count: int
     path: str  # JSON: {"users": [[name, password, token], ...]}
-    db: Optional[str] = None
+    db: str | None = None
     setup_s: float = 0.0
 
 
@@ -81,10 +89,10 @@ class Outcome:
 
     workload: str
     target: str
-    figures: Dict[str, Any] = field(default_factory=dict)
-    checks: Dict[str, Any] = field(default_factory=dict)
-    details: Dict[str, Any] = field(default_factory=dict)
-    error: Optional[str] = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
 
 def log(message: str) -> None:
@@ -96,9 +104,17 @@ class Bench:
     """Everything one invocation shares: sizes, options, temporary files,
     started processes and the populations built so far."""
 
-    def __init__(self, sizes: Sizes, root: str, reaper: Reaper, presence: bool = True,
-                 use_uvloop: bool = True, server_args: Sequence[str] = (),
-                 py_spy_dir: Optional[str] = None, source_addresses: int = 64) -> None:
+    def __init__(
+        self,
+        sizes: Sizes,
+        root: str,
+        reaper: Reaper,
+        presence: bool = True,
+        use_uvloop: bool = True,
+        server_args: Sequence[str] = (),
+        py_spy_dir: str | None = None,
+        source_addresses: int = 64,
+    ) -> None:
         self.source_addresses = source_addresses
         self.sizes = sizes
         self.py_spy_dir = py_spy_dir
@@ -108,10 +124,12 @@ class Bench:
         self.presence = presence
         self.use_uvloop = use_uvloop
         self.server_args = list(server_args)
-        self.notes: List[str] = []
-        self._populations: Dict[Tuple, Population] = {}
+        self.notes: list[str] = []
+        self._populations: dict[tuple, Population] = {}
         self._counter = 0
-        soft, hard, warning = procstat.raise_nofile(max(sizes.w3_clients, max(sizes.scaling_clients)) + 1024)
+        soft, hard, warning = procstat.raise_nofile(
+            max(sizes.w3_clients, max(sizes.scaling_clients)) + 1024
+        )
         self.nofile = soft
         if warning:
             self.notes.append(warning)
@@ -128,27 +146,38 @@ class Bench:
         """``wanted`` clients, or as many as the descriptor limit allows."""
         usable = self.nofile - 200
         if wanted > usable:
-            self.notes.append(f"only {usable} clients instead of {wanted}: file descriptor limit {self.nofile}")
+            self.notes.append(
+                f"only {usable} clients instead of {wanted}: file descriptor limit {self.nofile}"
+            )
             return max(2, usable)
         return wanted
 
-    def messenger_args(self, clients: int, default_cost: bool = False, extra: Sequence[str] = ()) -> List[str]:
+    def messenger_args(
+        self, clients: int, default_cost: bool = False, extra: Sequence[str] = ()
+    ) -> list[str]:
         args = list(UNLIMITED_RATE) + ["--max-clients", str(max(1000, clients + 200))]
         if not default_cost:
             args += FAST_ARGON2
         return args + list(extra) + self.server_args
 
-    def loadgen_spec(self, mode: str, timeout: float, prepare_timeout: Optional[float] = None,
-                     **params: Any) -> Dict[str, Any]:
+    def loadgen_spec(
+        self, mode: str, timeout: float, prepare_timeout: float | None = None, **params: Any
+    ) -> dict[str, Any]:
         """``timeout`` bounds the measured phase, ``prepare_timeout`` the
         logins (or the backlog fill) before it."""
         prepare_timeout = prepare_timeout or timeout
         return {
-            "mode": mode, "timeout": timeout, "prepare_timeout": prepare_timeout,
+            "mode": mode,
+            "timeout": timeout,
+            "prepare_timeout": prepare_timeout,
             "deadline": prepare_timeout + 3 * timeout + 600,
-            "go_timeout": 3 * timeout + 300, "uvloop": self.use_uvloop,
-            "nofile": self.nofile, "body_size": self.sizes.body_size,
-            "source_addresses": self.source_addresses, "logins_per_address": 16, **params,
+            "go_timeout": 3 * timeout + 300,
+            "uvloop": self.use_uvloop,
+            "nofile": self.nofile,
+            "body_size": self.sizes.body_size,
+            "source_addresses": self.source_addresses,
+            "logins_per_address": 16,
+            **params,
         }
 
     # -- populations ----------------------------------------------------------
@@ -161,7 +190,14 @@ class Bench:
         if target == "relay":
             path = os.path.join(self.root, f"relay-users-{count}.json")
             with open(path, "w", encoding="utf-8") as f:
-                json.dump({"users": [[f"u{i:05d}", PASSWORD, RELAY_TOKEN.decode()] for i in range(count)]}, f)
+                json.dump(
+                    {
+                        "users": [
+                            [f"u{i:05d}", PASSWORD, RELAY_TOKEN.decode()] for i in range(count)
+                        ]
+                    },
+                    f,
+                )
             population = Population(count, path)
         else:
             population = self._sign_up(count, default_cost, part_general)
@@ -171,17 +207,29 @@ class Bench:
     def _sign_up(self, count: int, default_cost: bool, part_general: bool) -> Population:
         cost = "default-cost" if default_cost else "fast"
         workdir = self.new_dir(f"users-{count}-{cost}")
-        log(f"signing up {count} users ({cost} Argon2{', parting #general' if part_general else ''})")
-        server = ServerProcess(self.reaper, "messenger", workdir,
-                               self.messenger_args(count, default_cost)).start()
+        log(
+            f"signing up {count} users ({cost} Argon2{', parting #general' if part_general else ''})"
+        )
+        server = ServerProcess(
+            self.reaper, "messenger", workdir, self.messenger_args(count, default_cost)
+        ).start()
         path = os.path.join(workdir, "users.json")
         timeout = 120 + count * (0.2 if default_cost else 0.02)
         started = time.monotonic()
-        loadgen = Loadgen(self.reaper, self.loadgen_spec(
-            "setup", timeout, port=server.port, count=count, population=path,
-            password=PASSWORD, part_general=part_general,
-            token_connections=min(64, max(1, count // 4)),
-        ), os.path.join(workdir, "loadgen.log"))
+        loadgen = Loadgen(
+            self.reaper,
+            self.loadgen_spec(
+                "setup",
+                timeout,
+                port=server.port,
+                count=count,
+                population=path,
+                password=PASSWORD,
+                part_general=part_general,
+                token_connections=min(64, max(1, count // 4)),
+            ),
+            os.path.join(workdir, "loadgen.log"),
+        )
         try:
             loadgen.expect("ready", 60)
             loadgen.send("go")
@@ -190,39 +238,57 @@ class Bench:
             loadgen.close()
             status = server.stop()
         if status != 0:
-            raise RuntimeError(f"the messenger did not stop cleanly after sign-up (status {status})")
+            raise RuntimeError(
+                f"the messenger did not stop cleanly after sign-up (status {status})"
+            )
         log(f"  {count} users in {result['sign_up_s']:.1f} s, tokens in {result['tokens_s']:.1f} s")
         return Population(count, path, server.db, time.monotonic() - started)
 
     # -- one measured run -------------------------------------------------------
 
     def measure(
-        self, workload: str, target: str, population: Population, specs: List[Dict[str, Any]],
-        server_args: Sequence[str] = (), hold: bool = False, timeout: float = 300,
-        prepare_timeout: Optional[float] = None,
-    ) -> Dict[str, Any]:
+        self,
+        workload: str,
+        target: str,
+        population: Population,
+        specs: list[dict[str, Any]],
+        server_args: Sequence[str] = (),
+        hold: bool = False,
+        timeout: float = 300,
+        prepare_timeout: float | None = None,
+    ) -> dict[str, Any]:
         """Start a server and the load generators, run one measured phase,
         stop everything; the raw results and the server's samples."""
         workdir = self.new_dir(f"{workload}-{target}")
         if target == "messenger" and population.db:
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(population.db + suffix):
-                    shutil.copy(population.db + suffix, os.path.join(workdir, "messenger.sqlite3" + suffix))
-        server = ServerProcess(self.reaper, target, workdir, server_args if target == "messenger" else ())
+                    shutil.copy(
+                        population.db + suffix, os.path.join(workdir, "messenger.sqlite3" + suffix)
+                    )
+        server = ServerProcess(
+            self.reaper, target, workdir, server_args if target == "messenger" else ()
+        )
         server.start()
-        out: Dict[str, Any] = {"server_pid": server.pid}
-        loadgens: List[Loadgen] = []
+        out: dict[str, Any] = {"server_pid": server.pid}
+        loadgens: list[Loadgen] = []
         spy = None
         try:
             started_idle = procstat.sample(server.pid)
             for i, spec in enumerate(specs):
                 spec = dict(spec, port=server.port, population=population.path)
-                loadgens.append(Loadgen(self.reaper, spec, os.path.join(workdir, f"loadgen{i}.log")))
+                loadgens.append(
+                    Loadgen(self.reaper, spec, os.path.join(workdir, f"loadgen{i}.log"))
+                )
             out["loadgen_loop"] = self.loadgen_loop = loadgens[0].info.get("loop", "?")
-            out["ready"] = [lg.expect("ready", (prepare_timeout or timeout) + 30) for lg in loadgens]
+            out["ready"] = [
+                lg.expect("ready", (prepare_timeout or timeout) + 30) for lg in loadgens
+            ]
             server.check_alive()
             # After 10,000 logins the server may still be writing ON events.
-            before = procstat.settle(server.pid, timeout=min(600.0, max(30.0, (prepare_timeout or timeout) / 2)))
+            before = procstat.settle(
+                server.pid, timeout=min(600.0, max(30.0, (prepare_timeout or timeout) / 2))
+            )
             if self.py_spy_dir and target == "messenger":
                 spy = profiling.PySpy(self.reaper, server.pid, self.py_spy_dir, workload)
             out["rss_idle_fresh"] = started_idle.rss
@@ -266,11 +332,21 @@ class Bench:
 # figures shared by the message workloads
 
 
-def _merge_traffic(raw: Dict[str, Any]) -> Dict[str, Any]:
+def _merge_traffic(raw: dict[str, Any]) -> dict[str, Any]:
     results = raw["results"]
-    merged: Dict[str, Any] = {}
-    for key in ("delivered", "lost", "duplicated", "redelivered", "rejected", "unanswered",
-                "misdelivered", "echoed", "dlv_missing", "accepted"):
+    merged: dict[str, Any] = {}
+    for key in (
+        "delivered",
+        "lost",
+        "duplicated",
+        "redelivered",
+        "rejected",
+        "unanswered",
+        "misdelivered",
+        "echoed",
+        "dlv_missing",
+        "accepted",
+    ):
         values = [r.get(key) for r in results if r.get(key) is not None]
         if values:
             merged[key] = sum(values)
@@ -287,14 +363,18 @@ def _merge_traffic(raw: Dict[str, Any]) -> Dict[str, Any]:
     return merged
 
 
-def _traffic_figures(raw: Dict[str, Any], unit: str) -> Tuple[Dict[str, Any], Dict[str, Any], Dict[str, Any]]:
+def _traffic_figures(
+    raw: dict[str, Any], unit: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     m = _merge_traffic(raw)
     elapsed = max(1e-9, m["end"] - m["start"])
     delivered = m.get("delivered", 0)
     lat = m["latency"]
     figures = {
         f"{unit}_per_s": delivered / elapsed,
-        "p50_ms": lat["p50_ms"], "p99_ms": lat["p99_ms"], "max_ms": lat["max_ms"],
+        "p50_ms": lat["p50_ms"],
+        "p99_ms": lat["p99_ms"],
+        "max_ms": lat["max_ms"],
         f"server_cpu_us_per_{unit}": raw["cpu_s"] * 1e6 / delivered if delivered else None,
         "server_core_pct": 100.0 * raw["cpu_s"] / elapsed,
         f"loadgen_cpu_us_per_{unit}": m["loadgen_cpu_s"] * 1e6 / delivered if delivered else None,
@@ -303,19 +383,37 @@ def _traffic_figures(raw: Dict[str, Any], unit: str) -> Tuple[Dict[str, Any], Di
         "loadgen_wait_pct": 100.0 * m["loadgen_wait_s"] / max(1e-9, m["loadgen_wall_s"]),
         "elapsed_s": elapsed,
     }
-    checks = {k: m.get(k) for k in ("delivered", "lost", "duplicated", "redelivered", "rejected",
-                                    "unanswered", "misdelivered", "echoed", "dlv_missing")
-              if m.get(k) is not None}
+    checks = {
+        k: m.get(k)
+        for k in (
+            "delivered",
+            "lost",
+            "duplicated",
+            "redelivered",
+            "rejected",
+            "unanswered",
+            "misdelivered",
+            "echoed",
+            "dlv_missing",
+        )
+        if m.get(k) is not None
+    }
     checks["timed_out"] = m["timed_out"]
     checks.update(_server_checks(raw))
-    details = {"byes": m["byes"], "unexpected": m["unexpected"], "errors": m["errors"],
-               "server_cpu_s": raw["cpu_s"], "loadgen_cpu_s": m["loadgen_cpu_s"],
-               "server_errors": raw.get("server_errors"), "ready": raw.get("ready"),
-               "loadgen_loop": raw.get("loadgen_loop")}
+    details = {
+        "byes": m["byes"],
+        "unexpected": m["unexpected"],
+        "errors": m["errors"],
+        "server_cpu_s": raw["cpu_s"],
+        "loadgen_cpu_s": m["loadgen_cpu_s"],
+        "server_errors": raw.get("server_errors"),
+        "ready": raw.get("ready"),
+        "loadgen_loop": raw.get("loadgen_loop"),
+    }
     return figures, checks, details
 
 
-def _server_checks(raw: Dict[str, Any]) -> Dict[str, Any]:
+def _server_checks(raw: dict[str, Any]) -> dict[str, Any]:
     """The server must exit with status 0 on SIGTERM (None: it had to be killed)."""
     return {"server_exit": raw.get("exit_status")}
 
@@ -327,8 +425,12 @@ def _outcome(workload: str, target: str, run: Callable[[], Outcome]) -> Outcome:
     except Exception as e:  # one failed run must not lose the others
         first_line = (str(e).splitlines() or [""])[0]
         log(f"  {workload} on the {target} failed: {type(e).__name__}: {e}")
-        return Outcome(workload, target, error=f"{type(e).__name__}: {first_line}",
-                       details={"exception": str(e)})
+        return Outcome(
+            workload,
+            target,
+            error=f"{type(e).__name__}: {first_line}",
+            details={"exception": str(e)},
+        )
     brief = ", ".join(f"{k}={_short(v)}" for k, v in list(outcome.figures.items())[:4])
     log(f"  {brief}")
     return outcome
@@ -357,13 +459,28 @@ def direct(bench: Bench, target: str, clients: int, messages: int, workload: str
         for p in range(procs):
             first, last = p * n // procs, (p + 1) * n // procs
             share = messages * (last - first) // n
-            specs.append(bench.loadgen_spec(
-                "direct", timeout, prepare_timeout, users=[first, last], messages=max(share, last - first),
-                window=sizes.window, expect_dlv=(target == "messenger"), seed=p + 1,
-                connect_concurrency=256,
-            ))
-        raw = bench.measure(workload, target, population, specs,
-                            bench.messenger_args(n), timeout=timeout, prepare_timeout=prepare_timeout)
+            specs.append(
+                bench.loadgen_spec(
+                    "direct",
+                    timeout,
+                    prepare_timeout,
+                    users=[first, last],
+                    messages=max(share, last - first),
+                    window=sizes.window,
+                    expect_dlv=(target == "messenger"),
+                    seed=p + 1,
+                    connect_concurrency=256,
+                )
+            )
+        raw = bench.measure(
+            workload,
+            target,
+            population,
+            specs,
+            bench.messenger_args(n),
+            timeout=timeout,
+            prepare_timeout=prepare_timeout,
+        )
         figures, checks, details = _traffic_figures(raw, "msg")
         figures = {"clients": n, "loadgen_procs": procs, **figures}
         return Outcome(workload, target, figures, checks, details)
@@ -381,10 +498,25 @@ def room(bench: Bench, target: str) -> Outcome:
         population = bench.population(target, sizes.w2_members)
         lines = sizes.w2_messages * (sizes.w2_members - 1)
         timeout = max(60.0, lines / 2000.0)
-        spec = bench.loadgen_spec("room", timeout, 120.0 + sizes.w2_members * 0.1, members=sizes.w2_members, senders=sizes.w2_senders,
-                                  messages=sizes.w2_messages, window=sizes.window, room="#bench")
-        raw = bench.measure("W2", target, population, [spec], bench.messenger_args(sizes.w2_members),
-                            timeout=timeout, prepare_timeout=spec["prepare_timeout"])
+        spec = bench.loadgen_spec(
+            "room",
+            timeout,
+            120.0 + sizes.w2_members * 0.1,
+            members=sizes.w2_members,
+            senders=sizes.w2_senders,
+            messages=sizes.w2_messages,
+            window=sizes.window,
+            room="#bench",
+        )
+        raw = bench.measure(
+            "W2",
+            target,
+            population,
+            [spec],
+            bench.messenger_args(sizes.w2_members),
+            timeout=timeout,
+            prepare_timeout=spec["prepare_timeout"],
+        )
         figures, checks, details = _traffic_figures(raw, "line")
         figures = {"members": sizes.w2_members, "senders": sizes.w2_senders, **figures}
         return Outcome("W2", target, figures, checks, details)
@@ -403,8 +535,9 @@ def idle(bench: Bench, target: str) -> Outcome:
         # With everyone in #general, 10,000 logins took 8 minutes (ON fan-out).
         timeout = max(60.0, n / 10.0)
         spec = bench.loadgen_spec("idle", timeout, clients=n, connect_concurrency=256)
-        raw = bench.measure("W3", target, population, [spec], bench.messenger_args(n),
-                            hold=True, timeout=timeout)
+        raw = bench.measure(
+            "W3", target, population, [spec], bench.messenger_args(n), hold=True, timeout=timeout
+        )
         result = raw["results"][0]
         logged_in = result["logged_in"]
         rss_delta = raw["rss_held"] - raw["rss_before"]
@@ -418,14 +551,26 @@ def idle(bench: Bench, target: str) -> Outcome:
             "rss_kb_per_conn": rss_delta / 1024 / max(1, min(logged_in, result["still_open"])),
             "server_cpu_us_per_login": raw["hold_settled_cpu_s"] * 1e6 / max(1, logged_in),
             "events_received": result["events"],
-            "server_wait_pct": 100.0 * raw["hold_wait_s"] / max(1e-9, result["login_s"] + raw["hold_settle_s"]),
-            "loadgen_core_pct": 100.0 * result["loadgen_cpu_s"] / max(1e-9, result["loadgen_wall_s"]),
+            "server_wait_pct": 100.0
+            * raw["hold_wait_s"]
+            / max(1e-9, result["login_s"] + raw["hold_settle_s"]),
+            "loadgen_core_pct": 100.0
+            * result["loadgen_cpu_s"]
+            / max(1e-9, result["loadgen_wall_s"]),
         }
-        checks = {"logged_in": logged_in, "failed": result["failed"],
-                  "dropped": logged_in - result["still_open"], "timed_out": result["timed_out"],
-                  **_server_checks(raw)}
-        details = {"byes": result["byes"][:5], "errors": result["errors"],
-                   "server_errors": raw["server_errors"], "hold_settle_s": raw["hold_settle_s"]}
+        checks = {
+            "logged_in": logged_in,
+            "failed": result["failed"],
+            "dropped": logged_in - result["still_open"],
+            "timed_out": result["timed_out"],
+            **_server_checks(raw),
+        }
+        details = {
+            "byes": result["byes"][:5],
+            "errors": result["errors"],
+            "server_errors": raw["server_errors"],
+            "hold_settle_s": raw["hold_settle_s"],
+        }
         return Outcome("W3", target, figures, checks, details)
 
     return _outcome("W3", target, run)
@@ -440,10 +585,19 @@ def backlog(bench: Bench, target: str = "messenger") -> Outcome:
         messages = bench.sizes.w4_messages
         population = bench.population(target, 5)
         timeout = max(60.0, messages / 500.0)
-        spec = bench.loadgen_spec("backlog", timeout, 60.0 + messages / 500.0, messages=messages, sources=4)
+        spec = bench.loadgen_spec(
+            "backlog", timeout, 60.0 + messages / 500.0, messages=messages, sources=4
+        )
         args = bench.messenger_args(5, extra=["--max-pending", str(max(10_000, messages + 1_000))])
-        raw = bench.measure("W4", target, population, [spec], args, timeout=timeout,
-                            prepare_timeout=spec["prepare_timeout"])
+        raw = bench.measure(
+            "W4",
+            target,
+            population,
+            [spec],
+            args,
+            timeout=timeout,
+            prepare_timeout=spec["prepare_timeout"],
+        )
         result = raw["results"][0]
         elapsed = max(1e-9, result["end"] - result["start"])
         delivered = result["delivered"]
@@ -452,15 +606,23 @@ def backlog(bench: Bench, target: str = "messenger") -> Outcome:
             "msg_per_s": delivered / elapsed,
             "drain_s": elapsed,
             "server_cpu_us_per_msg": raw["cpu_s"] * 1e6 / max(1, delivered),
-            "loadgen_core_pct": 100.0 * result["loadgen_cpu_s"] / max(1e-9, result["loadgen_wall_s"]),
+            "loadgen_core_pct": 100.0
+            * result["loadgen_cpu_s"]
+            / max(1e-9, result["loadgen_wall_s"]),
             "fill_msg_per_s": raw["ready"][0]["fill_rate"],
             "server_wait_pct": 100.0 * raw["wait_s"] / elapsed,
         }
-        checks = {k: result[k] for k in ("delivered", "lost", "duplicated", "redelivered", "timed_out")}
+        checks = {
+            k: result[k] for k in ("delivered", "lost", "duplicated", "redelivered", "timed_out")
+        }
         checks.update(_server_checks(raw))
-        details = {"byes": result["byes"], "unexpected": result["unexpected"],
-                   "errors": result["errors"], "server_errors": raw["server_errors"],
-                   "server_cpu_s": raw["cpu_s"]}
+        details = {
+            "byes": result["byes"],
+            "unexpected": result["unexpected"],
+            "errors": result["errors"],
+            "server_errors": raw["server_errors"],
+            "server_cpu_s": raw["cpu_s"],
+        }
         return Outcome("W4", target, figures, checks, details)
 
     return _outcome("W4", target, run)
@@ -485,8 +647,15 @@ def storm(bench: Bench, target: str, verb: str) -> Outcome:
             population = bench.population(target, concurrency, default_cost=True)
             args = bench.messenger_args(concurrency, default_cost=True)
         timeout = max(60.0, count / (20.0 if verb == "RESUME" else 2.0))
-        spec = bench.loadgen_spec("storm", timeout, count=count, concurrency=concurrency, verb=verb,
-                                  users=population.count, connect_concurrency=256)
+        spec = bench.loadgen_spec(
+            "storm",
+            timeout,
+            count=count,
+            concurrency=concurrency,
+            verb=verb,
+            users=population.count,
+            connect_concurrency=256,
+        )
         raw = bench.measure(workload, target, population, [spec], args, timeout=timeout)
         result = raw["results"][0]
         elapsed = max(1e-9, result["end"] - result["start"])
@@ -495,13 +664,20 @@ def storm(bench: Bench, target: str, verb: str) -> Outcome:
             "logins": count,
             "concurrency": concurrency,
             "logins_per_s": result["ok"] / elapsed,
-            "p50_ms": lat["p50_ms"], "p99_ms": lat["p99_ms"],
+            "p50_ms": lat["p50_ms"],
+            "p99_ms": lat["p99_ms"],
             "server_cpu_us_per_login": raw["cpu_s"] * 1e6 / max(1, result["ok"]),
-            "loadgen_core_pct": 100.0 * result["loadgen_cpu_s"] / max(1e-9, result["loadgen_wall_s"]),
+            "loadgen_core_pct": 100.0
+            * result["loadgen_cpu_s"]
+            / max(1e-9, result["loadgen_wall_s"]),
             "server_wait_pct": 100.0 * raw["wait_s"] / elapsed,
         }
-        checks = {"ok": result["ok"], "failed": result["failed"], "timed_out": result["timed_out"],
-                  **_server_checks(raw)}
+        checks = {
+            "ok": result["ok"],
+            "failed": result["failed"],
+            "timed_out": result["timed_out"],
+            **_server_checks(raw),
+        }
         details = {"errors": result["errors"], "server_errors": raw["server_errors"]}
         return Outcome(workload, target, figures, checks, details)
 
@@ -515,10 +691,10 @@ def storm(bench: Bench, target: str, verb: str) -> Outcome:
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
 
 
-def run_all(bench: Bench, selected: Sequence[str], targets: Sequence[str]) -> List[Outcome]:
+def run_all(bench: Bench, selected: Sequence[str], targets: Sequence[str]) -> list[Outcome]:
     """Each selected workload, its baseline (relay) right before it."""
     sizes = bench.sizes
-    outcomes: List[Outcome] = []
+    outcomes: list[Outcome] = []
     with_messenger = "messenger" in targets
     for name in selected:
         if name == "W1":
@@ -540,7 +716,7 @@ def run_all(bench: Bench, selected: Sequence[str], targets: Sequence[str]) -> Li
     return outcomes
 
 
-def run_scaling(bench: Bench, targets: Sequence[str]) -> List[Outcome]:
+def run_scaling(bench: Bench, targets: Sequence[str]) -> list[Outcome]:
     outcomes = []
     for clients in bench.sizes.scaling_clients:
         messages = max(bench.sizes.scaling_messages, 2 * clients)
@@ -553,5 +729,5 @@ def sizes_with(base: Sizes, **overrides: Any) -> Sizes:
     return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def sizes_dict(sizes: Sizes) -> Dict[str, Any]:
+def sizes_dict(sizes: Sizes) -> dict[str, Any]:
     return asdict(sizes)

@@ -10,7 +10,7 @@ durable, so an ``OK`` is never sent for a message that could still be lost.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple, Union
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -26,10 +26,9 @@ from messenger.store.interface import (
     StoredMessage,
 )
 
-
 #: Called with a message's outcome once its commit is over: a
 #: StoredMessage, a MessageRejected, or the Failure of the commit.
-MessageDone = Callable[[Union[StoredMessage, MessageRejected, Failure]], None]
+MessageDone = Callable[[StoredMessage | MessageRejected | Failure], None]
 
 
 def _ignore(_: object) -> None:
@@ -53,19 +52,19 @@ class CommitBatcher:
         clock: IReactorTime,
         max_pending: int,
         on_acknowledged: Callable[[AckResult], None] = _ignore,
-        on_receipts_settled: Callable[[List[int]], None] = _ignore,
+        on_receipts_settled: Callable[[list[int]], None] = _ignore,
     ) -> None:
         self._store = store
         self._clock = clock
         self._max_pending = max_pending
         self.on_acknowledged = on_acknowledged
         self.on_receipts_settled = on_receipts_settled
-        self._messages: List[NewMessage] = []
-        self._message_done: List[MessageDone] = []
-        self._acks: List[Tuple[str, int]] = []
-        self._receipts: List[int] = []
-        self._flush_waiters: List[Deferred] = []
-        self._in_flight_waiters: List[Deferred] = []
+        self._messages: list[NewMessage] = []
+        self._message_done: list[MessageDone] = []
+        self._acks: list[tuple[str, int]] = []
+        self._receipts: list[int] = []
+        self._flush_waiters: list[Deferred] = []
+        self._in_flight_waiters: list[Deferred] = []
         self._scheduled = None
         self._in_flight = False
         #: Number of commits made, and rows in them: for the benchmark.
@@ -112,7 +111,9 @@ class CommitBatcher:
         receipts, self._receipts = self._receipts, []
         self._in_flight_waiters, self._flush_waiters = self._flush_waiters, []
         self._in_flight = True
-        d = self._store.commit_batch(messages, acks, receipts, self._clock.seconds(), self._max_pending)
+        d = self._store.commit_batch(
+            messages, acks, receipts, self._clock.seconds(), self._max_pending
+        )
         d.addCallbacks(
             self._committed,
             self._failed,
@@ -122,7 +123,7 @@ class CommitBatcher:
         d.addErrback(lambda f: self.log.failure("after a commit", f))
         d.addBoth(self._done)
 
-    def _committed(self, result: BatchResult, done: List[MessageDone], receipts: List[int]) -> None:
+    def _committed(self, result: BatchResult, done: list[MessageDone], receipts: list[int]) -> None:
         self.commits += 1
         self._tell_senders(zip(done, result.messages))
         on_acknowledged = self.on_acknowledged
@@ -135,7 +136,9 @@ class CommitBatcher:
         if receipts:
             self.on_receipts_settled(receipts)
 
-    def _failed(self, failure: Failure, done: List[MessageDone], acks: int, receipts: List[int]) -> None:
+    def _failed(
+        self, failure: Failure, done: list[MessageDone], acks: int, receipts: list[int]
+    ) -> None:
         # Acks and receipts not recorded stay pending in the store: the
         # message, or its receipt, comes again at the next login.
         self.log.failure("commit of {count} writes failed", failure, count=len(done) + acks)
@@ -151,7 +154,7 @@ class CommitBatcher:
             except Exception:
                 self.log.failure("telling a sender what became of its message")
 
-    def _done(self, _: Optional[object]) -> None:
+    def _done(self, _: object | None) -> None:
         self._in_flight = False
         waiters, self._in_flight_waiters = self._in_flight_waiters, []
         for d in waiters:

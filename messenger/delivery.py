@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Callable, Deque, Dict, List, Optional, Set, Tuple
+from collections.abc import Callable
 
 from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred
@@ -50,9 +50,24 @@ class DeliveryQueue:
     log = Logger()
 
     __slots__ = (
-        "_send", "_fetch", "_clock", "_window", "_retry_initial", "_retry_max",
-        "_page_size", "_on_retry", "_queue", "_known", "_in_flight", "_cursor",
-        "_loading", "_fetching", "_paused", "_stopped", "_deadlines", "_timer",
+        "_send",
+        "_fetch",
+        "_clock",
+        "_window",
+        "_retry_initial",
+        "_retry_max",
+        "_page_size",
+        "_on_retry",
+        "_queue",
+        "_known",
+        "_in_flight",
+        "_cursor",
+        "_loading",
+        "_fetching",
+        "_paused",
+        "_stopped",
+        "_deadlines",
+        "_timer",
         "_timer_due",
     )
 
@@ -65,7 +80,7 @@ class DeliveryQueue:
         retry_initial: float,
         retry_max: float,
         page_size: int = PAGE_SIZE,
-        on_retry: Optional[Callable[[], None]] = None,
+        on_retry: Callable[[], None] | None = None,
     ) -> None:
         self._send = send
         self._fetch = fetch
@@ -76,9 +91,9 @@ class DeliveryQueue:
         self._page_size = page_size
         self._on_retry = on_retry
         # Made when needed: an idle connection's empty deque costs ~600 bytes.
-        self._queue: Optional[Deque[StoredMessage]] = None
-        self._known: Set[int] = set()  # queued or in flight
-        self._in_flight: Dict[int, _InFlight] = {}
+        self._queue: deque[StoredMessage] | None = None
+        self._known: set[int] = set()  # queued or in flight
+        self._in_flight: dict[int, _InFlight] = {}
         self._cursor = 0
         self._loading = False
         self._fetching = False
@@ -86,8 +101,8 @@ class DeliveryQueue:
         self._stopped = False
         #: (due time, msgid) of in-flight messages; stale entries (acked,
         #: or rescheduled) are skipped when they come up.
-        self._deadlines: List[Tuple[float, int]] = []
-        self._timer: Optional[Deferred] = None
+        self._deadlines: list[tuple[float, int]] = []
+        self._timer: Deferred | None = None
         self._timer_due = 0.0
 
     @property
@@ -111,7 +126,7 @@ class DeliveryQueue:
         self._enqueue(message)
         self._pump()
 
-    def ack(self, msgid: int) -> Optional[StoredMessage]:
+    def ack(self, msgid: int) -> StoredMessage | None:
         """The recipient acknowledged ``msgid``.  Returns the message if it
         was held here, else None (unknown or already acknowledged)."""
         if msgid not in self._known:
@@ -206,7 +221,9 @@ class DeliveryQueue:
         if self._timer is not None:
             self._timer.cancel()
         self._timer_due = due
-        self._timer = task.deferLater(self._clock, max(0.0, due - self._clock.seconds()), self._expired)
+        self._timer = task.deferLater(
+            self._clock, max(0.0, due - self._clock.seconds()), self._expired
+        )
         self._timer.addErrback(_ignore_cancel)
 
     def _expired(self) -> None:

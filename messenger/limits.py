@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Deque, Dict, Tuple
+from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.python.failure import Failure
-
 from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
 
 
 class TokenBucket:
@@ -41,9 +40,9 @@ class FailedLogins:
         self._clock = clock
         self._limit = limit
         self._window = window
-        self._failures: Dict[str, Deque[float]] = {}
+        self._failures: dict[str, deque[float]] = {}
 
-    def _recent(self, address: str) -> Deque[float]:
+    def _recent(self, address: str) -> deque[float]:
         times = self._failures.get(address)
         if times is None:
             return deque()
@@ -81,8 +80,8 @@ class ConcurrencyLimit:
     def __init__(self, limit: int, clock: IReactorTime) -> None:
         self._limit = limit
         self._clock = clock
-        self._running: Dict[str, int] = {}
-        self._waiting: Dict[str, Deque[Tuple[Callable[[], Deferred], Deferred]]] = {}
+        self._running: dict[str, int] = {}
+        self._waiting: dict[str, deque[tuple[Callable[[], Deferred], Deferred]]] = {}
 
     def run(self, key: str, f: Callable[[], Deferred]) -> Deferred:
         done: Deferred = Deferred()

@@ -15,16 +15,27 @@ holds one of them (:data:`SECRET_FIELDS`) is written as ``"<redacted>"``.
 from __future__ import annotations
 
 import sys
-from typing import IO, Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import IO
 
 from twisted.logger import FileLogObserver, ILogObserver, eventAsJSON
 from zope.interface import implementer
 
 #: Event fields that are never written, whatever logs them.
-SECRET_FIELDS = frozenset({
-    "password", "old_password", "new_password", "old", "new", "password_hash",
-    "token", "token_hash", "body", "text",
-})
+SECRET_FIELDS = frozenset(
+    {
+        "password",
+        "old_password",
+        "new_password",
+        "old",
+        "new",
+        "password_hash",
+        "token",
+        "token_hash",
+        "body",
+        "text",
+    }
+)
 REDACTED = "<redacted>"
 
 
@@ -37,10 +48,10 @@ def json_observer(stream: IO[str], secret_fields: Iterable[str] = SECRET_FIELDS)
 
 
 #: Where json_logger writes: twistd's --logfile, or None for standard output.
-_logfile: Optional[str] = None
+_logfile: str | None = None
 
 
-def use_logfile(logfile: Optional[str]) -> None:
+def use_logfile(logfile: str | None) -> None:
     """Have :func:`json_logger` write to twistd's ``--logfile``."""
     global _logfile
     _logfile = logfile
@@ -53,7 +64,7 @@ def json_logger() -> ILogObserver:
     return json_logger_factory(_logfile)()
 
 
-def json_logger_factory(logfile: Optional[str] = None) -> Callable[[], ILogObserver]:
+def json_logger_factory(logfile: str | None = None) -> Callable[[], ILogObserver]:
     """A log observer factory as twistd's ``--logger`` takes, writing JSON
     lines to ``logfile`` (twistd's ``--logfile``: rotated by size) or to
     standard output for None, ``""`` or ``"-"``.

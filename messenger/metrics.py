@@ -24,7 +24,7 @@ Exposed (all names start with ``messenger_``):
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from twisted.web.resource import Resource
@@ -33,8 +33,24 @@ from twisted.web.server import Site
 #: Delivery latency includes the time a recipient was offline, so the
 #: buckets reach from milliseconds to a day.
 LATENCY_BUCKETS = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-    300.0, 900.0, 3600.0, 6 * 3600.0, 24 * 3600.0,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    6 * 3600.0,
+    24 * 3600.0,
 )
 
 
@@ -46,30 +62,50 @@ class Metrics:
     reactor thread (see :meth:`refresh`).  Without it the gauge stays 0.
     """
 
-    def __init__(self, pending: Optional[Callable[[], float]] = None, namespace: str = "messenger") -> None:
+    def __init__(
+        self, pending: Callable[[], float] | None = None, namespace: str = "messenger"
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._pending_source = pending
         r = self.registry
-        self.connections = Gauge("connections", "Client connections open now", namespace=namespace, registry=r)
+        self.connections = Gauge(
+            "connections", "Client connections open now", namespace=namespace, registry=r
+        )
         self.connections_opened = Counter(
             "connections_opened", "Client connections accepted", namespace=namespace, registry=r
         )
         self.logins = Counter(
-            "logins", "LOGIN and RESUME attempts, by result", ["result"], namespace=namespace, registry=r
+            "logins",
+            "LOGIN and RESUME attempts, by result",
+            ["result"],
+            namespace=namespace,
+            registry=r,
         )
         for result in ("ok", "failed"):
             self.logins.labels(result=result)  # both series exist from the start, at 0
         self.messages_accepted = Counter(
-            "messages_accepted", "Messages committed to storage (direct and room)", namespace=namespace, registry=r
+            "messages_accepted",
+            "Messages committed to storage (direct and room)",
+            namespace=namespace,
+            registry=r,
         )
         self.messages_delivered = Counter(
-            "messages_delivered", "Direct messages acknowledged by their recipient", namespace=namespace, registry=r
+            "messages_delivered",
+            "Direct messages acknowledged by their recipient",
+            namespace=namespace,
+            registry=r,
         )
         self.messages_retried = Counter(
-            "messages_retried", "Direct messages sent again for lack of an ACK", namespace=namespace, registry=r
+            "messages_retried",
+            "Direct messages sent again for lack of an ACK",
+            namespace=namespace,
+            registry=r,
         )
         self.messages_pending = Gauge(
-            "messages_pending", "Direct messages waiting for an ACK", namespace=namespace, registry=r
+            "messages_pending",
+            "Direct messages waiting for an ACK",
+            namespace=namespace,
+            registry=r,
         )
         self.delivery_latency = Histogram(
             "delivery_latency_seconds",
@@ -79,7 +115,10 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
         )
         self.rate_limited_count = Counter(
-            "rate_limited", "Commands refused by the per-connection rate limit", namespace=namespace, registry=r
+            "rate_limited",
+            "Commands refused by the per-connection rate limit",
+            namespace=namespace,
+            registry=r,
         )
 
     # -- hooks the service calls -----------------------------------------

@@ -6,7 +6,7 @@ and the reactor keeps serving everyone else meanwhile.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import argon2
 from twisted.internet.defer import Deferred
@@ -18,7 +18,9 @@ DEFAULT_MEMORY_COST = 19 * 1024  # KiB
 PARALLELISM = 1
 
 
-def make_hasher(time_cost: int = DEFAULT_TIME_COST, memory_cost: int = DEFAULT_MEMORY_COST) -> argon2.PasswordHasher:
+def make_hasher(
+    time_cost: int = DEFAULT_TIME_COST, memory_cost: int = DEFAULT_MEMORY_COST
+) -> argon2.PasswordHasher:
     return argon2.PasswordHasher(
         time_cost=time_cost,
         memory_cost=memory_cost,
@@ -47,19 +49,21 @@ class PasswordHasher:
         reactor,
         time_cost: int = DEFAULT_TIME_COST,
         memory_cost: int = DEFAULT_MEMORY_COST,
-        run_in_thread: Optional[Callable[..., Deferred]] = None,
+        run_in_thread: Callable[..., Deferred] | None = None,
     ) -> None:
         self._hasher = make_hasher(time_cost, memory_cost)
         if run_in_thread is None:
+
             def run_in_thread(f, *args):
                 return deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+
         self._run = run_in_thread
         self._dummy_hash = self._hasher.hash("not the password of anybody")
 
     def hash(self, password: str) -> Deferred:
         return self._run(self._hasher.hash, password)
 
-    def verify(self, password_hash: Optional[str], password: str) -> Deferred:
+    def verify(self, password_hash: str | None, password: str) -> Deferred:
         if password_hash is None:
             d = self._run(verify_hash, self._hasher, self._dummy_hash, password)
             return d.addCallback(lambda _: False)

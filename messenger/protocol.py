@@ -9,8 +9,6 @@ keep up.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from twisted.internet.interfaces import IPushProducer, IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
@@ -25,7 +23,7 @@ from messenger.session import IPeer, Session
 _INVALID_UTF8 = wire.RemoteProtocolError("?", 400, "invalid UTF-8")
 
 
-def unsent_bytes(transport) -> Optional[int]:
+def unsent_bytes(transport) -> int | None:
     """Bytes written to ``transport`` that the kernel has not taken yet.
 
     Twisted's TCP transport (and a TLS wrapper, which forwards attribute
@@ -50,7 +48,7 @@ class OutputThrottle:
 
     __slots__ = ("_protocol", "paused", "buffered", "_deadline")
 
-    def __init__(self, protocol: "MessengerProtocol") -> None:
+    def __init__(self, protocol: MessengerProtocol) -> None:
         self._protocol = protocol
         self.paused = False
         self.buffered = 0
@@ -88,14 +86,14 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
     log = Logger()
     delimiter = b"\n"
 
-    def __init__(self, factory: "MessengerFactory") -> None:
+    def __init__(self, factory: MessengerFactory) -> None:
         self.factory = factory
         config = factory.config
         self._max_line = config.max_line
         # A line may end with CRLF: leave room for the CR before the LF.
         self.MAX_LENGTH = config.max_line + 1
         self.callLater = factory.clock.callLater  # for TimeoutMixin
-        self.session: Optional[Session] = None
+        self.session: Session | None = None
         self.address = "?"
         self._throttle = OutputThrottle(self)
         self._refusing = False
@@ -177,7 +175,11 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         """Have the transport pause deliveries at half of --max-outbuf at
         the latest, so the other half is room for replies and room lines
         before the reader counts as too slow."""
-        tcp = self.transport.transport if isinstance(self.transport, ProtocolWrapper) else self.transport
+        tcp = (
+            self.transport.transport
+            if isinstance(self.transport, ProtocolWrapper)
+            else self.transport
+        )
         size = getattr(tcp, "bufferSize", None)
         if isinstance(size, int):
             tcp.bufferSize = min(size, max(1, self.factory.config.max_outbuf // 2))
@@ -252,11 +254,12 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
 
 class MessengerFactory(ServerFactory):
     noisy = False
+
     def __init__(self, service, config: ServerConfig, clock: IReactorTime) -> None:
         self.service = service
         self.config = config
         self.clock = clock
-        self.last_sent: Optional[wire.ServerMessage] = None
+        self.last_sent: wire.ServerMessage | None = None
         self.last_sent_bytes = b""
 
     def buildProtocol(self, addr) -> MessengerProtocol:

@@ -6,13 +6,13 @@ JOIN and PART are committed, so that routing a room message needs no query.
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, Set
+from collections.abc import Iterable
 
 
 class RoomDirectory:
-    def __init__(self, memberships: Dict[str, Set[str]]) -> None:
-        self._members: Dict[str, Set[str]] = {room: set(m) for room, m in memberships.items()}
-        self._rooms_of: Dict[str, Set[str]] = {}
+    def __init__(self, memberships: dict[str, set[str]]) -> None:
+        self._members: dict[str, set[str]] = {room: set(m) for room, m in memberships.items()}
+        self._rooms_of: dict[str, set[str]] = {}
         for room, members in self._members.items():
             for user in members:
                 self._rooms_of.setdefault(user, set()).add(room)
@@ -20,13 +20,13 @@ class RoomDirectory:
     def exists(self, room: str) -> bool:
         return room in self._members
 
-    def members(self, room: str) -> Set[str]:
+    def members(self, room: str) -> set[str]:
         return self._members.get(room, set())
 
     def is_member(self, room: str, user: str) -> bool:
         return user in self._members.get(room, ())
 
-    def rooms_of(self, user: str) -> Set[str]:
+    def rooms_of(self, user: str) -> set[str]:
         return self._rooms_of.get(user, set())
 
     def add(self, room: str, user: str) -> None:
@@ -37,7 +37,7 @@ class RoomDirectory:
         self._members.get(room, set()).discard(user)
         self._rooms_of.get(user, set()).discard(room)
 
-    def set_rooms_of(self, user: str, rooms: Set[str]) -> None:
+    def set_rooms_of(self, user: str, rooms: set[str]) -> None:
         """Replace what is known of ``user``'s rooms (from the store, which
         other programs such as messenger-admin may have changed)."""
         for room in self.rooms_of(user) - rooms:
@@ -45,9 +45,9 @@ class RoomDirectory:
         for room in rooms:
             self.add(room, user)
 
-    def neighbours(self, user: str) -> Set[str]:
+    def neighbours(self, user: str) -> set[str]:
         """Everyone who shares at least one room with ``user``, not ``user``."""
-        found: Set[str] = set()
+        found: set[str] = set()
         for room in self.rooms_of(user):
             found.update(self._members[room])
         found.discard(user)

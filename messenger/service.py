@@ -10,10 +10,10 @@ in-memory database.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Set, Union
+from collections.abc import Callable
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -64,12 +64,12 @@ class MessengerService(Service):
         self.password_checks = ConcurrencyLimit(config.login_checks_per_address, clock)
         self.rooms = RoomDirectory({})
         #: Logged-in users and the session each is on.
-        self.online: Dict[str, Session] = {}
+        self.online: dict[str, Session] = {}
         #: Every open connection's session, logged in or not.
-        self.connections: Set[Session] = set()
+        self.connections: set[Session] = set()
         #: Unacknowledged direct messages stored, for metrics.
         self.waiting = 0
-        self._receipts_handed_over: Set[int] = set()
+        self._receipts_handed_over: set[int] = set()
         self.ready = False
         self._stopping = False
         #: SIGTERM has come but the reactor has not stopped yet.
@@ -118,7 +118,7 @@ class MessengerService(Service):
 
     # -- connections and sessions ---------------------------------------
 
-    def connect(self, peer: IPeer) -> Union[Session, wire.Bye]:
+    def connect(self, peer: IPeer) -> Session | wire.Bye:
         """A new connection's session, or the BYE that turns it away."""
         if self._stopping:
             return wire.BYE_SHUTDOWN
@@ -182,7 +182,7 @@ class MessengerService(Service):
             if session.username != but:
                 session.send_event(event)
 
-    def _online_members(self, room: str) -> List[Session]:
+    def _online_members(self, room: str) -> list[Session]:
         """The sessions of ``room``'s members, walking whichever is smaller:
         the members (most of them offline, in #general) or who is online."""
         members = self.rooms.members(room)
@@ -253,7 +253,7 @@ class MessengerService(Service):
         self._receipts_handed_over.add(msgid)
         self.batcher.submit_receipt_sent(msgid)
 
-    def _receipts_settled(self, msgids: List[int]) -> None:
+    def _receipts_settled(self, msgids: list[int]) -> None:
         self._receipts_handed_over.difference_update(msgids)
 
     def send_pending_receipts(self, session: Session) -> None:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import deque
-from typing import TYPE_CHECKING, Callable, Deque, List, Optional, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from messenger.service import MessengerService
 
 #: A reply is a list of lines to send and callables to run at that point.
-Items = List[Union[wire.ServerMessage, Callable[[], None]]]
+Items = list[wire.ServerMessage | Callable[[], None]]
 
 _REJECTION_CODES = {
     MessageRejected.NO_SUCH_USER: 404,
@@ -80,25 +81,25 @@ def token_hash(token: str) -> str:
 class _Slot:
     __slots__ = ("items",)
 
-    def __init__(self, items: Optional[Items] = None) -> None:
+    def __init__(self, items: Items | None = None) -> None:
         self.items = items
 
 
 class Session:
     log = Logger()
 
-    def __init__(self, service: "MessengerService", peer: IPeer) -> None:
+    def __init__(self, service: MessengerService, peer: IPeer) -> None:
         self.service = service
         self.peer = peer
         config = service.config
-        self.username: Optional[str] = None
-        self.display_name: Optional[str] = None
-        self.queue: Optional[DeliveryQueue] = None
+        self.username: str | None = None
+        self.display_name: str | None = None
+        self.queue: DeliveryQueue | None = None
         self.closed = False
         self._bucket = TokenBucket(config.rate, config.burst, service.clock)
         self._failures = 0
         # Made when a reply must wait: an empty deque costs ~600 bytes.
-        self._slots: Optional[Deque[_Slot]] = None
+        self._slots: deque[_Slot] | None = None
         self._output_paused = False
 
     # -- input from the protocol ---------------------------------------
@@ -182,7 +183,7 @@ class Session:
     # -- ordered replies -------------------------------------------------
 
     def _reply(
-        self, result: Union[Items, Deferred, _Slot], verb: str = "?", barrier: bool = False
+        self, result: Items | Deferred | _Slot, verb: str = "?", barrier: bool = False
     ) -> None:
         if isinstance(result, _Slot):
             self._hold(result)  # filled by whoever made it
@@ -277,7 +278,9 @@ class Session:
             d = service.store.login_record(cmd.username)
 
             def verify(record):
-                d = service.hasher.verify(record.user.password_hash if record else None, cmd.password)
+                d = service.hasher.verify(
+                    record.user.password_hash if record else None, cmd.password
+                )
                 return d.addCallback(lambda good: record if good else None)
 
             # Counted before the next attempt from this address gets its turn.
@@ -304,7 +307,7 @@ class Session:
             self.service.failed_logins.record(self.peer.address)
         return record
 
-    def _login_refusal(self, verb: str) -> Optional[Items]:
+    def _login_refusal(self, verb: str) -> Items | None:
         if self.username is not None:
             return [wire.err(verb, 409, "already logged in")]
         if self.service.failed_logins.blocked(self.peer.address):
@@ -332,7 +335,9 @@ class Session:
         self.username = user.username
         self.display_name = user.display_name
         service.metrics.login(True)
-        self.log.info("{user} logged in from {address}", user=user.username, address=self.peer.address)
+        self.log.info(
+            "{user} logged in from {address}", user=user.username, address=self.peer.address
+        )
         service.session_started(self)
         return [wire.ok(verb, user.username, user.display_name), self._start_delivery]
 
@@ -399,7 +404,7 @@ class Session:
     def _bcst(self, cmd: wire.Bcst):
         return self._submit("BCST", wire.GENERAL_ROOM, cmd.text, None)
 
-    def _submit(self, verb: str, target: str, text: str, client_id: Optional[str]):
+    def _submit(self, verb: str, target: str, text: str, client_id: str | None):
         service = self.service
         # Every check is made by the store in the commit, after the look-up
         # of a re-sent SEND: a retry gets its first id even if the room or

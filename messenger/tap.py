@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import configparser
 import signal
-import sys
-from dataclasses import fields as dataclass_fields
-from typing import Callable, Dict, List, Optional
+from typing import TYPE_CHECKING
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
@@ -20,6 +18,9 @@ from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
 from messenger.config import ServerConfig
+
+if TYPE_CHECKING:
+    from messenger.service import MessengerService
 
 DEFAULT_LISTEN = "tcp:10000"
 DEFAULT_DB = "messenger.sqlite3"
@@ -42,11 +43,15 @@ def _positive_float(value: str) -> float:
 
 
 # option name -> (ServerConfig field, parser, help)
-_SETTINGS: Dict[str, tuple] = {
+_SETTINGS: dict[str, tuple] = {
     "name": ("name", str, "server name sent in HELLO"),
     "max-clients": ("max_clients", _positive_int, "concurrent connections"),
     "idle-timeout": ("idle_timeout", _positive_float, "seconds without a line before BYE|408"),
-    "retry-initial": ("retry_initial", _positive_float, "seconds before an unacknowledged R is sent again"),
+    "retry-initial": (
+        "retry_initial",
+        _positive_float,
+        "seconds before an unacknowledged R is sent again",
+    ),
     "retry-max": ("retry_max", _positive_float, "cap of the doubling retry interval, seconds"),
     "window": ("window", _positive_int, "unacknowledged R lines per connection"),
     "rate": ("rate", _positive_float, "commands per second per connection, sustained"),
@@ -54,7 +59,11 @@ _SETTINGS: Dict[str, tuple] = {
     "min-password-length": ("min_password_length", _positive_int, "at sign-up and PASSWD"),
     "max-line": ("max_line", _positive_int, "bytes per line, without its terminator"),
     "max-pending": ("max_pending", _positive_int, "unacknowledged direct messages per recipient"),
-    "max-outbuf": ("max_outbuf", _positive_int, "bytes of unsent output before a slow reader is closed"),
+    "max-outbuf": (
+        "max_outbuf",
+        _positive_int,
+        "bytes of unsent output before a slow reader is closed",
+    ),
     "token-ttl": ("token_ttl", _positive_float, "seconds a session token stays valid"),
     "argon2-time-cost": ("argon2_time_cost", _positive_int, "Argon2id iterations"),
     "argon2-memory-cost": ("argon2_memory_cost", _positive_int, "Argon2id memory, KiB"),
@@ -81,7 +90,12 @@ class Options(usage.Options):
     optParameters = [
         ["config", "c", None, "read options from this INI file"],
         ["db", None, None, f"SQLite database file [default: {DEFAULT_DB}]"],
-        ["metrics", None, None, "serve Prometheus metrics on this endpoint, e.g. tcp:9100:interface=127.0.0.1"],
+        [
+            "metrics",
+            None,
+            None,
+            "serve Prometheus metrics on this endpoint, e.g. tcp:9100:interface=127.0.0.1",
+        ],
         ["log-format", None, None, "text or json [default: text]"],
     ] + [
         [option, None, None, f"{help_text} [default: {getattr(_DEFAULTS, field)}]"]
@@ -98,7 +112,7 @@ class Options(usage.Options):
         ssl:10443:privateKey=key.pem:certKey=cert.pem [default: tcp:10000]"""
         self["listen"].append(description)
 
-    def getUsage(self, width: Optional[int] = None) -> str:
+    def getUsage(self, width: int | None = None) -> str:
         if self._failed:
             # twistd prints the usage before the error: keep the error in view.
             return "Run 'twistd messenger --help' for the options."
@@ -122,7 +136,11 @@ class Options(usage.Options):
         self["log-format"] = (self["log-format"] or "text").lower()
         if self["log-format"] not in ("text", "json"):
             raise usage.UsageError("--log-format must be text or json")
-        if self["log-format"] == "json" and self.parent is not None and not self.parent.get("logger"):
+        if (
+            self["log-format"] == "json"
+            and self.parent is not None
+            and not self.parent.get("logger")
+        ):
             from messenger import logs
 
             # twistd starts its log observer from its own options, before
@@ -143,7 +161,7 @@ class Options(usage.Options):
         self["server-config"] = ServerConfig(**settings)
         self._check_endpoints()
 
-    def _read_config_file(self, path: str) -> Dict[str, str]:
+    def _read_config_file(self, path: str) -> dict[str, str]:
         parser = configparser.ConfigParser()
         try:
             with open(path, encoding="utf-8") as f:
@@ -183,7 +201,7 @@ def makeService(options: Options, reactor=None) -> IService:
     try:
         prepare_database(options["db"])
     except DatabaseError as e:
-        raise SystemExit(f"twistd messenger: {e}")
+        raise SystemExit(f"twistd messenger: {e}") from None
     store = SqliteStore(options["db"], reactor)
     hasher = PasswordHasher(reactor, config.argon2_time_cost, config.argon2_memory_cost)
     core = MessengerService(store, config, reactor, hasher)
@@ -228,7 +246,9 @@ class _Listener(StreamServerEndpointService):
             super().privilegedStartService()
         except CannotListenError as e:
             reason = e.socketError.strerror if e.socketError is not None else str(e)
-            raise SystemExit(f"twistd messenger: cannot listen on {self.description}: {reason}")
+            raise SystemExit(
+                f"twistd messenger: cannot listen on {self.description}: {reason}"
+            ) from None
 
 
 def _listener(reactor, description: str, factory) -> _Listener:

@@ -1,6 +1,6 @@
 """Timestamps as the protocol writes them: RFC 3339 UTC with milliseconds."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 
@@ -8,5 +8,5 @@ from functools import lru_cache
 # receipts format the same moment again and again.
 @lru_cache(maxsize=16)
 def rfc3339(seconds: float) -> str:
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

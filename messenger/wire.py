@@ -26,8 +26,9 @@ peer's mistake, :class:`LocalProtocolError` is ours.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Dict, Optional, Sequence, Tuple, Type, TypeVar, Union
+from typing import ClassVar, TypeVar
 
 PROTOCOL_VERSION = 1
 DELIMITER = b"\n"
@@ -73,7 +74,7 @@ class RemoteProtocolError(Exception):
         self.code = code
         self.reason = reason
 
-    def to_err(self) -> "Err":
+    def to_err(self) -> Err:
         return Err(self.verb, self.code, self.reason)
 
 
@@ -210,10 +211,10 @@ class Message:
     BODY: ClassVar[bool] = False
 
     @classmethod
-    def from_fields(cls: Type[_M], fields: list) -> _M:
+    def from_fields(cls: type[_M], fields: list) -> _M:
         raise NotImplementedError
 
-    def to_fields(self) -> Tuple[str, ...]:
+    def to_fields(self) -> tuple[str, ...]:
         raise NotImplementedError
 
     def to_line(self) -> str:
@@ -230,7 +231,7 @@ class Message:
         return line
 
 
-def _split(verb: str, cls: Type[Message], rest: Optional[str]) -> list:
+def _split(verb: str, cls: type[Message], rest: str | None) -> list:
     if rest is None:
         fields: list = []
     elif cls.BODY:
@@ -511,8 +512,8 @@ class History(Command):
     FIELD_COUNTS = (2, 4)
     target: str
     limit: int
-    direction: Optional[str] = None
-    cursor: Optional[int] = None
+    direction: str | None = None
+    cursor: int | None = None
 
     @classmethod
     def from_fields(cls, fields):
@@ -569,7 +570,7 @@ class Ping(Command):
     NAME = "PING"
     FIELD_COUNTS = (0, 1)
     BEFORE_LOGIN = True
-    token: Optional[str] = None
+    token: str | None = None
 
     @classmethod
     def from_fields(cls, fields):
@@ -608,11 +609,29 @@ class Quit(Command):
 
 
 #: What a client may send, by verb.
-CLIENT_COMMANDS: Dict[str, Type[Command]] = {
+CLIENT_COMMANDS: dict[str, type[Command]] = {
     cls.NAME: cls
     for cls in (
-        Usr, Login, Token, Resume, Msg, Send, Bcst, Ack, Who, Whois, Join,
-        Part, Rooms, Members, History, Name, Passwd, Ping, Help, Quit,
+        Usr,
+        Login,
+        Token,
+        Resume,
+        Msg,
+        Send,
+        Bcst,
+        Ack,
+        Who,
+        Whois,
+        Join,
+        Part,
+        Rooms,
+        Members,
+        History,
+        Name,
+        Passwd,
+        Ping,
+        Help,
+        Quit,
     )
 }
 
@@ -681,7 +700,7 @@ class Ok(ServerMessage):
     NAME = "OK"
     FIELD_COUNTS = range(1, 1_000_000)
     verb: str
-    fields: Tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
 
     @classmethod
     def from_fields(cls, fields):
@@ -863,15 +882,14 @@ class Bye(ServerMessage):
 
 
 #: What a server may send, by verb.
-SERVER_MESSAGES: Dict[str, Type[ServerMessage]] = {
-    cls.NAME: cls
-    for cls in (Hello, Ok, Err, H, R, C, Dlv, On, Off, Joined, Parted, Bye)
+SERVER_MESSAGES: dict[str, type[ServerMessage]] = {
+    cls.NAME: cls for cls in (Hello, Ok, Err, H, R, C, Dlv, On, Off, Joined, Parted, Bye)
 }
 
 #: Events may arrive at any time, between replies (rule 3).
 EVENTS = (R, C, Dlv, On, Off, Joined, Parted, Bye)
 
-Event = Union[R, C, Dlv, On, Off, Joined, Parted, Bye]
+Event = R | C | Dlv | On | Off | Joined | Parted | Bye
 
 
 def parse_server_line(line: str) -> ServerMessage:

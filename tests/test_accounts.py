@@ -81,8 +81,12 @@ class UsrTests(SynchronousTestCase):
     def test_usr_with_taken_username_is_409(self):
         """USR: 409 username taken, whatever its case."""
         self.client.command("USR|alice|password1|Alice")
-        self.assertEqual(err_prefix(self.client.command("USR|alice|password2|Other")[0]), "ERR|USR|409")
-        self.assertEqual(err_prefix(self.client.command("USR|ALICE|password2|Other")[0]), "ERR|USR|409")
+        self.assertEqual(
+            err_prefix(self.client.command("USR|alice|password2|Other")[0]), "ERR|USR|409"
+        )
+        self.assertEqual(
+            err_prefix(self.client.command("USR|ALICE|password2|Other")[0]), "ERR|USR|409"
+        )
         self.assertEqual(self.client.command("LOGIN|alice|password1"), ["OK|LOGIN|alice|Alice"])
 
     def test_concurrent_sign_ups_for_one_name_only_one_wins(self):
@@ -102,7 +106,9 @@ class UsrTests(SynchronousTestCase):
         """USR: 403 this connection is logged in."""
         self.h.register("alice")
         alice = self.h.login("alice")
-        self.assertEqual(alice.command("USR|carol|password1|Carol"), ["ERR|USR|403|this connection is logged in"])
+        self.assertEqual(
+            alice.command("USR|carol|password1|Carol"), ["ERR|USR|403|this connection is logged in"]
+        )
         self.assertEqual(alice.command("WHOIS|carol"), ["ERR|WHOIS|404|no such user"])
 
 
@@ -183,7 +189,9 @@ class FailedLoginLimitTests(SynchronousTestCase):
         """After 20 failures from one address within 60 s further attempts get ERR|LOGIN|429|too many failed logins, even with the right password."""
         self.fail_logins(20)
         client = self.h.connect(self.ADDRESS)
-        self.assertEqual(client.command("LOGIN|alice|password1"), ["ERR|LOGIN|429|too many failed logins"])
+        self.assertEqual(
+            client.command("LOGIN|alice|password1"), ["ERR|LOGIN|429|too many failed logins"]
+        )
         self.assertEqual(client.command("WHO"), ["ERR|WHO|401|log in first"])
 
     def test_19_failures_do_not_block(self):
@@ -279,7 +287,9 @@ class FailedLoginLimitTests(SynchronousTestCase):
         for _ in range(10):
             client = self.h.connect(self.ADDRESS)
             for _ in range(4):
-                self.assertEqual(err_prefix(client.command("LOGIN|alice|wrongpass")[0]), "ERR|LOGIN|429")
+                self.assertEqual(
+                    err_prefix(client.command("LOGIN|alice|wrongpass")[0]), "ERR|LOGIN|429"
+                )
             client.disconnect()
         self.h.advance(31)  # 61 s after the 20 failures, 31 s after the refusals
         client = self.h.connect(self.ADDRESS)
@@ -290,7 +300,9 @@ class FailedLoginLimitTests(SynchronousTestCase):
         self.fail_logins(20)
         client = self.h.connect(self.ADDRESS)
         for _ in range(6):
-            self.assertEqual(err_prefix(client.command("LOGIN|alice|wrongpass")[0]), "ERR|LOGIN|429")
+            self.assertEqual(
+                err_prefix(client.command("LOGIN|alice|wrongpass")[0]), "ERR|LOGIN|429"
+            )
         self.assertFalse(client.closed)
 
     def test_failed_resumes_count_towards_the_address_limit(self):
@@ -298,10 +310,14 @@ class FailedLoginLimitTests(SynchronousTestCase):
         for _ in range(5):
             client = self.h.connect(self.ADDRESS)
             for _ in range(4):
-                self.assertEqual(err_prefix(client.command(f"RESUME|alice|{A_TOKEN}")[0]), "ERR|RESUME|401")
+                self.assertEqual(
+                    err_prefix(client.command(f"RESUME|alice|{A_TOKEN}")[0]), "ERR|RESUME|401"
+                )
             client.disconnect()
         client = self.h.connect(self.ADDRESS)
-        self.assertEqual(client.command("LOGIN|alice|password1"), ["ERR|LOGIN|429|too many failed logins"])
+        self.assertEqual(
+            client.command("LOGIN|alice|password1"), ["ERR|LOGIN|429|too many failed logins"]
+        )
 
     def test_fifth_failure_on_one_connection_gets_bye_429_and_close(self):
         """Each failed login gets ERR|LOGIN|401; the fifth on one connection is followed by BYE|429|too many failed logins and a close."""
@@ -331,7 +347,7 @@ class FailedLoginLimitTests(SynchronousTestCase):
 
 class TokenTests(SynchronousTestCase):
     def setUp(self):
-        self.h = Harness(idle_timeout=10 ** 9)
+        self.h = Harness(idle_timeout=10**9)
         self.h.register("alice", display_name="Alice L.")
         self.alice = self.h.login("alice")
 
@@ -357,7 +373,9 @@ class TokenTests(SynchronousTestCase):
         """RESUME: 401 bad or expired token (counts as a failed login), whatever the token looks like."""
         client = self.h.connect()
         for _ in range(4):
-            self.assertEqual(client.command("RESUME|alice|short"), ["ERR|RESUME|401|bad credentials"])
+            self.assertEqual(
+                client.command("RESUME|alice|short"), ["ERR|RESUME|401|bad credentials"]
+            )
         self.assertEqual(
             client.command("RESUME|alice|not a token at all!"),
             ["ERR|RESUME|401|bad credentials", "BYE|429|too many failed logins"],
@@ -398,14 +416,16 @@ class TokenTests(SynchronousTestCase):
 
     def test_token_expires_after_token_ttl(self):
         """A token is valid for --token-ttl from issue; after that RESUME gets 401."""
-        h = Harness(token_ttl=100, idle_timeout=10 ** 9)
+        h = Harness(token_ttl=100, idle_timeout=10**9)
         h.register("alice")
         alice = h.login("alice")
         token = self.token(alice)
         h.advance(99)
         self.assertEqual(h.connect().command(f"RESUME|alice|{token}"), ["OK|RESUME|alice|Alice"])
         h.advance(2)
-        self.assertEqual(err_prefix(h.connect().command(f"RESUME|alice|{token}")[0]), "ERR|RESUME|401")
+        self.assertEqual(
+            err_prefix(h.connect().command(f"RESUME|alice|{token}")[0]), "ERR|RESUME|401"
+        )
 
     def test_default_token_ttl_is_30_days(self):
         """Tokens are valid for 30 days by default."""
@@ -427,7 +447,9 @@ class TokenTests(SynchronousTestCase):
     def test_resume_on_a_logged_in_connection_is_409(self):
         """RESUME: 409 as for LOGIN."""
         token = self.token()
-        self.assertEqual(err_prefix(self.alice.command(f"RESUME|alice|{token}")[0]), "ERR|RESUME|409")
+        self.assertEqual(
+            err_prefix(self.alice.command(f"RESUME|alice|{token}")[0]), "ERR|RESUME|409"
+        )
 
     def test_resume_is_followed_by_pending_events(self):
         """RESUME is followed by the pending events, as for LOGIN."""
@@ -505,12 +527,17 @@ class NameAndPasswdTests(SynchronousTestCase):
 
     def test_name_strips_spaces_and_echoes_the_stripped_name(self):
         """NAME|display_name -> OK|NAME|display_name, spaces stripped; replies echo the stripped name."""
-        self.assertEqual(self.alice.command("NAME|  Alice in Wonderland  "), ["OK|NAME|Alice in Wonderland"])
-        self.assertEqual(self.alice.command("WHOIS|alice"), ["OK|WHOIS|alice|online|-|Alice in Wonderland"])
+        self.assertEqual(
+            self.alice.command("NAME|  Alice in Wonderland  "), ["OK|NAME|Alice in Wonderland"]
+        )
+        self.assertEqual(
+            self.alice.command("WHOIS|alice"), ["OK|WHOIS|alice|online|-|Alice in Wonderland"]
+        )
         self.alice.disconnect()
         self.h.settle()
         self.assertEqual(
-            self.h.connect().command("LOGIN|alice|password1"), ["OK|LOGIN|alice|Alice in Wonderland"]
+            self.h.connect().command("LOGIN|alice|password1"),
+            ["OK|LOGIN|alice|Alice in Wonderland"],
         )
 
     def test_name_may_be_64_characters(self):
@@ -529,25 +556,33 @@ class NameAndPasswdTests(SynchronousTestCase):
         """PASSWD|old|new -> OK|PASSWD; the new password logs in, the old one no longer does."""
         self.assertEqual(self.alice.command("PASSWD|password1|new password"), ["OK|PASSWD"])
         self.assertEqual(self.h.connect().command("LOGIN|alice|password1"), [BAD_CREDENTIALS])
-        self.assertEqual(self.h.connect().command("LOGIN|alice|new password"), ["OK|LOGIN|alice|Alice"])
+        self.assertEqual(
+            self.h.connect().command("LOGIN|alice|new password"), ["OK|LOGIN|alice|Alice"]
+        )
 
     def test_passwd_with_wrong_old_password_is_401(self):
         """PASSWD: 401 wrong old password."""
         reply = self.alice.command("PASSWD|wrongpass|new password")
         self.assertEqual(err_prefix(reply[0]), "ERR|PASSWD|401")
         self.assertFalse(self.alice.closed)
-        self.assertEqual(self.h.connect().command("LOGIN|alice|password1"), ["OK|LOGIN|alice|Alice"])
+        self.assertEqual(
+            self.h.connect().command("LOGIN|alice|password1"), ["OK|LOGIN|alice|Alice"]
+        )
 
     def test_passwd_with_short_new_password_is_400(self):
         """PASSWD: 400 when the new password is shorter than --min-password-length."""
         reply = self.alice.command("PASSWD|password1|short")
         self.assertEqual(err_prefix(reply[0]), "ERR|PASSWD|400")
-        self.assertEqual(self.h.connect().command("LOGIN|alice|password1"), ["OK|LOGIN|alice|Alice"])
+        self.assertEqual(
+            self.h.connect().command("LOGIN|alice|password1"), ["OK|LOGIN|alice|Alice"]
+        )
 
     def test_passwd_with_invalid_new_password_is_400(self):
         """PASSWD: 400 for a new password with a control character or over 128 characters."""
         for new in ["new\tpassword", "p" * 129]:
-            self.assertEqual(err_prefix(self.alice.command(f"PASSWD|password1|{new}")[0]), "ERR|PASSWD|400")
+            self.assertEqual(
+                err_prefix(self.alice.command(f"PASSWD|password1|{new}")[0]), "ERR|PASSWD|400"
+            )
 
 
 class LoginRecordTests(SynchronousTestCase):

@@ -87,10 +87,17 @@ class AdminMixin:
 
     # -- filling the database the way the server does ----------------------
 
-    def add_user(self, username: str, display_name: str | None = None, password: str = "password1",
-                 now: float = T0) -> None:
+    def add_user(
+        self,
+        username: str,
+        display_name: str | None = None,
+        password: str = "password1",
+        now: float = T0,
+    ) -> None:
         created = self.successResultOf(
-            self.store.create_user(username, FAST_HASHER.hash(password), display_name or username.title(), now)
+            self.store.create_user(
+                username, FAST_HASHER.hash(password), display_name or username.title(), now
+            )
         )
         self.assertTrue(created)
 
@@ -113,8 +120,15 @@ class AdminMixin:
 class UsersCommandTests(AdminMixin, TestCase):
     def test_users_add_creates_an_account_that_is_a_member_of_general(self):
         """users add creates the account (lower-cased) in #general, with the display name given."""
-        out = self.admin_ok("users", "add", "Alice", "--display-name", "  Alice Liddell ",
-                            "--password-file", self.password_file("correct horse"))
+        out = self.admin_ok(
+            "users",
+            "add",
+            "Alice",
+            "--display-name",
+            "  Alice Liddell ",
+            "--password-file",
+            self.password_file("correct horse"),
+        )
         self.assertIn("created alice", out)
         record = self.user("alice")
         self.assertEqual(record.display_name, "Alice Liddell")
@@ -122,11 +136,14 @@ class UsersCommandTests(AdminMixin, TestCase):
 
     def test_users_add_hash_uses_the_argon2_cost_options(self):
         """The stored hash is Argon2id with the --argon2-* costs and verifies the password."""
-        self.admin_ok("users", "add", "alice", "--password-file", self.password_file("correct horse"))
+        self.admin_ok(
+            "users", "add", "alice", "--password-file", self.password_file("correct horse")
+        )
         password_hash = self.user("alice").password_hash
         parameters = argon2.extract_parameters(password_hash)
-        self.assertEqual((parameters.type, parameters.time_cost, parameters.memory_cost),
-                         (argon2.Type.ID, 1, 8))
+        self.assertEqual(
+            (parameters.type, parameters.time_cost, parameters.memory_cost), (argon2.Type.ID, 1, 8)
+        )
         self.assertTrue(verify_hash(FAST_HASHER, password_hash, "correct horse"))
         self.assertNotIn("correct horse", password_hash)
 
@@ -146,7 +163,9 @@ class UsersCommandTests(AdminMixin, TestCase):
         self.patch(admin_cli.getpass, "getpass", fake_getpass)
         self.admin_ok("users", "add", "alice")
         self.assertEqual(len(prompts), 2)
-        self.assertTrue(verify_hash(FAST_HASHER, self.user("alice").password_hash, "typed password"))
+        self.assertTrue(
+            verify_hash(FAST_HASHER, self.user("alice").password_hash, "typed password")
+        )
 
     def test_users_add_with_two_different_passwords_creates_nothing(self):
         """Two different answers to the password prompts: error, no account."""
@@ -159,21 +178,34 @@ class UsersCommandTests(AdminMixin, TestCase):
 
     def test_users_add_reads_the_password_from_stdin_with_dash(self):
         """--password-file - reads the first line of standard input."""
-        self.admin_ok("users", "add", "alice", "--password-file", "-", stdin="from stdin 1\nignored\n")
+        self.admin_ok(
+            "users", "add", "alice", "--password-file", "-", stdin="from stdin 1\nignored\n"
+        )
         self.assertTrue(verify_hash(FAST_HASHER, self.user("alice").password_hash, "from stdin 1"))
 
     def test_users_add_refuses_a_password_shorter_than_the_minimum(self):
         """Passwords shorter than --min-password-length (8) are refused."""
-        status, _, err = self.admin("users", "add", "alice", "--password-file", self.password_file("short"))
+        status, _, err = self.admin(
+            "users", "add", "alice", "--password-file", self.password_file("short")
+        )
         self.assertEqual(status, 1)
         self.assertIn("shorter than 8", err)
         self.assertIsNone(self.user("alice"))
-        self.admin_ok("--min-password-length", "4", "users", "add", "alice",
-                      "--password-file", self.password_file("short"))
+        self.admin_ok(
+            "--min-password-length",
+            "4",
+            "users",
+            "add",
+            "alice",
+            "--password-file",
+            self.password_file("short"),
+        )
 
     def test_users_add_refuses_a_password_with_a_pipe(self):
         """A password the protocol cannot carry (with '|') is refused."""
-        status, _, err = self.admin("users", "add", "alice", "--password-file", self.password_file("pass|word1"))
+        status, _, err = self.admin(
+            "users", "add", "alice", "--password-file", self.password_file("pass|word1")
+        )
         self.assertEqual(status, 1)
         self.assertIn("password", err)
 
@@ -181,7 +213,9 @@ class UsersCommandTests(AdminMixin, TestCase):
         """users add of a taken username (case-insensitive) fails and changes nothing."""
         self.add_user("alice", "Alice")
         before = self.user("alice")
-        status, _, err = self.admin("users", "add", "ALICE", "--password-file", self.password_file("password2"))
+        status, _, err = self.admin(
+            "users", "add", "ALICE", "--password-file", self.password_file("password2")
+        )
         self.assertEqual(status, 1)
         self.assertIn("exists already", err)
         self.assertEqual(self.user("alice"), before)
@@ -189,7 +223,9 @@ class UsersCommandTests(AdminMixin, TestCase):
     def test_users_add_refuses_an_invalid_username(self):
         """A username outside 1-32 of A-Z a-z 0-9 _ . - is refused."""
         for name in ("al ice", "a" * 33, "#room", "élise"):
-            status, _, err = self.admin("users", "add", name, "--password-file", self.password_file("password1"))
+            status, _, err = self.admin(
+                "users", "add", name, "--password-file", self.password_file("password1")
+            )
             self.assertEqual(status, 1, name)
             self.assertIn("not a valid username", err)
 
@@ -202,17 +238,37 @@ class UsersCommandTests(AdminMixin, TestCase):
         self.send("alice", "bob", "two")
         out = self.admin_ok("users", "list")
         lines = out.splitlines()
-        self.assertEqual(lines[0].split(), ["USERNAME", "DISPLAY", "NAME", "CREATED", "LAST", "SEEN", "PENDING"])
-        self.assertEqual(lines[1].split(), ["alice", "Alice", "Liddell", "2026-11-22T09:30:00.000Z",
-                                            "2026-11-22T10:30:00.000Z", "0"])
+        self.assertEqual(
+            lines[0].split(), ["USERNAME", "DISPLAY", "NAME", "CREATED", "LAST", "SEEN", "PENDING"]
+        )
+        self.assertEqual(
+            lines[1].split(),
+            [
+                "alice",
+                "Alice",
+                "Liddell",
+                "2026-11-22T09:30:00.000Z",
+                "2026-11-22T10:30:00.000Z",
+                "0",
+            ],
+        )
         self.assertEqual(lines[2].split(), ["bob", "Bob", "2026-11-22T09:31:00.000Z", "-", "2"])
 
     def test_users_list_json(self):
         """users list --json gives the same facts as JSON."""
         self.add_user("alice", "Alice", now=T0)
-        self.assertEqual(self.admin_json("users", "list"), [
-            {"username": "alice", "display_name": "Alice", "created_at": T0, "last_seen": None, "pending": 0}
-        ])
+        self.assertEqual(
+            self.admin_json("users", "list"),
+            [
+                {
+                    "username": "alice",
+                    "display_name": "Alice",
+                    "created_at": T0,
+                    "last_seen": None,
+                    "pending": 0,
+                }
+            ],
+        )
 
     def test_users_delete_asks_for_confirmation_and_no_keeps_the_account(self):
         """users delete asks; any answer but y/yes deletes nothing (exit 1)."""
@@ -249,11 +305,19 @@ class UsersCommandTests(AdminMixin, TestCase):
         memberships = self.successResultOf(self.store.load_memberships())
         self.assertNotIn("alice", memberships["#general"] | memberships["#dev"])
         self.assertEqual(self.user("bob").pending_count, 1)
-        bodies = [m.body for m in self.successResultOf(self.store.history("#general", 10, None, None))]
+        bodies = [
+            m.body for m in self.successResultOf(self.store.history("#general", 10, None, None))
+        ]
         self.assertEqual(bodies, ["in the room"])
-        self.assertEqual(self.successResultOf(self.store.history("dm:alice:bob", 10, None, None)), [])
-        self.assertEqual(self.successResultOf(self.store.history("dm:alice:carol", 10, None, None)), [])
-        self.assertEqual(len(self.successResultOf(self.store.history("dm:bob:carol", 10, None, None))), 1)
+        self.assertEqual(
+            self.successResultOf(self.store.history("dm:alice:bob", 10, None, None)), []
+        )
+        self.assertEqual(
+            self.successResultOf(self.store.history("dm:alice:carol", 10, None, None)), []
+        )
+        self.assertEqual(
+            len(self.successResultOf(self.store.history("dm:bob:carol", 10, None, None))), 1
+        )
 
     def test_users_delete_of_an_unknown_user_is_an_error(self):
         """users delete of a user that does not exist: exit 1, clear message."""
@@ -265,7 +329,9 @@ class UsersCommandTests(AdminMixin, TestCase):
         """users passwd replaces the hash and revokes every session token."""
         self.add_user("alice", password="old password")
         self.successResultOf(self.store.add_token("alice", "cd" * 32, T0 + 10**9))
-        self.admin_ok("users", "passwd", "alice", "--password-file", self.password_file("new password"))
+        self.admin_ok(
+            "users", "passwd", "alice", "--password-file", self.password_file("new password")
+        )
         password_hash = self.user("alice").password_hash
         self.assertTrue(verify_hash(FAST_HASHER, password_hash, "new password"))
         self.assertFalse(verify_hash(FAST_HASHER, password_hash, "old password"))
@@ -309,10 +375,13 @@ class RoomsAndStatsTests(AdminMixin, TestCase):
         self.send("alice", "#dev", "hello dev")
         self.send("alice", "#general", "hello all")
         self.send("bob", "#general", "hi")
-        self.assertEqual(self.admin_json("rooms", "list"), [
-            {"name": "#dev", "created_at": T0 + 5, "members": 1, "messages": 1},
-            {"name": "#general", "created_at": 0, "members": 2, "messages": 2},
-        ])
+        self.assertEqual(
+            self.admin_json("rooms", "list"),
+            [
+                {"name": "#dev", "created_at": T0 + 5, "members": 1, "messages": 1},
+                {"name": "#general", "created_at": 0, "members": 2, "messages": 2},
+            ],
+        )
         lines = self.admin_ok("rooms", "list").splitlines()
         self.assertEqual(lines[0].split(), ["ROOM", "MEMBERS", "MESSAGES", "CREATED"])
         self.assertEqual(lines[1].split()[:3], ["#dev", "1", "1"])
@@ -322,8 +391,13 @@ class RoomsAndStatsTests(AdminMixin, TestCase):
         self.add_user("bob")
         self.add_user("alice")
         out = self.admin_ok("rooms", "members", "#GENERAL")
-        self.assertEqual([line.split()[0] for line in out.splitlines()], ["USERNAME", "alice", "bob"])
-        self.assertEqual([m["username"] for m in self.admin_json("rooms", "members", "#general")], ["alice", "bob"])
+        self.assertEqual(
+            [line.split()[0] for line in out.splitlines()], ["USERNAME", "alice", "bob"]
+        )
+        self.assertEqual(
+            [m["username"] for m in self.admin_json("rooms", "members", "#general")],
+            ["alice", "bob"],
+        )
 
     def test_rooms_members_of_an_unknown_room_is_an_error(self):
         """rooms members of a room that does not exist: exit 1."""
@@ -346,18 +420,32 @@ class RoomsAndStatsTests(AdminMixin, TestCase):
         self.send("alice", "bob", "waiting 1", now=T0 + 20)
         self.send("bob", "alice", "waiting 2", now=T0 + 30)
         self.send("alice", "#general", "room message", now=T0 + 40)
-        self.assertEqual(self.admin_json("stats"), {
-            "accounts": 2, "rooms": 1, "messages": 4, "waiting": 2, "oldest_waiting": T0 + 20,
-        })
+        self.assertEqual(
+            self.admin_json("stats"),
+            {
+                "accounts": 2,
+                "rooms": 1,
+                "messages": 4,
+                "waiting": 2,
+                "oldest_waiting": T0 + 20,
+            },
+        )
         out = self.admin_ok("stats")
         self.assertIn("messages waiting for delivery: 2", out)
         self.assertIn("oldest waiting message:        2026-11-22T09:30:20.000Z", out)
 
     def test_stats_of_an_empty_database(self):
         """stats of a fresh database: #general only, nothing waiting."""
-        self.assertEqual(self.admin_json("stats"), {
-            "accounts": 0, "rooms": 1, "messages": 0, "waiting": 0, "oldest_waiting": None,
-        })
+        self.assertEqual(
+            self.admin_json("stats"),
+            {
+                "accounts": 0,
+                "rooms": 1,
+                "messages": 0,
+                "waiting": 0,
+                "oldest_waiting": None,
+            },
+        )
         self.assertIn("oldest waiting message:        -", self.admin_ok("stats"))
 
 
@@ -365,9 +453,17 @@ class DatabaseErrorTests(AdminMixin, TestCase):
     def test_missing_database_is_an_error_and_is_not_created(self):
         """Every command on a --db that does not exist: exit 1, clear message, no file made."""
         missing = os.path.join(self.dir, "missing.sqlite3")
-        for argv in (["users", "list"], ["users", "add", "x", "--password-file", self.password_file("password1")],
-                     ["rooms", "list"], ["stats"], ["export", os.path.join(self.dir, "out.json")],
-                     ["import", self.write("in.json", {"format": "messenger-export", "version": 1, "users": []})]):
+        for argv in (
+            ["users", "list"],
+            ["users", "add", "x", "--password-file", self.password_file("password1")],
+            ["rooms", "list"],
+            ["stats"],
+            ["export", os.path.join(self.dir, "out.json")],
+            [
+                "import",
+                self.write("in.json", {"format": "messenger-export", "version": 1, "users": []}),
+            ],
+        ):
             status, out, err = self.admin(*argv, db=missing)
             self.assertEqual(status, 1, argv)
             self.assertIn(f"no database at {missing}", err)
@@ -407,13 +503,22 @@ class DatabaseErrorTests(AdminMixin, TestCase):
         holder.execute("BEGIN IMMEDIATE")
         holder.execute("UPDATE users SET display_name = 'held' WHERE username = 'alice'")
         started = time.monotonic()
-        status, _, err = self.admin("--busy-timeout", "0.2", "users", "rename-display", "alice", "Alice L")
+        status, _, err = self.admin(
+            "--busy-timeout", "0.2", "users", "rename-display", "alice", "Alice L"
+        )
         self.assertEqual(status, 1)
         self.assertIn("is locked by another process", err)
         self.assertIn("--busy-timeout", err)
         self.assertLess(time.monotonic() - started, 5)
-        status, _, err = self.admin("--busy-timeout", "0.2", "users", "add", "bob",
-                                    "--password-file", self.password_file("password1"))
+        status, _, err = self.admin(
+            "--busy-timeout",
+            "0.2",
+            "users",
+            "add",
+            "bob",
+            "--password-file",
+            self.password_file("password1"),
+        )
         self.assertEqual(status, 1)
         self.assertIn("is locked", err)
         holder.execute("ROLLBACK")
@@ -427,7 +532,9 @@ class DatabaseErrorTests(AdminMixin, TestCase):
         self.addCleanup(holder.close)
         holder.execute("BEGIN IMMEDIATE")
         holder.execute("UPDATE users SET display_name = 'uncommitted' WHERE username = 'alice'")
-        self.assertEqual(self.admin_json("--busy-timeout", "0.2", "users", "list")[0]["display_name"], "Alice")
+        self.assertEqual(
+            self.admin_json("--busy-timeout", "0.2", "users", "list")[0]["display_name"], "Alice"
+        )
         self.admin_ok("--busy-timeout", "0.2", "stats")
         self.admin_ok("--busy-timeout", "0.2", "export", os.path.join(self.dir, "snapshot.json"))
         holder.execute("ROLLBACK")
@@ -443,9 +550,19 @@ class DatabaseErrorTests(AdminMixin, TestCase):
 
 class CommandLineTests(AdminMixin, TestCase):
     COMMANDS = (
-        [], ["users"], ["users", "list"], ["users", "add"], ["users", "delete"], ["users", "passwd"],
-        ["users", "rename-display"], ["rooms"], ["rooms", "list"], ["rooms", "members"], ["stats"],
-        ["export"], ["import"],
+        [],
+        ["users"],
+        ["users", "list"],
+        ["users", "add"],
+        ["users", "delete"],
+        ["users", "passwd"],
+        ["users", "rename-display"],
+        ["rooms"],
+        ["rooms", "list"],
+        ["rooms", "members"],
+        ["stats"],
+        ["export"],
+        ["import"],
     )
 
     def test_every_command_has_help(self):
@@ -459,8 +576,14 @@ class CommandLineTests(AdminMixin, TestCase):
 
     def test_usage_errors_exit_with_status_2(self):
         """An unknown command, missing argument or bad option value: exit 2 with usage on stderr."""
-        for argv in (["frobnicate"], ["users"], ["users", "add"], ["import", "x.json", "--on-conflict", "maybe"],
-                     ["--busy-timeout", "soon", "stats"], []):
+        for argv in (
+            ["frobnicate"],
+            ["users"],
+            ["users", "add"],
+            ["import", "x.json", "--on-conflict", "maybe"],
+            ["--busy-timeout", "soon", "stats"],
+            [],
+        ):
             out, err = io.StringIO(), io.StringIO()
             self.assertEqual(main(argv, stdout=out, stderr=err), 2, argv)
             self.assertIn("usage:", err.getvalue(), argv)
@@ -469,34 +592,62 @@ class CommandLineTests(AdminMixin, TestCase):
         """--db and the other shared options work after the command as well as before it."""
         self.add_user("alice")
         out, err = io.StringIO(), io.StringIO()
-        self.assertEqual(main(["users", "list", "--db", self.db, "--json"], stdout=out, stderr=err), 0, err.getvalue())
+        self.assertEqual(
+            main(["users", "list", "--db", self.db, "--json"], stdout=out, stderr=err),
+            0,
+            err.getvalue(),
+        )
         self.assertEqual(json.loads(out.getvalue())[0]["username"], "alice")
         out = io.StringIO()
-        self.assertEqual(main(["--db", self.db, "users", "list", "--json"], stdout=out, stderr=err), 0)
+        self.assertEqual(
+            main(["--db", self.db, "users", "list", "--json"], stdout=out, stderr=err), 0
+        )
         self.assertEqual(json.loads(out.getvalue())[0]["username"], "alice")
 
     def test_config_file_gives_the_database_and_argon2_costs(self):
         """--config reads db, argon2 costs and min-password-length from the server's INI file."""
-        ini = self.write("messenger.ini", (
-            "[messenger]\n"
-            f"db = {self.db}\n"
-            "argon2-time-cost = 1\n"
-            "argon2-memory-cost = 16\n"
-            "min-password-length = 3\n"
-            "listen = tcp:10000\n"
-        ))
+        ini = self.write(
+            "messenger.ini",
+            (
+                "[messenger]\n"
+                f"db = {self.db}\n"
+                "argon2-time-cost = 1\n"
+                "argon2-memory-cost = 16\n"
+                "min-password-length = 3\n"
+                "listen = tcp:10000\n"
+            ),
+        )
         out, err = io.StringIO(), io.StringIO()
-        status = main(["--config", ini, "users", "add", "alice", "--password-file", self.password_file("abc")],
-                      stdin=_Stdin(), stdout=out, stderr=err)
+        status = main(
+            [
+                "--config",
+                ini,
+                "users",
+                "add",
+                "alice",
+                "--password-file",
+                self.password_file("abc"),
+            ],
+            stdin=_Stdin(),
+            stdout=out,
+            stderr=err,
+        )
         self.assertEqual(status, 0, err.getvalue())
         parameters = argon2.extract_parameters(self.user("alice").password_hash)
         self.assertEqual((parameters.time_cost, parameters.memory_cost), (1, 16))
 
     def test_config_file_problems_are_errors(self):
         """A missing INI file or one without [messenger]: exit 1 with the reason."""
-        for content, expected in ((None, "cannot read"), ("[other]\nx = 1\n", "no [messenger] section"),
-                                  ("[messenger]\nargon2-time-cost = fast\n", "argon2-time-cost")):
-            path = os.path.join(self.dir, "missing.ini") if content is None else self.write("bad.ini", content)
+        for content, expected in (
+            (None, "cannot read"),
+            ("[other]\nx = 1\n", "no [messenger] section"),
+            ("[messenger]\nargon2-time-cost = fast\n", "argon2-time-cost"),
+        ):
+            path = (
+                os.path.join(self.dir, "missing.ini")
+                if content is None
+                else self.write("bad.ini", content)
+            )
             out, err = io.StringIO(), io.StringIO()
             self.assertEqual(main(["--config", path, "stats"], stdout=out, stderr=err), 1)
             self.assertIn(expected, err.getvalue())
@@ -504,17 +655,41 @@ class CommandLineTests(AdminMixin, TestCase):
     def test_runs_as_a_real_process(self):
         """python -m messenger.admin --help, and an error's exit status, from a real subprocess."""
         env = dict(os.environ, PYTHONPATH=REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        done = subprocess.run([sys.executable, "-m", "messenger.admin", "--help"], env=env,
-                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [sys.executable, "-m", "messenger.admin", "--help"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         self.assertEqual(done.returncode, 0, done.stderr)
         self.assertIn("usage: messenger-admin", done.stdout)
         for command in ("users", "rooms", "stats", "export", "import"):
             self.assertIn(command, done.stdout)
-        done = subprocess.run([sys.executable, "-m", "messenger.admin", "--db", self.db, "users", "list"],
-                              env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [sys.executable, "-m", "messenger.admin", "--db", self.db, "users", "list"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         self.assertEqual(done.returncode, 0, done.stderr)
-        done = subprocess.run([sys.executable, "-m", "messenger.admin", "--db",
-                               os.path.join(self.dir, "nope.sqlite3"), "stats"],
-                              env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "messenger.admin",
+                "--db",
+                os.path.join(self.dir, "nope.sqlite3"),
+                "stats",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
         self.assertEqual(done.returncode, 1)
         self.assertIn("messenger-admin: error: no database at", done.stderr)

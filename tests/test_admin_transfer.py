@@ -28,7 +28,11 @@ EXAMPLE = os.path.join(REPO_ROOT, "etc", "users.example.json")
 def legacy(*users, message_list=(), notification_list=()):
     return {
         "user_list": [
-            {"_User__username": u[0], "_User__password": u[1], **({"_User__email": u[2]} if len(u) > 2 else {})}
+            {
+                "_User__username": u[0],
+                "_User__password": u[1],
+                **({"_User__email": u[2]} if len(u) > 2 else {}),
+            }
             for u in users
         ],
         "message_list": list(message_list),
@@ -56,13 +60,16 @@ def dump_tables(path):
         return {
             "users": conn.execute(
                 "SELECT username, password_hash, display_name, created_at, last_seen, pending_count"
-                " FROM users ORDER BY username").fetchall(),
+                " FROM users ORDER BY username"
+            ).fetchall(),
             "rooms": conn.execute("SELECT name, created_at FROM rooms ORDER BY name").fetchall(),
             "room_members": conn.execute(
-                "SELECT room, username, joined_at FROM room_members ORDER BY room, username").fetchall(),
+                "SELECT room, username, joined_at FROM room_members ORDER BY room, username"
+            ).fetchall(),
             "messages": conn.execute(
                 "SELECT id, sender, recipient, room, conversation, body, created_at, delivered_at, receipt_sent"
-                " FROM messages ORDER BY id").fetchall(),
+                " FROM messages ORDER BY id"
+            ).fetchall(),
         }
     finally:
         conn.close()
@@ -80,26 +87,40 @@ class LegacyImportTests(AdminMixin, TestCase):
             record = self.user(entry["_User__username"].lower())
             self.assertIsNotNone(record)
             self.assertTrue(record.password_hash.startswith("$argon2id$"))
-            self.assertTrue(verify_hash(FAST_HASHER, record.password_hash, entry["_User__password"]))
+            self.assertTrue(
+                verify_hash(FAST_HASHER, record.password_hash, entry["_User__password"])
+            )
             self.assertEqual(record.display_name, entry["_User__email"])
         members = self.successResultOf(self.store.load_memberships())["#general"]
         self.assertEqual(members, {e["_User__username"].lower() for e in entries})
 
     def test_legacy_email_becomes_the_cleaned_display_name_or_the_username(self):
         """_User__email is cleaned with clean_display_name; invalid or missing: the username."""
-        path = self.write("legacy.json", legacy(
-            ("Alice", "pw", "  alice@example.org  "),
-            ("bob", "pw", "bad|name"),
-            ("carol", "pw", "   "),
-            ("dave", "pw"),
-            ("erin", "pw", "x" * 65),
-            ("frank", "pw", "tab\tname"),
-        ))
+        path = self.write(
+            "legacy.json",
+            legacy(
+                ("Alice", "pw", "  alice@example.org  "),
+                ("bob", "pw", "bad|name"),
+                ("carol", "pw", "   "),
+                ("dave", "pw"),
+                ("erin", "pw", "x" * 65),
+                ("frank", "pw", "tab\tname"),
+            ),
+        )
         self.admin_ok("import", path)
         self.assertEqual(
-            {name: self.user(name).display_name for name in ("alice", "bob", "carol", "dave", "erin", "frank")},
-            {"alice": "alice@example.org", "bob": "bob", "carol": "carol", "dave": "dave",
-             "erin": "erin", "frank": "frank"},
+            {
+                name: self.user(name).display_name
+                for name in ("alice", "bob", "carol", "dave", "erin", "frank")
+            },
+            {
+                "alice": "alice@example.org",
+                "bob": "bob",
+                "carol": "carol",
+                "dave": "dave",
+                "erin": "erin",
+                "frank": "frank",
+            },
         )
 
     def test_legacy_file_with_messages_is_refused(self):
@@ -150,21 +171,28 @@ class ImportRulesTests(AdminMixin, TestCase):
         """--on-conflict skip imports the others and leaves existing accounts (and memberships) as they were."""
         self.add_user("alice", "Alice", password="alice's own")
         before = self.user("alice")
-        path = self.write("in.json", export_doc(
-            [user_entry("alice", "imported", display_name="Other Alice"), user_entry("bob")],
-            rooms=[{"name": "#dev", "members": ["alice", "bob"]}],
-        ))
+        path = self.write(
+            "in.json",
+            export_doc(
+                [user_entry("alice", "imported", display_name="Other Alice"), user_entry("bob")],
+                rooms=[{"name": "#dev", "members": ["alice", "bob"]}],
+            ),
+        )
         out = self.admin_ok("import", path, "--on-conflict", "skip")
         self.assertIn("users: 1 created, 0 updated, 1 skipped", out)
         self.assertIn("skipped (already exist): alice", out)
         self.assertEqual(self.user("alice"), before)
-        self.assertEqual([m["username"] for m in self.admin_json("rooms", "members", "#dev")], ["bob"])
+        self.assertEqual(
+            [m["username"] for m in self.admin_json("rooms", "members", "#dev")], ["bob"]
+        )
 
     def test_on_conflict_update_replaces_hash_and_display_name(self):
         """--on-conflict update replaces password hash and display name, and revokes tokens."""
         self.add_user("alice", "Alice", password="old password")
         self.successResultOf(self.store.add_token("alice", "ef" * 32, T0 + 10**9))
-        path = self.write("in.json", export_doc([user_entry("alice", "new password", display_name="Alice New")]))
+        path = self.write(
+            "in.json", export_doc([user_entry("alice", "new password", display_name="Alice New")])
+        )
         out = self.admin_ok("import", path, "--on-conflict", "update")
         self.assertIn("users: 0 created, 1 updated, 0 skipped", out)
         record = self.user("alice")
@@ -174,10 +202,13 @@ class ImportRulesTests(AdminMixin, TestCase):
 
     def test_import_is_all_or_nothing(self):
         """A problem found while importing (unknown room member) rolls back every user already written."""
-        path = self.write("in.json", export_doc(
-            [user_entry("alice"), user_entry("bob")],
-            rooms=[{"name": "#dev", "members": ["alice", "zed"]}],
-        ))
+        path = self.write(
+            "in.json",
+            export_doc(
+                [user_entry("alice"), user_entry("bob")],
+                rooms=[{"name": "#dev", "members": ["alice", "zed"]}],
+            ),
+        )
         status, _, err = self.admin("import", path)
         self.assertEqual(status, 1)
         self.assertIn("rooms[0] (#dev).members[1]", err)
@@ -188,13 +219,23 @@ class ImportRulesTests(AdminMixin, TestCase):
     def test_room_members_may_be_existing_users_of_the_database(self):
         """A room member that is not in the file but has an account already is accepted."""
         self.add_user("carol")
-        path = self.write("in.json", export_doc([user_entry("alice")], rooms=[{"name": "#dev", "members": ["alice", "carol"]}]))
+        path = self.write(
+            "in.json",
+            export_doc(
+                [user_entry("alice")], rooms=[{"name": "#dev", "members": ["alice", "carol"]}]
+            ),
+        )
         self.admin_ok("import", path)
-        self.assertEqual([m["username"] for m in self.admin_json("rooms", "members", "#dev")], ["alice", "carol"])
+        self.assertEqual(
+            [m["username"] for m in self.admin_json("rooms", "members", "#dev")], ["alice", "carol"]
+        )
 
     def test_dry_run_reports_and_writes_nothing(self):
         """--dry-run reports what it would do and leaves the database unchanged."""
-        path = self.write("in.json", export_doc([user_entry("alice")], rooms=[{"name": "#dev", "members": ["alice"]}]))
+        path = self.write(
+            "in.json",
+            export_doc([user_entry("alice")], rooms=[{"name": "#dev", "members": ["alice"]}]),
+        )
         out = self.admin_ok("import", path, "--dry-run")
         self.assertIn("users: 1 created", out)
         self.assertIn("dry run: nothing was written", out)
@@ -203,8 +244,13 @@ class ImportRulesTests(AdminMixin, TestCase):
     def test_import_report_as_json(self):
         """import --json reports created, updated, skipped, rooms and messages as JSON."""
         self.add_user("alice")
-        path = self.write("in.json", export_doc([user_entry("alice"), user_entry("bob")],
-                                                rooms=[{"name": "#dev", "members": ["bob"]}]))
+        path = self.write(
+            "in.json",
+            export_doc(
+                [user_entry("alice"), user_entry("bob")],
+                rooms=[{"name": "#dev", "members": ["bob"]}],
+            ),
+        )
         report = self.admin_json("import", path, "--on-conflict", "skip")
         self.assertEqual(report["created"], ["bob"])
         self.assertEqual(report["skipped"], ["alice"])
@@ -221,7 +267,9 @@ class ImportRulesTests(AdminMixin, TestCase):
         """etc/users.example.json is a valid import file."""
         out = self.admin_ok("import", EXAMPLE)
         self.assertIn("users: 3 created", out)
-        self.assertEqual([m["username"] for m in self.admin_json("rooms", "members", "#ops")], ["alice", "carol"])
+        self.assertEqual(
+            [m["username"] for m in self.admin_json("rooms", "members", "#ops")], ["alice", "carol"]
+        )
 
 
 class MalformedFileTests(AdminMixin, TestCase):
@@ -258,44 +306,109 @@ class MalformedFileTests(AdminMixin, TestCase):
     def test_wrong_format_or_version_is_refused(self):
         """format must be messenger-export and version 1."""
         self.assertRefused({"format": "other", "version": 1, "users": []}, '"format"')
-        self.assertRefused({"format": "messenger-export", "version": 2, "users": []}, '"version"', "reads version 1")
+        self.assertRefused(
+            {"format": "messenger-export", "version": 2, "users": []},
+            '"version"',
+            "reads version 1",
+        )
 
     def test_bad_user_entry_is_named(self):
         """A wrong value names the entry, e.g. users[1] (bob).password_hash."""
-        self.assertRefused(export_doc([user_entry("alice"), {"username": "bob", "password_hash": "hunter2"}]),
-                           "users[1] (bob).password_hash", "not an Argon2 hash")
+        self.assertRefused(
+            export_doc([user_entry("alice"), {"username": "bob", "password_hash": "hunter2"}]),
+            "users[1] (bob).password_hash",
+            "not an Argon2 hash",
+        )
 
     def test_clear_text_password_is_refused_in_the_export_layout(self):
         """A 'password' key in Messenger's layout is refused: hashes only."""
-        self.assertRefused(export_doc([{"username": "alice", "password": "secret"}]),
-                           "users[0]", "clear-text passwords are not accepted")
+        self.assertRefused(
+            export_doc([{"username": "alice", "password": "secret"}]),
+            "users[0]",
+            "clear-text passwords are not accepted",
+        )
 
     def test_unknown_key_is_refused(self):
         """A misspelt key is an error, not silently ignored."""
-        self.assertRefused(export_doc([user_entry("alice", displayname="A")]), "users[0]", "unknown key 'displayname'")
+        self.assertRefused(
+            export_doc([user_entry("alice", displayname="A")]),
+            "users[0]",
+            "unknown key 'displayname'",
+        )
 
     def test_duplicate_username_is_refused(self):
         """The same username twice (in any case) names both entries."""
-        self.assertRefused(export_doc([user_entry("alice"), user_entry("ALICE")]), "users[1] (alice)", "users[0] (alice)")
+        self.assertRefused(
+            export_doc([user_entry("alice"), user_entry("ALICE")]),
+            "users[1] (alice)",
+            "users[0] (alice)",
+        )
 
     def test_bad_room_and_message_entries_are_named(self):
         """Rooms and messages are checked too, with the entry named."""
-        self.assertRefused(export_doc([user_entry("alice")], rooms=[{"name": "general"}]), "rooms[0].name")
-        self.assertRefused(export_doc([user_entry("alice")], messages=[
-            {"id": 1, "sender": "alice", "recipient": "alice", "room": "#general", "body": "x", "created_at": T0}
-        ]), "messages[0] (id 1)", "exactly one of")
-        self.assertRefused(export_doc([user_entry("alice")], messages=[
-            {"id": 1, "sender": "alice", "room": "#general", "body": "   ", "created_at": T0}
-        ]), "messages[0] (id 1).body")
-        self.assertRefused(export_doc([user_entry("alice")], messages=[
-            {"id": 1, "sender": "alice", "room": "#general", "body": "x", "created_at": "yesterday"}
-        ]), "messages[0] (id 1).created_at")
+        self.assertRefused(
+            export_doc([user_entry("alice")], rooms=[{"name": "general"}]), "rooms[0].name"
+        )
+        self.assertRefused(
+            export_doc(
+                [user_entry("alice")],
+                messages=[
+                    {
+                        "id": 1,
+                        "sender": "alice",
+                        "recipient": "alice",
+                        "room": "#general",
+                        "body": "x",
+                        "created_at": T0,
+                    }
+                ],
+            ),
+            "messages[0] (id 1)",
+            "exactly one of",
+        )
+        self.assertRefused(
+            export_doc(
+                [user_entry("alice")],
+                messages=[
+                    {
+                        "id": 1,
+                        "sender": "alice",
+                        "room": "#general",
+                        "body": "   ",
+                        "created_at": T0,
+                    }
+                ],
+            ),
+            "messages[0] (id 1).body",
+        )
+        self.assertRefused(
+            export_doc(
+                [user_entry("alice")],
+                messages=[
+                    {
+                        "id": 1,
+                        "sender": "alice",
+                        "room": "#general",
+                        "body": "x",
+                        "created_at": "yesterday",
+                    }
+                ],
+            ),
+            "messages[0] (id 1).created_at",
+        )
 
     def test_message_to_an_unknown_recipient_is_refused(self):
         """A direct message to someone neither in the file nor the database rolls everything back."""
-        self.assertRefused(export_doc([user_entry("alice")], messages=[
-            {"id": 1, "sender": "alice", "recipient": "zed", "body": "hi", "created_at": T0}
-        ]), "messages[0] (id 1).recipient", "'zed'")
+        self.assertRefused(
+            export_doc(
+                [user_entry("alice")],
+                messages=[
+                    {"id": 1, "sender": "alice", "recipient": "zed", "body": "hi", "created_at": T0}
+                ],
+            ),
+            "messages[0] (id 1).recipient",
+            "'zed'",
+        )
 
 
 class ExportTests(AdminMixin, TestCase):
@@ -379,8 +492,10 @@ class ExportTests(AdminMixin, TestCase):
             document = json.load(f)
         self.assertNotIn("messages", document)
         self.assertEqual([u["username"] for u in document["users"]], ["alice", "bob", "carol"])
-        self.assertEqual({r["name"]: [m["username"] for m in r["members"]] for r in document["rooms"]},
-                         {"#dev": ["alice", "carol"], "#general": ["alice", "bob", "carol"]})
+        self.assertEqual(
+            {r["name"]: [m["username"] for m in r["members"]] for r in document["rooms"]},
+            {"#dev": ["alice", "carol"], "#general": ["alice", "bob", "carol"]},
+        )
 
     def test_export_file_is_private_and_not_overwritten_without_force(self):
         """The export file is mode 0600; an existing file is replaced only with --force."""
@@ -423,9 +538,16 @@ class ExportTests(AdminMixin, TestCase):
         # two room messages survived the deletions (ids 3 and 4); 5 imported after id 5
         self.assertEqual([row[0] for row in rows], [3, 4, 6, 7, 8, 9, 10])
         self.assertEqual(room_ids[:2], [3, 4])
-        self.assertEqual([row[5] for row in rows[2:]],
-                         ["delivered, receipt owed", "waiting | with a pipe", "dev talk",
-                          "héllo, ünïcode ✓", "also waiting"])
+        self.assertEqual(
+            [row[5] for row in rows[2:]],
+            [
+                "delivered, receipt owed",
+                "waiting | with a pipe",
+                "dev talk",
+                "héllo, ünïcode ✓",
+                "also waiting",
+            ],
+        )
 
     def test_import_into_a_missing_database_needs_create(self):
         """import without --create refuses a missing database; with it, a new one gets the schema."""
@@ -437,11 +559,15 @@ class ExportTests(AdminMixin, TestCase):
         self.assertFalse(os.path.exists(fresh))
         self.admin_ok("import", path, "--create", db=fresh)
         self.assertEqual(self.admin_json("users", "list", db=fresh)[0]["username"], "alice")
-        self.assertEqual([r["name"] for r in self.admin_json("rooms", "list", db=fresh)], ["#general"])
+        self.assertEqual(
+            [r["name"] for r in self.admin_json("rooms", "list", db=fresh)], ["#general"]
+        )
 
     def test_failed_import_with_create_leaves_no_database_behind(self):
         """If an import with --create fails, the new database file is removed again."""
-        path = self.write("in.json", export_doc([user_entry("alice")], rooms=[{"name": "#x", "members": ["zed"]}]))
+        path = self.write(
+            "in.json", export_doc([user_entry("alice")], rooms=[{"name": "#x", "members": ["zed"]}])
+        )
         fresh = os.path.join(self.dir, "new.sqlite3")
         status, _, _ = self.admin("import", path, "--create", db=fresh)
         self.assertEqual(status, 1)
@@ -459,7 +585,12 @@ class ParseTests(TestCase):
         data = transfer.parse(json.dumps(legacy(("a", "pw"), ("b", "p2"))).encode())
         transfer.hash_passwords(data, FAST_HASHER)
         self.assertEqual([u.password for u in data.users], [None, None])
-        self.assertTrue(all(verify_hash(FAST_HASHER, u.password_hash, p) for u, p in zip(data.users, ["pw", "p2"])))
+        self.assertTrue(
+            all(
+                verify_hash(FAST_HASHER, u.password_hash, p)
+                for u, p in zip(data.users, ["pw", "p2"])
+            )
+        )
 
 
 class ImportedAccountLoginTests(AdminMixin, TestCase):
@@ -527,7 +658,9 @@ class ProgressTests(AdminMixin, TestCase):
         self.assertIn("hashing passwords", err)
         self.assertIn("importing", err)
         self.assertNotIn("hashing", out)
-        _, err = self.run_on_terminal("export", os.path.join(self.dir, "out.json"), "--with-history")
+        _, err = self.run_on_terminal(
+            "export", os.path.join(self.dir, "out.json"), "--with-history"
+        )
         self.assertIn("exporting", err)
 
     def test_no_progress_bar_when_not_a_terminal(self):

@@ -57,9 +57,7 @@ class CommitBatcherTests(SynchronousTestCase):
         self.batcher.submit_receipt_sent(5)
         self.assertEqual(self.store.calls, [])
         self.clock.advance(0)
-        self.assertEqual(
-            [call[:3] for call in self.store.calls], [([one, two], [("bob", 7)], [5])]
-        )
+        self.assertEqual([call[:3] for call in self.store.calls], [([one, two], [("bob", 7)], [5])])
 
     def test_writes_submitted_during_a_commit_wait_for_the_next_one(self):
         """One commit at a time: what comes while one runs forms the next."""

@@ -23,11 +23,17 @@ class QuickBenchTest(unittest.TestCase):
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "bench.json")
             env = dict(os.environ)
-            env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+            env["PYTHONPATH"] = REPO_ROOT + (
+                os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""
+            )
             proc = subprocess.run(
                 [sys.executable, "-m", "bench", "--quick", "--json", out, "--tmpdir", tmp],
-                cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-                capture_output=True, text=True, timeout=600,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=600,
             )
             report = f"stdout:\n{proc.stdout[-6000:]}\nstderr:\n{proc.stderr[-6000:]}"
             self.assertTrue(os.path.exists(out), report)
@@ -36,9 +42,18 @@ class QuickBenchTest(unittest.TestCase):
 
         runs = data["outcomes"] + data["scaling"]
         seen = {(r["workload"], r["target"]) for r in runs}
-        for expected in [("W1", "messenger"), ("W1", "relay"), ("W2", "messenger"), ("W2", "relay"),
-                         ("W3", "messenger"), ("W3", "relay"), ("W4", "messenger"),
-                         ("W5-resume", "messenger"), ("W5-resume", "relay"), ("W5-login", "messenger")]:
+        for expected in [
+            ("W1", "messenger"),
+            ("W1", "relay"),
+            ("W2", "messenger"),
+            ("W2", "relay"),
+            ("W3", "messenger"),
+            ("W3", "relay"),
+            ("W4", "messenger"),
+            ("W5-resume", "messenger"),
+            ("W5-resume", "relay"),
+            ("W5-login", "messenger"),
+        ]:
             self.assertIn(expected, seen, report)
         self.assertTrue(any(r["workload"].startswith("scale-") for r in data["scaling"]), report)
         for run in runs:

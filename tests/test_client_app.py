@@ -9,7 +9,6 @@ from twisted.trial import unittest
 
 from messenger.client import app, commands
 from messenger.client.__main__ import parse_args
-
 from tests.support.server import make_certificates
 
 
@@ -78,13 +77,15 @@ class PasswordSourceTests(unittest.TestCase):
         """MESSENGER_PASSWORD is used when there is no file."""
         read = app.password_reader(
             app.ClientOptions(password_env="MESSENGER_PASSWORD"),
-            environ={"MESSENGER_PASSWORD": "from-env"})
+            environ={"MESSENGER_PASSWORD": "from-env"},
+        )
         self.assertEqual(read(), "from-env")
 
     def test_nothing_means_ask(self):
         """Neither file nor variable: the password is asked for."""
-        self.assertIsNone(app.password_reader(
-            app.ClientOptions(password_env="MESSENGER_PASSWORD"), environ={}))
+        self.assertIsNone(
+            app.password_reader(app.ClientOptions(password_env="MESSENGER_PASSWORD"), environ={})
+        )
 
 
 class EndpointTests(unittest.TestCase):
@@ -157,7 +158,7 @@ class KeyboardInputTests(unittest.TestCase):
         session = FakeSession()
         keyboard = app.KeyboardInput(session, lambda: None)
         keyboard.makeConnection(StringTransport())
-        keyboard.dataReceived("héllo\r\nsecond\n".encode("utf-8"))
+        keyboard.dataReceived("héllo\r\nsecond\n".encode())
         self.assertEqual(session.lines, ["héllo", "second"])
 
     def test_last_line_without_newline_counts(self):

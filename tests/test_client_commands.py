@@ -36,13 +36,17 @@ class PlainTextTests(unittest.TestCase):
 
     def test_text_at_the_limit_is_accepted(self):
         """Text of exactly MAX_TEXT_BYTES is fine."""
-        self.assertEqual(parse_input("x" * c.MAX_TEXT_BYTES), c.SendText(None, "x" * c.MAX_TEXT_BYTES))
+        self.assertEqual(
+            parse_input("x" * c.MAX_TEXT_BYTES), c.SendText(None, "x" * c.MAX_TEXT_BYTES)
+        )
 
 
 class DirectMessageTests(unittest.TestCase):
     def test_msg(self):
         """/msg NAME TEXT sends a direct message; the name is canonical."""
-        self.assertEqual(parse_input("/msg Bob lunch? at 12|1"), c.SendText("bob", "lunch? at 12|1"))
+        self.assertEqual(
+            parse_input("/msg Bob lunch? at 12|1"), c.SendText("bob", "lunch? at 12|1")
+        )
 
     def test_msg_to_room(self):
         """/msg #room TEXT sends to a room."""
@@ -155,7 +159,9 @@ class OtherCommandTests(unittest.TestCase):
 
     def test_history_of_room(self):
         """/history works for rooms too, with the default limit."""
-        self.assertEqual(parse_input("/history #dev"), c.ShowHistory("#dev", c.DEFAULT_HISTORY_LIMIT))
+        self.assertEqual(
+            parse_input("/history #dev"), c.ShowHistory("#dev", c.DEFAULT_HISTORY_LIMIT)
+        )
 
     def test_history_of_focus(self):
         """/history alone means the conversation in focus."""
@@ -170,8 +176,9 @@ class OtherCommandTests(unittest.TestCase):
 
     def test_history_too_many_arguments_is_usage(self):
         """/history takes at most a target and a limit."""
-        self.assertEqual(parse_input("/history bob 20 x"),
-                         c.UsageError("usage: /history [NAME|#ROOM] [LIMIT]"))
+        self.assertEqual(
+            parse_input("/history bob 20 x"), c.UsageError("usage: /history [NAME|#ROOM] [LIMIT]")
+        )
 
     def test_name(self):
         """/name sets the display name, spaces inside kept, outside stripped."""
@@ -224,7 +231,8 @@ class OtherCommandTests(unittest.TestCase):
         """An unknown /command says so and points to /help."""
         self.assertEqual(
             parse_input("/frobnicate"),
-            c.UsageError("unknown command /frobnicate; /help lists the commands"))
+            c.UsageError("unknown command /frobnicate; /help lists the commands"),
+        )
 
 
 class HelpTextTests(unittest.TestCase):

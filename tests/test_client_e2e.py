@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import pty
 import select
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import shutil
 import threading
 import time
-from typing import List, Optional
 
 from twisted.trial import unittest
 
@@ -33,7 +32,7 @@ _SCRIPT = os.path.join(os.path.dirname(sys.executable), "messenger-client")
 CLIENT = [_SCRIPT] if os.access(_SCRIPT, os.X_OK) else [sys.executable, "-m", "messenger.client"]
 
 
-def client_env(password: Optional[str]) -> dict:
+def client_env(password: str | None) -> dict:
     env = twistd_env()
     env.pop("MESSENGER_PASSWORD", None)
     env.pop("NO_COLOR", None)
@@ -45,14 +44,26 @@ def client_env(password: Optional[str]) -> dict:
 class ClientProcess:
     """One ``messenger-client`` child: type lines, wait for output lines."""
 
-    def __init__(self, testcase, server: str, *args: str, password: Optional[str] = PASSWORD,
-                 color_flag: bool = True) -> None:
+    def __init__(
+        self,
+        testcase,
+        server: str,
+        *args: str,
+        password: str | None = PASSWORD,
+        color_flag: bool = True,
+    ) -> None:
         env = client_env(password)
-        self.command = CLIENT + ["--server", server] + (["--no-color"] if color_flag else []) + list(args)
+        self.command = (
+            CLIENT + ["--server", server] + (["--no-color"] if color_flag else []) + list(args)
+        )
         self.process = subprocess.Popen(
-            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, env=env)
-        self.lines: List[str] = []
+            self.command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        self.lines: list[str] = []
         self._cursor = 0
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -85,10 +96,13 @@ class ClientProcess:
                         self._cursor = index + 1
                         return self.lines[index]
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or (self.process.poll() is not None and not self._reader.is_alive()):
+                if remaining <= 0 or (
+                    self.process.poll() is not None and not self._reader.is_alive()
+                ):
                     raise AssertionError(
                         f"no line with {text!r} from {' '.join(self.command[-6:])}; output:\n"
-                        + self.output())
+                        + self.output()
+                    )
                 self._changed.wait(min(remaining, 0.2))
 
     def count(self, text: str) -> int:
@@ -103,7 +117,9 @@ class ClientProcess:
         try:
             status = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"the client did not exit in {timeout} s; output:\n{self.output()}")
+            raise AssertionError(
+                f"the client did not exit in {timeout} s; output:\n{self.output()}"
+            ) from None
         self._reader.join(5)
         return status
 
@@ -138,7 +154,7 @@ class Outage:
         self.up = True
         self.stopping = False
         self._lock = threading.Lock()
-        self._sockets: List[socket.socket] = []
+        self._sockets: list[socket.socket] = []
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
         testcase.addCleanup(self.close)
@@ -147,7 +163,7 @@ class Outage:
         while not self.stopping:
             try:
                 client, _ = self.listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -290,8 +306,14 @@ class TerminalProcess:
         master, slave = pty.openpty()
         self.master = master
         self.process = subprocess.Popen(
-            CLIENT + ["--server", server, *args], stdin=slave, stdout=slave, stderr=slave,
-            env=client_env(None), close_fds=True, start_new_session=True)
+            CLIENT + ["--server", server, *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=client_env(None),
+            close_fds=True,
+            start_new_session=True,
+        )
         os.close(slave)
         self.output = b""
         testcase.addCleanup(self.cleanup)
@@ -447,8 +469,14 @@ class TLSTests(EndToEndTestCase):
         server = self.start_server(tls=(paths["key"], paths["cert"]))
         for host in ("localhost", HOST):
             client = ClientProcess(
-                self, f"tls:{host}:{server.port}", "--ca", paths["ca"],
-                "--user", "alice", "--signup")
+                self,
+                f"tls:{host}:{server.port}",
+                "--ca",
+                paths["ca"],
+                "--user",
+                "alice",
+                "--signup",
+            )
             client.wait_for("logged in as")
             self.quit(client)
 
@@ -458,7 +486,8 @@ class TLSTests(EndToEndTestCase):
         other = self.certificates()
         server = self.start_server(tls=(paths["key"], paths["cert"]))
         client = ClientProcess(
-            self, f"tls:localhost:{server.port}", "--ca", other["ca"], "--user", "alice")
+            self, f"tls:localhost:{server.port}", "--ca", other["ca"], "--user", "alice"
+        )
         self.assertEqual(client.wait_exit(), 1)
         self.assertIn("does not verify", client.output())
         self.assertNotIn("logged in", client.output())

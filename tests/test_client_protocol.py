@@ -7,8 +7,7 @@ what it shows.
 
 from __future__ import annotations
 
-from datetime import timezone
-from typing import List, Optional
+from datetime import UTC
 
 from OpenSSL import SSL
 from twisted.application.internet import ClientService
@@ -47,10 +46,10 @@ class FakeTerminal:
 
     def __init__(self, interactive: bool = False) -> None:
         self.interactive = interactive
-        self.lines: List[str] = []
-        self.questions: List[tuple] = []
+        self.lines: list[str] = []
+        self.questions: list[tuple] = []
         self.echo = True
-        self.status: Optional[int] = None
+        self.status: int | None = None
 
     def show(self, text: str) -> None:
         self.lines.append(text)
@@ -66,7 +65,7 @@ class FakeTerminal:
     def exit(self, status: int) -> None:
         self.status = status
 
-    def take(self) -> List[str]:
+    def take(self) -> list[str]:
         lines, self.lines = self.lines, []
         return lines
 
@@ -77,20 +76,29 @@ class FakeTerminal:
 class Rig:
     """A session, its clock and terminal, and the current fake connection."""
 
-    def __init__(self, login: Optional[LoginSettings] = None, interactive: bool = False,
-                 one_shot: Optional[commands.SendText] = None) -> None:
+    def __init__(
+        self,
+        login: LoginSettings | None = None,
+        interactive: bool = False,
+        one_shot: commands.SendText | None = None,
+    ) -> None:
         self.clock = task.Clock()
         self.terminal = FakeTerminal(interactive)
         if login is None:
             login = LoginSettings(username="alice", password=lambda: PASSWORD)
         self.session = ClientSession(
-            self.terminal, self.clock, server="tcp:test:10000", login=login,
-            new_client_id=ClientIds("c"), one_shot=one_shot,
+            self.terminal,
+            self.clock,
+            server="tcp:test:10000",
+            login=login,
+            new_client_id=ClientIds("c"),
+            one_shot=one_shot,
             # Times in UTC whatever the machine's zone, so lines are predictable.
-            style=render.Style(color=False, tz=timezone.utc))
+            style=render.Style(color=False, tz=UTC),
+        )
         self.factory = ServerConnectionFactory(self.session, self.clock)
-        self.proto: Optional[ServerConnection] = None
-        self.transport: Optional[StringTransport] = None
+        self.proto: ServerConnection | None = None
+        self.transport: StringTransport | None = None
 
     def connect(self, hello: bool = True) -> ServerConnection:
         self.proto = self.factory.buildProtocol(None)
@@ -105,7 +113,7 @@ class Rig:
         for line in lines:
             self.proto.dataReceived(line.encode("utf-8") + b"\r\n")
 
-    def sent(self) -> List[str]:
+    def sent(self) -> list[str]:
         """Lines the client sent since the last call."""
         data = self.transport.value().decode("utf-8")
         self.transport.clear()
@@ -343,8 +351,14 @@ class LoginTests(unittest.TestCase):
             rig.session.line_typed(answer)
         self.assertEqual(
             [q for q, _ in rig.terminal.questions],
-            ["Username (or /signup): ", "New username: ", "Display name [carol]: ",
-             "Password: ", "Password again: "])
+            [
+                "Username (or /signup): ",
+                "New username: ",
+                "Display name [carol]: ",
+                "Password: ",
+                "Password again: ",
+            ],
+        )
         self.assertEqual(rig.sent(), ["USR|carol|longpassword|Carol C", "LOGIN|carol|longpassword"])
         rig.server("OK|USR|carol", "OK|LOGIN|carol|Carol C")
         self.assertIn("account carol created", rig.terminal.text())
@@ -403,8 +417,10 @@ class LoginTests(unittest.TestCase):
         rig.connect()
         rig.sent()
         rig.server("OK|LOGIN|alice|Alice")
-        self.assertEqual(rig.sent(), ["TOKEN", "ROOMS", "SEND|c-1|#general|hello", "JOIN|#dev",
-                                      "SEND|c-2|#dev|in dev"])
+        self.assertEqual(
+            rig.sent(),
+            ["TOKEN", "ROOMS", "SEND|c-1|#general|hello", "JOIN|#dev", "SEND|c-2|#dev|in dev"],
+        )
 
     def test_wrong_protocol_version_exits(self):
         """A server speaking another protocol version is refused."""
@@ -439,7 +455,7 @@ class ReceiveTests(unittest.TestCase):
         rig.log_in()
         rig.know("bob")
         rig.server("R|bob|43|yes!", "R|bob|43|yes!")
-        self.assertEqual(len([l for l in rig.terminal.lines if "yes!" in l]), 1)
+        self.assertEqual(len([ln for ln in rig.terminal.lines if "yes!" in ln]), 1)
         self.assertEqual(rig.sent(), ["ACK|43", "ACK|43"])
 
     def test_duplicate_after_reconnect_not_shown(self):
@@ -452,7 +468,7 @@ class ReceiveTests(unittest.TestCase):
         rig.connect()
         rig.sent()
         rig.server("OK|RESUME|alice|Alice", "R|bob|43|yes!")
-        self.assertEqual(len([l for l in rig.terminal.lines if "yes!" in l]), 1)
+        self.assertEqual(len([ln for ln in rig.terminal.lines if "yes!" in ln]), 1)
         self.assertIn("ACK|43", rig.sent())
 
     def test_duplicate_room_message_not_shown(self):
@@ -472,8 +488,10 @@ class ReceiveTests(unittest.TestCase):
         self.assertEqual(rig.sent(), ["WHOIS|bob"])
         self.assertEqual(rig.terminal.lines, [])
         rig.server("OK|WHOIS|bob|online|-|Robert")
-        self.assertEqual(rig.terminal.lines, ["* 00:00 @bob Robert (bob): hi",
-                                              "* 00:00 @bob Robert (bob): again"])
+        self.assertEqual(
+            rig.terminal.lines,
+            ["* 00:00 @bob Robert (bob): hi", "* 00:00 @bob Robert (bob): again"],
+        )
         self.assertEqual(rig.sent(), ["ACK|43", "ACK|44"])
 
     def test_order_kept_while_waiting_for_a_name(self):
@@ -483,15 +501,18 @@ class ReceiveTests(unittest.TestCase):
         rig.server("C|#general|bob|60|first", "ON|carol")
         self.assertEqual(rig.terminal.lines, [])
         rig.server("ERR|WHOIS|404|no such user")
-        self.assertEqual(rig.terminal.lines, ["  00:00 #general bob: first", "  00:00 carol is online"])
+        self.assertEqual(
+            rig.terminal.lines, ["  00:00 #general bob: first", "  00:00 carol is online"]
+        )
 
     def test_unfocused_message_marked_and_counted(self):
         """A message for another conversation is marked and listed by /inbox."""
         rig = Rig()
         rig.log_in()
         rig.know("bob", "carol")
-        rig.server("R|bob|43|one", "R|bob|44|two", "C|#dev|carol|45|three",
-                   "C|#general|carol|46|here")
+        rig.server(
+            "R|bob|43|one", "R|bob|44|two", "C|#dev|carol|45|three", "C|#general|carol|46|here"
+        )
         lines = rig.terminal.take()
         self.assertTrue(lines[0].startswith("* "))
         self.assertTrue(lines[3].startswith("  "))
@@ -506,7 +527,9 @@ class ReceiveTests(unittest.TestCase):
         rig.server("R|bob|43|one")
         rig.session.handle("/chat bob")
         rig.session.handle("/inbox")
-        self.assertEqual(rig.terminal.lines[-2:], ["-- now talking with bob", "-- no unread messages"])
+        self.assertEqual(
+            rig.terminal.lines[-2:], ["-- now talking with bob", "-- no unread messages"]
+        )
         rig.session.handle("plain line")
         self.assertEqual(rig.sent()[-1], "SEND|c-1|bob|plain line")
 
@@ -522,7 +545,9 @@ class ReceiveTests(unittest.TestCase):
         rig = Rig()
         rig.log_in()
         rig.server("JOINED|#general|bob", "PARTED|#general|bob")
-        self.assertEqual(rig.terminal.lines, ["  00:00 bob joined #general", "  00:00 bob left #general"])
+        self.assertEqual(
+            rig.terminal.lines, ["  00:00 bob joined #general", "  00:00 bob left #general"]
+        )
 
 
 # --------------------------------------------------------------------------
@@ -621,8 +646,10 @@ class ReconnectTests(unittest.TestCase):
         rig.sent()
         rig.server("OK|RESUME|alice|Alice")
         sent = rig.sent()
-        self.assertEqual([l for l in sent if l.startswith("SEND")],
-                         ["SEND|c-2|#general|two", "SEND|c-3|#general|three"])
+        self.assertEqual(
+            [ln for ln in sent if ln.startswith("SEND")],
+            ["SEND|c-2|#general|two", "SEND|c-3|#general|three"],
+        )
 
     def test_typed_while_disconnected_sent_after_older_ones(self):
         """Lines typed during an outage go out after the unanswered ones."""
@@ -635,8 +662,10 @@ class ReconnectTests(unittest.TestCase):
         rig.connect()
         rig.sent()
         rig.server("OK|RESUME|alice|Alice")
-        self.assertEqual([l for l in rig.sent() if l.startswith("SEND")],
-                         ["SEND|c-1|#general|before", "SEND|c-2|#general|during"])
+        self.assertEqual(
+            [ln for ln in rig.sent() if ln.startswith("SEND")],
+            ["SEND|c-1|#general|before", "SEND|c-2|#general|during"],
+        )
 
     def test_catch_up_rooms_after_last_seen_id(self):
         """After a reconnect each room is read from the newest id seen there."""
@@ -648,14 +677,25 @@ class ReconnectTests(unittest.TestCase):
         rig.connect()
         rig.sent()
         rig.server("OK|RESUME|alice|Alice")
-        self.assertEqual(rig.sent(), [f"HISTORY|#general|{CATCH_UP_LIMIT}|after|5",
-                                      f"HISTORY|#dev|{CATCH_UP_LIMIT}|after|9"])
+        self.assertEqual(
+            rig.sent(),
+            [
+                f"HISTORY|#general|{CATCH_UP_LIMIT}|after|5",
+                f"HISTORY|#dev|{CATCH_UP_LIMIT}|after|9",
+            ],
+        )
         rig.terminal.take()
-        rig.server(f"H|#general|11|bob|{TS}|missed", "OK|HISTORY|#general|1",
-                   f"H|#dev|9|bob|{TS}|seen live", f"H|#dev|12|bob|{TS}|missed too",
-                   "OK|HISTORY|#dev|2")
-        self.assertEqual(rig.terminal.lines, ["  2026-11-22 09:30 #general Bob: missed",
-                                              "* 2026-11-22 09:30 #dev Bob: missed too"])
+        rig.server(
+            f"H|#general|11|bob|{TS}|missed",
+            "OK|HISTORY|#general|1",
+            f"H|#dev|9|bob|{TS}|seen live",
+            f"H|#dev|12|bob|{TS}|missed too",
+            "OK|HISTORY|#dev|2",
+        )
+        self.assertEqual(
+            rig.terminal.lines,
+            ["  2026-11-22 09:30 #general Bob: missed", "* 2026-11-22 09:30 #dev Bob: missed too"],
+        )
 
     def test_rooms_asked_again_if_first_answer_was_lost(self):
         """A drop before OK|ROOMS: the next login asks ROOMS again."""
@@ -681,7 +721,9 @@ class ReconnectTests(unittest.TestCase):
         rig.sent()
         page = [f"H|#general|{100 + i}|bob|{TS}|m{i}" for i in range(CATCH_UP_LIMIT)]
         rig.server(*page, f"OK|HISTORY|#general|{CATCH_UP_LIMIT}")
-        self.assertEqual(rig.sent(), [f"HISTORY|#general|{CATCH_UP_LIMIT}|after|{99 + CATCH_UP_LIMIT}"])
+        self.assertEqual(
+            rig.sent(), [f"HISTORY|#general|{CATCH_UP_LIMIT}|after|{99 + CATCH_UP_LIMIT}"]
+        )
 
     def test_catch_up_does_not_show_my_own_messages(self):
         """My own messages in a catch-up are already on screen."""
@@ -740,9 +782,11 @@ class ReconnectTests(unittest.TestCase):
         endpoint = FakeEndpoint()
         delays = []
         service = ClientService(
-            endpoint, rig.factory,
-            retryPolicy=announcing(lambda attempt: 2.0 ** attempt, delays.append),
-            clock=rig.clock)
+            endpoint,
+            rig.factory,
+            retryPolicy=announcing(lambda attempt: 2.0**attempt, delays.append),
+            clock=rig.clock,
+        )
         service.startService()
         rig.proto, rig.transport = endpoint.complete()
         rig.server("HELLO|1|messenger")
@@ -825,6 +869,7 @@ class FatalTests(unittest.TestCase):
     def test_wrong_host_name_certificate(self):
         """A certificate for another host name is refused."""
         from service_identity import VerificationError
+
         rig = Rig()
         rig.connect(hello=False)
         rig.drop(VerificationError(errors=["no match"]))
@@ -890,11 +935,21 @@ class CommandTests(unittest.TestCase):
         for line in ("/rooms", "/members", "/who", "/whois bob"):
             rig.session.handle(line)
         self.assertEqual(rig.sent(), ["ROOMS", "MEMBERS|#general", "WHO", "WHOIS|bob"])
-        rig.server("OK|ROOMS|#general|#dev", "OK|MEMBERS|#general|alice|bob",
-                   "OK|WHO|alice", f"OK|WHOIS|bob|offline|{TS}|Bob")
-        self.assertEqual(rig.terminal.lines, [
-            "Your rooms: #general, #dev", "Members of #general: alice, bob",
-            "Online: alice", "Bob: offline, last seen 2026-11-22 09:30"])
+        rig.server(
+            "OK|ROOMS|#general|#dev",
+            "OK|MEMBERS|#general|alice|bob",
+            "OK|WHO|alice",
+            f"OK|WHOIS|bob|offline|{TS}|Bob",
+        )
+        self.assertEqual(
+            rig.terminal.lines,
+            [
+                "Your rooms: #general, #dev",
+                "Members of #general: alice, bob",
+                "Online: alice",
+                "Bob: offline, last seen 2026-11-22 09:30",
+            ],
+        )
 
     def test_members_of_a_direct_focus_is_usage(self):
         """/members with a person in focus needs a room."""

@@ -1,14 +1,14 @@
 """The client's renderer: server messages -> text a person reads."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from twisted.trial import unittest
 
 from messenger.client import render
 
-PLAIN = render.Style(color=False, tz=timezone.utc)
-COLOR = render.Style(color=True, tz=timezone.utc)
-NOON = datetime(2026, 11, 22, 12, 5, tzinfo=timezone.utc)
+PLAIN = render.Style(color=False, tz=UTC)
+COLOR = render.Style(color=True, tz=UTC)
+NOON = datetime(2026, 11, 22, 12, 5, tzinfo=UTC)
 
 
 class MessageTests(unittest.TestCase):
@@ -16,13 +16,14 @@ class MessageTests(unittest.TestCase):
         """A room message shows time, room, sender and text."""
         self.assertEqual(
             render.message(PLAIN, NOON, "#general", "Alice (alice)", "hello"),
-            "  12:05 #general Alice (alice): hello")
+            "  12:05 #general Alice (alice): hello",
+        )
 
     def test_direct_message(self):
         """A direct message shows the other party as @name."""
         self.assertEqual(
-            render.message(PLAIN, NOON, "bob", "bob", "lunch?"),
-            "  12:05 @bob bob: lunch?")
+            render.message(PLAIN, NOON, "bob", "bob", "lunch?"), "  12:05 @bob bob: lunch?"
+        )
 
     def test_unfocused_message_is_marked(self):
         """A message for a conversation not in focus starts with a mark."""
@@ -33,7 +34,8 @@ class MessageTests(unittest.TestCase):
         """\\n in the body is shown as a new, indented line; \\\\ as a backslash."""
         self.assertEqual(
             render.message(PLAIN, NOON, "bob", "bob", r"one\ntwo\\three"),
-            "  12:05 @bob bob: one\n    two\\three")
+            "  12:05 @bob bob: one\n    two\\three",
+        )
 
     def test_pipes_in_text_are_shown(self):
         """A | in the body is ordinary text."""
@@ -94,8 +96,8 @@ class ShortLineTests(unittest.TestCase):
     def test_delivery_receipt(self):
         """A DLV shows as 'delivered to NAME'."""
         self.assertEqual(
-            render.delivered(41, "bob", NOON, PLAIN),
-            "  delivered to bob (message 41, 12:05)")
+            render.delivered(41, "bob", NOON, PLAIN), "  delivered to bob (message 41, 12:05)"
+        )
 
     def test_presence_and_membership_are_one_dim_line_each(self):
         """ON, OFF, JOINED and PARTED are single lines, dim in colour."""
@@ -117,7 +119,8 @@ class ShortLineTests(unittest.TestCase):
         """An ERR shows its reason, code and what it refused."""
         self.assertEqual(
             render.server_error(404, "no such user", PLAIN, "not sent to @bob"),
-            "!! not sent to @bob: no such user (404)")
+            "!! not sent to @bob: no such user (404)",
+        )
 
     def test_one_line_fields_cannot_break_lines(self):
         """A newline in a one-line field (reason, name) is shown, not obeyed."""
@@ -127,8 +130,7 @@ class ShortLineTests(unittest.TestCase):
 class ListTests(unittest.TestCase):
     def test_inbox_with_counts(self):
         """/inbox lists conversations with their unread counts."""
-        self.assertEqual(
-            render.inbox({"bob": 2, "#dev": 5}, PLAIN), "Unread: @bob (2), #dev (5)")
+        self.assertEqual(render.inbox({"bob": 2, "#dev": 5}, PLAIN), "Unread: @bob (2), #dev (5)")
 
     def test_empty_inbox(self):
         """/inbox with nothing unread says so."""
@@ -147,7 +149,8 @@ class ListTests(unittest.TestCase):
         """/whois of someone offline shows when they were last seen."""
         self.assertEqual(
             render.whois("alice", "offline", "2026-11-22T09:30:00.123Z", "Alice", PLAIN, NOON),
-            "Alice: offline, last seen 09:30")
+            "Alice: offline, last seen 09:30",
+        )
 
     def test_focus(self):
         """Moving the focus says where plain lines go now."""
@@ -160,7 +163,8 @@ class TimestampTests(unittest.TestCase):
         """An RFC 3339 UTC timestamp with milliseconds is read."""
         self.assertEqual(
             render.parse_timestamp("2026-11-22T09:30:00.123Z"),
-            datetime(2026, 11, 22, 9, 30, 0, 123000, tzinfo=timezone.utc))
+            datetime(2026, 11, 22, 9, 30, 0, 123000, tzinfo=UTC),
+        )
 
     def test_bad_timestamp_is_none(self):
         """Garbage does not crash the renderer."""

@@ -57,12 +57,12 @@ import threading
 import time
 import traceback
 from collections import Counter, OrderedDict, deque
-from typing import Callable, Deque, Dict, List, Optional, Set, Tuple
+from collections.abc import Callable
 
 from twisted.trial.unittest import TestCase
 
-from tests.support.server import TWISTD, ConnectionClosed, LineClient, ServerProcess, is_reply
 from tests.support.report import merge_report
+from tests.support.server import TWISTD, ConnectionClosed, LineClient, ServerProcess, is_reply
 from tests.test_integration import NO_RATE_LIMIT, PASSWORD, login, msgid_of, read_deliveries, signup
 
 SEED_ENV = "MESSENGER_CRASH_SEED"
@@ -99,7 +99,7 @@ class _Errors:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.items: List[str] = []
+        self.items: list[str] = []
 
     def add(self, text: str) -> None:
         with self._lock:
@@ -132,14 +132,16 @@ class _Attempt:
 
     __slots__ = ("sender", "target", "body", "client_id", "cycle", "ok_ids", "ok_cycles")
 
-    def __init__(self, sender: str, target: str, body: str, client_id: Optional[str], cycle: int) -> None:
+    def __init__(
+        self, sender: str, target: str, body: str, client_id: str | None, cycle: int
+    ) -> None:
         self.sender = sender
         self.target = target
         self.body = body
         self.client_id = client_id  # None: MSG, never re-sent
         self.cycle = cycle  # of the server process it was first sent to
-        self.ok_ids: List[int] = []  # the id of every OK it got
-        self.ok_cycles: List[int] = []  # and the cycle each came in
+        self.ok_ids: list[int] = []  # the id of every OK it got
+        self.ok_cycles: list[int] = []  # and the cycle each came in
 
     def line(self) -> str:
         if self.client_id is None:
@@ -156,28 +158,28 @@ class _Sender:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.attempts: List[_Attempt] = []
+        self.attempts: list[_Attempt] = []
         #: SENDs that had no OK yet, in the order they were first sent.
-        self.unconfirmed: "OrderedDict[str, _Attempt]" = OrderedDict()
+        self.unconfirmed: OrderedDict[str, _Attempt] = OrderedDict()
         self.count = 0
-        self.joins_sent: Set[str] = set()
-        self.joins_ok: Set[str] = set()
+        self.joins_sent: set[str] = set()
+        self.joins_ok: set[str] = set()
         self.resent = 0  # SENDs re-sent after a restart (no OK before)
         self.repeated = 0  # SENDs re-sent although they had an OK
         #: Commands of the current connection still waiting for a reply.
-        self.pending: Deque[Tuple[str, object]] = deque()
+        self.pending: deque[tuple[str, object]] = deque()
 
 
 class _Signups:
     """Every USR the run sent: name -> (password, display name)."""
 
     def __init__(self) -> None:
-        self.accounts: Dict[str, Tuple[str, str]] = {}
-        self.sent: Set[str] = set()  # USR written at least once
-        self.confirmed: Set[str] = set()  # OK|USR, or 409 for a re-sent one
-        self.unconfirmed: "OrderedDict[str, None]" = OrderedDict()
+        self.accounts: dict[str, tuple[str, str]] = {}
+        self.sent: set[str] = set()  # USR written at least once
+        self.confirmed: set[str] = set()  # OK|USR, or 409 for a re-sent one
+        self.unconfirmed: OrderedDict[str, None] = OrderedDict()
         self.conflicts = 0  # re-sent after a kill, already stored: 409
-        self.pending: Deque[str] = deque()
+        self.pending: deque[str] = deque()
 
 
 class CrashConsistencyTests(TestCase):
@@ -192,15 +194,19 @@ class CrashConsistencyTests(TestCase):
         self.seed = int(seed_text) if seed_text else random.SystemRandom().randrange(10**9)
         self.kills = int(os.environ.get(KILLS_ENV) or DEFAULT_KILLS)
         self.rng = random.Random(f"{self.seed}-main")
-        print(f"\ncrash test: seed {self.seed} ({SEED_ENV}={self.seed} replays this plan), {self.kills} kills")
+        print(
+            f"\ncrash test: seed {self.seed} ({SEED_ENV}={self.seed} replays this plan), {self.kills} kills"
+        )
 
     def note(self) -> str:
         return f"[seed {self.seed}: {SEED_ENV}={self.seed} python -m pytest -s tests/test_crash.py]"
 
-    def assert_none(self, problems: List[str], what: str, shown: int = 25) -> None:
+    def assert_none(self, problems: list[str], what: str, shown: int = 25) -> None:
         if problems:
             more = f"\n... and {len(problems) - shown} more" if len(problems) > shown else ""
-            self.fail(f"{len(problems)} {what} {self.note()}:\n" + "\n".join(problems[:shown]) + more)
+            self.fail(
+                f"{len(problems)} {what} {self.note()}:\n" + "\n".join(problems[:shown]) + more
+            )
 
     def rng_for(self, *parts: object) -> random.Random:
         return random.Random("-".join(str(p) for p in (self.seed,) + parts))
@@ -217,8 +223,8 @@ class CrashConsistencyTests(TestCase):
         self.signups = _Signups()
         #: Every R and C line any client read during the run:
         #: (reader, target, sender, msgid, body).
-        self.seen: List[Tuple[str, str, str, int, str]] = []
-        self.kill_log: List[dict] = []
+        self.seen: list[tuple[str, str, str, int, str]] = []
+        self.kill_log: list[dict] = []
 
         server = ServerProcess(self, *SERVER_ARGS)
         self.server = server
@@ -232,7 +238,9 @@ class CrashConsistencyTests(TestCase):
         if self.kills >= len(TRIGGERS):
             # Kills did land mid-sign-up, mid-delivery, right after ACKs...
             fired = {k["trigger"] for k in self.kill_log if k["fired"]}
-            self.assertEqual(set(TRIGGERS) - fired, set(), f"triggers that never fired {self.note()}")
+            self.assertEqual(
+                set(TRIGGERS) - fired, set(), f"triggers that never fired {self.note()}"
+            )
 
         self._start(server, "after the last kill")
         self._settle(server)
@@ -256,7 +264,7 @@ class CrashConsistencyTests(TestCase):
             self.assertEqual(client.command(f"JOIN|{ROOM}"), f"OK|JOIN|{ROOM}")
             client.close()
 
-    def _plan(self, kills: int) -> List[str]:
+    def _plan(self, kills: int) -> list[str]:
         plan = [TRIGGERS[i % len(TRIGGERS)] for i in range(kills)]
         self.rng.shuffle(plan)
         if plan and plan[0] == "startup":
@@ -278,8 +286,9 @@ class CrashConsistencyTests(TestCase):
             server.spawn()
             time.sleep(delay)  # a random moment of the start is the point
             server.kill()
-            self.kill_log.append({"cycle": index, "trigger": trigger, "fired": True,
-                                  "delay_s": round(delay, 3)})
+            self.kill_log.append(
+                {"cycle": index, "trigger": trigger, "fired": True, "delay_s": round(delay, 3)}
+            )
             return
         if not server.running:
             self._start(server, f"after kill {index}")
@@ -292,7 +301,9 @@ class CrashConsistencyTests(TestCase):
             self._thread(self._run_sender, self.senders[name], index, progress, deadline)
             for name in SENDERS
         ]
-        workers += [self._thread(self._run_recipient, name, index, progress, deadline) for name in ONLINE]
+        workers += [
+            self._thread(self._run_recipient, name, index, progress, deadline) for name in ONLINE
+        ]
         workers.append(self._thread(self._run_signup, index, progress, deadline))
         for worker in workers:
             worker.start()
@@ -301,8 +312,12 @@ class CrashConsistencyTests(TestCase):
         if trigger == "delay":
             time.sleep(rng.uniform(0.0, 0.6))  # a random moment is the point
         else:
-            field, top = {"signup": ("usr", 12), "send": ("ok", 250),
-                          "delivery": ("r", 60), "ack": ("ack", 60)}[trigger]
+            field, top = {
+                "signup": ("usr", 12),
+                "send": ("ok", 250),
+                "delivery": ("r", 60),
+                "ack": ("ack", 60),
+            }[trigger]
             fired = progress.wait_for(field, rng.randint(1, top), TRIGGER_TIMEOUT)
         snapshot = self._snapshot(progress)
         server.kill()
@@ -345,14 +360,15 @@ class CrashConsistencyTests(TestCase):
 
         return threading.Thread(target=run, name=name, daemon=True)
 
-    def _connect(self) -> Optional[LineClient]:
+    def _connect(self) -> LineClient | None:
         try:
             return LineClient(self.server.port, timeout=5.0)
         except (OSError, ConnectionClosed):  # TimeoutError is an OSError
             return None
 
-    def _read(self, client: LineClient, outstanding: bool, deadline: float, who: str,
-              idle: float = 1.0) -> Optional[str]:
+    def _read(
+        self, client: LineClient, outstanding: bool, deadline: float, who: str, idle: float = 1.0
+    ) -> str | None:
         """The next line; None when there is none yet (and nothing owed).
 
         With commands outstanding, silence is a hang: an error.  Raises
@@ -381,8 +397,14 @@ class CrashConsistencyTests(TestCase):
 
     # -- senders ---------------------------------------------------------
 
-    def _run_sender(self, sender: _Sender, cycle: int, progress: Optional[_Progress],
-                    deadline: float, final: bool = False) -> None:
+    def _run_sender(
+        self,
+        sender: _Sender,
+        cycle: int,
+        progress: _Progress | None,
+        deadline: float,
+        final: bool = False,
+    ) -> None:
         """One connection of a sender, until the kill (or, ``final``, until
         every re-sent SEND has its OK)."""
         rng = self.rng_for("sender", sender.name, cycle)
@@ -443,8 +465,9 @@ class CrashConsistencyTests(TestCase):
             sender.unconfirmed[client_id] = attempt
         return attempt
 
-    def _sender_line(self, sender: _Sender, line: str, pending: Deque, progress: Optional[_Progress],
-                     cycle: int) -> None:
+    def _sender_line(
+        self, sender: _Sender, line: str, pending: deque, progress: _Progress | None, cycle: int
+    ) -> None:
         name = sender.name
         if not line.startswith(("OK|", "ERR|")):
             if not self._observe(name, line):
@@ -456,7 +479,9 @@ class CrashConsistencyTests(TestCase):
         verb, item = pending.popleft()
         fields = line.split("|")
         if fields[1] != verb or fields[0] != "OK":
-            self.errors.add(f"{name}: {line!r} for a {verb} ({getattr(item, 'line', lambda: item)()!r})")
+            self.errors.add(
+                f"{name}: {line!r} for a {verb} ({getattr(item, 'line', lambda: item)()!r})"
+            )
             return
         if verb == "LOGIN":
             if fields[2] != name:
@@ -482,7 +507,7 @@ class CrashConsistencyTests(TestCase):
         client = self._connect()
         if client is None:
             return
-        acks: List[str] = []
+        acks: list[str] = []
         batch = rng.randint(1, 25)
         logged_in = False
         try:
@@ -518,8 +543,9 @@ class CrashConsistencyTests(TestCase):
 
     # -- sign-ups --------------------------------------------------------
 
-    def _run_signup(self, cycle: int, progress: Optional[_Progress], deadline: float,
-                    final: bool = False) -> None:
+    def _run_signup(
+        self, cycle: int, progress: _Progress | None, deadline: float, final: bool = False
+    ) -> None:
         """Pipeline USR lines: first the ones a kill left unanswered, then
         new accounts; until the kill (or, ``final``, until all answered)."""
         rng = self.rng_for("signup", cycle)
@@ -531,7 +557,10 @@ class CrashConsistencyTests(TestCase):
         retried = set(todo)
         for k in range(0 if final else rng.randint(6, 24)):
             name = f"n{cycle:03d}-{k:02d}"
-            su.accounts[name] = (f"secret-{cycle}-{k}-{rng.randrange(10**6):06d}", f"New {cycle}.{k}")
+            su.accounts[name] = (
+                f"secret-{cycle}-{k}-{rng.randrange(10**6):06d}",
+                f"New {cycle}.{k}",
+            )
             todo.append(name)
         window = rng.randint(2, 10)
         pending = su.pending = deque()
@@ -597,8 +626,8 @@ class CrashConsistencyTests(TestCase):
         self.assertEqual(list(self.signups.unconfirmed), [], self.note())
 
     def _verify(self, server: ServerProcess) -> dict:
-        problems: List[str] = []
-        catalogue: Dict[str, _Attempt] = {}
+        problems: list[str] = []
+        catalogue: dict[str, _Attempt] = {}
         for sender in self.senders.values():
             for attempt in sender.attempts:
                 catalogue[attempt.body] = attempt
@@ -606,19 +635,25 @@ class CrashConsistencyTests(TestCase):
         # -- SEND idempotency: every OK of one client id carries one id.
         for attempt in catalogue.values():
             if len(set(attempt.ok_ids)) > 1:
-                problems.append(f"{attempt.line()!r} stored more than once: OKs with ids {attempt.ok_ids}")
+                problems.append(
+                    f"{attempt.line()!r} stored more than once: OKs with ids {attempt.ok_ids}"
+                )
         idempotent_checks = sum(1 for a in catalogue.values() if len(a.ok_ids) > 1)
         # SENDs stored before a kill whose OK was lost, re-sent and answered
         # with the first id: counted where that id is provably from an
         # earlier server process (not above an id OK'd before): a lower bound.
-        newest_ok: Dict[int, int] = {}
+        newest_ok: dict[int, int] = {}
         for attempt in catalogue.values():
             for msgid, cycle in zip(attempt.ok_ids, attempt.ok_cycles):
                 newest_ok[cycle] = max(msgid, newest_ok.get(cycle, 0))
         resent_found_stored = sum(
-            1 for a in catalogue.values()
-            if a.client_id and a.ok_ids and a.ok_cycles[0] > a.cycle
-            and a.ok_ids[0] <= max((m for c, m in newest_ok.items() if c < a.ok_cycles[0]), default=0)
+            1
+            for a in catalogue.values()
+            if a.client_id
+            and a.ok_ids
+            and a.ok_cycles[0] > a.cycle
+            and a.ok_ids[0]
+            <= max((m for c, m in newest_ok.items() if c < a.ok_cycles[0]), default=0)
         )
 
         # -- each recipient: a marker, then the whole backlog, ACKed.
@@ -631,11 +666,11 @@ class CrashConsistencyTests(TestCase):
         ok_ids = [i for a in catalogue.values() for i in a.ok_ids]
         if ok_ids:
             self.assertGreater(min(markers.values()), max(ok_ids), self.note())
-        delivered: Dict[str, Set[int]] = {name: set() for name in RECIPIENTS}
+        delivered: dict[str, set[int]] = {name: set() for name in RECIPIENTS}
         for reader, target, sender, msgid, body in self.seen:
             if target == reader:
                 delivered[reader].add(msgid)
-        histories: Dict[str, List[Tuple[int, str, str]]] = {}
+        histories: dict[str, list[tuple[int, str, str]]] = {}
         final_deliveries = 0
         for name in RECIPIENTS:
             client = server.client(timeout=30)
@@ -653,7 +688,7 @@ class CrashConsistencyTests(TestCase):
             client.close()
 
         # -- every stored message is one that was sent, once.
-        stored: Dict[int, Tuple[str, str, str]] = {}  # msgid -> (sender, target, body)
+        stored: dict[int, tuple[str, str, str]] = {}  # msgid -> (sender, target, body)
         for key, entries in histories.items():
             target = ROOM if key == ROOM else key.split(">")[1]
             ids = Counter(msgid for msgid, _, _ in entries)
@@ -663,12 +698,18 @@ class CrashConsistencyTests(TestCase):
             for msgid, sender, body in entries:
                 attempt = catalogue.get(body)
                 if attempt is None:
-                    problems.append(f"{key}: message {msgid} {body!r} from {sender}: nobody sent that")
+                    problems.append(
+                        f"{key}: message {msgid} {body!r} from {sender}: nobody sent that"
+                    )
                 elif (attempt.sender, attempt.target) != (sender, target):
-                    problems.append(f"{key}: message {msgid} {body!r} is from {sender} to {target}, "
-                                    f"was sent by {attempt.sender} to {attempt.target}")
+                    problems.append(
+                        f"{key}: message {msgid} {body!r} is from {sender} to {target}, "
+                        f"was sent by {attempt.sender} to {attempt.target}"
+                    )
                 elif attempt.ok_ids and attempt.ok_ids[0] != msgid:
-                    problems.append(f"{key}: {body!r} stored as {msgid}, its OK said {attempt.ok_ids[0]}")
+                    problems.append(
+                        f"{key}: {body!r} stored as {msgid}, its OK said {attempt.ok_ids[0]}"
+                    )
                 stored[msgid] = (sender, target, body)
 
         # -- every OK'd message is stored, and every stored direct message
@@ -679,8 +720,10 @@ class CrashConsistencyTests(TestCase):
                 continue
             msgid = attempt.ok_ids[0]
             if stored.get(msgid) != (attempt.sender, attempt.target, attempt.body):
-                problems.append(f"OK'd message {msgid} {attempt.line()!r} is not in the history "
-                                f"(there: {stored.get(msgid)!r})")
+                problems.append(
+                    f"OK'd message {msgid} {attempt.line()!r} is not in the history "
+                    f"(there: {stored.get(msgid)!r})"
+                )
             elif attempt.target == ROOM:
                 checked_room += 1
             elif msgid not in delivered[attempt.target]:
@@ -694,8 +737,10 @@ class CrashConsistencyTests(TestCase):
         # -- every R and C line anyone read matches what is stored.
         for reader, target, sender, msgid, body in self.seen:
             if stored.get(msgid) != (sender, target, body):
-                problems.append(f"{reader} read message {msgid} from {sender} to {target}: {body!r}; "
-                                f"stored: {stored.get(msgid)!r}")
+                problems.append(
+                    f"{reader} read message {msgid} from {sender} to {target}: {body!r}; "
+                    f"stored: {stored.get(msgid)!r}"
+                )
 
         # -- accounts and memberships.
         accounts_verified = self._check_accounts(server, checker, problems)
@@ -711,7 +756,8 @@ class CrashConsistencyTests(TestCase):
             "direct_ok_verified": checked_direct,
             "room_ok_verified": checked_room,
             "stored_messages_verified": len(stored),
-            "stored_without_ok": len(stored) - len({a.ok_ids[0] for a in catalogue.values() if a.ok_ids}),
+            "stored_without_ok": len(stored)
+            - len({a.ok_ids[0] for a in catalogue.values() if a.ok_ids}),
             "sends_resent_after_kill": sum(s.resent for s in self.senders.values()),
             "sends_repeated_after_ok": sum(s.repeated for s in self.senders.values()),
             "client_ids_with_several_oks_one_id": idempotent_checks,
@@ -724,9 +770,9 @@ class CrashConsistencyTests(TestCase):
             "joins_verified": joins_verified,
         }
 
-    def _history(self, client: LineClient, target: str) -> List[Tuple[int, str, str]]:
+    def _history(self, client: LineClient, target: str) -> list[tuple[int, str, str]]:
         """The whole conversation with ``target``: (msgid, sender, body)."""
-        entries: List[Tuple[int, str, str]] = []
+        entries: list[tuple[int, str, str]] = []
         cursor = 0
         while True:
             client.send(f"HISTORY|{target}|500|after|{cursor}")
@@ -739,7 +785,9 @@ class CrashConsistencyTests(TestCase):
                 return entries
             cursor = entries[-1][0]
 
-    def _check_accounts(self, server: ServerProcess, checker: LineClient, problems: List[str]) -> int:
+    def _check_accounts(
+        self, server: ServerProcess, checker: LineClient, problems: list[str]
+    ) -> int:
         """Every account that got OK|USR (or 409 when re-sent) logs in with
         its password and display name, and is a member of #general."""
         su = self.signups
@@ -757,7 +805,9 @@ class CrashConsistencyTests(TestCase):
                 logged_in += 1
         return logged_in
 
-    def _check_memberships(self, server: ServerProcess, checker: LineClient, problems: List[str]) -> int:
+    def _check_memberships(
+        self, server: ServerProcess, checker: LineClient, problems: list[str]
+    ) -> int:
         """Rooms whose JOIN got OK have the member; nobody is in a room
         they never asked to join."""
         verified = 0
@@ -772,14 +822,16 @@ class CrashConsistencyTests(TestCase):
             want = sender.joins_ok | {"#general", ROOM}
             allowed = sender.joins_sent | {"#general", ROOM}
             if not want <= have or not have <= allowed:
-                problems.append(f"{sender.name}: {reply!r}; JOIN OK'd for {sorted(sender.joins_ok)}")
+                problems.append(
+                    f"{sender.name}: {reply!r}; JOIN OK'd for {sorted(sender.joins_ok)}"
+                )
             verified += len(sender.joins_ok & have)
         for room in sorted(rooms):
             reply = checker.command(f"MEMBERS|{room}")
             ok = {s.name for s in self.senders.values() if room in s.joins_ok}
             tried = {s.name for s in self.senders.values() if room in s.joins_sent}
             if reply.startswith("ERR|MEMBERS|404|"):
-                members: Set[str] = set()
+                members: set[str] = set()
             else:
                 members = set(reply.split("|")[3:])
             if not ok <= members or not members <= tried:
@@ -789,10 +841,14 @@ class CrashConsistencyTests(TestCase):
     def _check_database(self, server: ServerProcess) -> None:
         """A clean stop, then SQLite's integrity check on the file."""
         status = server.stop()
-        self.assertEqual(status, 0, f"exit status after SIGTERM {self.note()}\n{server.log_tail(20)}")
+        self.assertEqual(
+            status, 0, f"exit status after SIGTERM {self.note()}\n{server.log_tail(20)}"
+        )
         conn = sqlite3.connect(server.db)
         try:
-            self.assertEqual(conn.execute("PRAGMA integrity_check").fetchall(), [("ok",)], self.note())
+            self.assertEqual(
+                conn.execute("PRAGMA integrity_check").fetchall(), [("ok",)], self.note()
+            )
             self.assertEqual(conn.execute("PRAGMA foreign_key_check").fetchall(), [], self.note())
         finally:
             conn.close()
@@ -804,7 +860,7 @@ class CrashConsistencyTests(TestCase):
         lines = log.splitlines()
         for index, line in enumerate(lines):
             if needle in line:
-                return "\n".join(lines[max(0, index - 5):index + context])
+                return "\n".join(lines[max(0, index - 5) : index + context])
         return ""
 
     # ------------------------------------------------------------------
@@ -882,12 +938,12 @@ class _KilledAtStatement(ServerProcess):
         self.statement_log = statement_log
         super().__init__(testcase, **kwargs)
 
-    def command(self) -> List[str]:
+    def command(self) -> list[str]:
         base = super().command()
         if not self.kill_at and not self.statement_log:
             return base
         hook = _KILL_AT_STATEMENT % (self.kill_at, self.statement_log)
-        return [TWISTD[0], "-c", hook + TWISTD[2]] + base[len(TWISTD):]
+        return [TWISTD[0], "-c", hook + TWISTD[2]] + base[len(TWISTD) :]
 
 
 class DatabaseCreationCrashTests(TestCase):
@@ -910,13 +966,16 @@ class DatabaseCreationCrashTests(TestCase):
             statements = f.read().splitlines()
         self.assertTrue(statements, "the first start ran no SQL at all")
 
-        outcomes: Dict[object, Tuple[List[int], str]] = {}  # state -> (kill points, restart)
+        outcomes: dict[object, tuple[list[int], str]] = {}  # state -> (kill points, restart)
         for n, sql in enumerate(statements, 1):
             server = _KilledAtStatement(self, kill_at=n, start=False)
             server.spawn()
             status = server.wait(30)
-            self.assertEqual(status, -signal.SIGKILL,
-                             f"the server was to be killed before statement {n} `{sql}`:\n{server.log_tail()}")
+            self.assertEqual(
+                status,
+                -signal.SIGKILL,
+                f"the server was to be killed before statement {n} `{sql}`:\n{server.log_tail()}",
+            )
             state = self._state(server.db)
             if state is not None and state in outcomes:
                 outcomes[state][0].append(n)
@@ -940,16 +999,21 @@ class DatabaseCreationCrashTests(TestCase):
         failures = [
             f"killed before statement {', '.join(map(str, points))} of {len(statements)} "
             f"(first: `{statements[points[0] - 1][:80]}`): {outcome}"
-            for points, outcome in outcomes.values() if outcome != "ok"
+            for points, outcome in outcomes.values()
+            if outcome != "ok"
         ]
         if failures:
-            self.fail("a kill -9 while creating the database leaves it unusable:\n" + "\n".join(failures))
-        print(f"crash test: {len(statements)} kills while creating a database (one before each SQL "
-              f"statement), {len(outcomes)} different states left on disk; every restart worked")
+            self.fail(
+                "a kill -9 while creating the database leaves it unusable:\n" + "\n".join(failures)
+            )
+        print(
+            f"crash test: {len(statements)} kills while creating a database (one before each SQL "
+            f"statement), {len(outcomes)} different states left on disk; every restart worked"
+        )
         merge_report({"creation_kills": len(statements), "creation_states_on_disk": len(outcomes)})
 
     @staticmethod
-    def _state(path: str) -> Optional[Tuple]:
+    def _state(path: str) -> tuple | None:
         """The committed schema and each table's row count, read-only;
         None if it cannot be read."""
         if not os.path.exists(path):
@@ -959,10 +1023,13 @@ class DatabaseCreationCrashTests(TestCase):
         except sqlite3.Error:
             return None
         try:
-            schema = tuple(conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name"))
+            schema = tuple(
+                conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+            )
             counts = tuple(
                 conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
-                for kind, name, _ in schema if kind == "table"
+                for kind, name, _ in schema
+                if kind == "table"
             )
             return schema + counts
         except sqlite3.Error:

@@ -38,9 +38,7 @@ class RetryTests(SynchronousTestCase):
         self.alice.command("MSG|bob|hi")
         self.bob.clear()
         times = resend_times(self.h, self.bob, 200)
-        self.assertEqual(
-            times, [(t, "R|alice|1|hi") for t in (2, 6, 14, 30, 62, 122, 182)]
-        )
+        self.assertEqual(times, [(t, "R|alice|1|hi") for t in (2, 6, 14, 30, 62, 122, 182)])
 
     def test_retry_intervals_are_options(self):
         """--retry-initial and --retry-max set the first interval and the cap."""
@@ -59,7 +57,12 @@ class RetryTests(SynchronousTestCase):
         self.bob.clear()
         self.assertEqual(
             resend_times(self.h, self.bob, 6),
-            [(1, "R|alice|1|first"), (2, "R|alice|2|second"), (5, "R|alice|1|first"), (6, "R|alice|2|second")],
+            [
+                (1, "R|alice|1|first"),
+                (2, "R|alice|2|second"),
+                (5, "R|alice|1|first"),
+                (6, "R|alice|2|second"),
+            ],
         )
 
     def test_no_resend_after_ack(self):
@@ -133,7 +136,9 @@ class OfflineDeliveryTests(SynchronousTestCase):
         # No stopService: the server is killed.  A new one opens the same file.
         h2 = Harness(store=ImmediateSqliteStore(path))
         bob = h2.connect()
-        self.assertEqual(bob.command("LOGIN|bob|password1"), ["OK|LOGIN|bob|Bob", "R|alice|1|durable"])
+        self.assertEqual(
+            bob.command("LOGIN|bob|password1"), ["OK|LOGIN|bob|Bob", "R|alice|1|durable"]
+        )
 
 
 class WindowTests(SynchronousTestCase):

@@ -18,9 +18,25 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ETC = os.path.join(REPO_ROOT, "etc")
 #: Every option of the server, as the issue names them.
 SERVER_OPTIONS = (
-    "listen", "db", "name", "max-clients", "idle-timeout", "retry-initial", "retry-max", "window", "rate",
-    "burst", "min-password-length", "max-line", "max-pending", "max-outbuf", "token-ttl",
-    "argon2-time-cost", "argon2-memory-cost", "metrics", "log-format",
+    "listen",
+    "db",
+    "name",
+    "max-clients",
+    "idle-timeout",
+    "retry-initial",
+    "retry-max",
+    "window",
+    "rate",
+    "burst",
+    "min-password-length",
+    "max-line",
+    "max-pending",
+    "max-outbuf",
+    "token-ttl",
+    "argon2-time-cost",
+    "argon2-memory-cost",
+    "metrics",
+    "log-format",
 )
 COMMENTED_OPTION = re.compile(r"^# ([a-z0-9-]+) = (.*)$")
 
@@ -85,15 +101,24 @@ class SystemdUnitTests(TestCase):
     def test_unit_runs_twistd_in_the_foreground_with_the_config(self):
         """ExecStart runs twistd --nodaemon messenger --config /etc/messenger/messenger.ini."""
         exec_start = self.unit["Service"]["ExecStart"]
-        self.assertRegex(exec_start, r"twistd --nodaemon .*messenger --config /etc/messenger/messenger.ini$")
+        self.assertRegex(
+            exec_start, r"twistd --nodaemon .*messenger --config /etc/messenger/messenger.ini$"
+        )
 
     def test_unit_runs_unprivileged_and_hardened(self):
         """The unit runs as an unprivileged user with the usual sandboxing settings."""
         service = self.unit["Service"]
         self.assertEqual(service["User"], "messenger")
-        for key, expected in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"), ("ProtectHome", "yes"),
-                              ("PrivateTmp", "yes"), ("PrivateDevices", "yes"), ("CapabilityBoundingSet", ""),
-                              ("StateDirectory", "messenger"), ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX")):
+        for key, expected in (
+            ("NoNewPrivileges", "yes"),
+            ("ProtectSystem", "strict"),
+            ("ProtectHome", "yes"),
+            ("PrivateTmp", "yes"),
+            ("PrivateDevices", "yes"),
+            ("CapabilityBoundingSet", ""),
+            ("StateDirectory", "messenger"),
+            ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"),
+        ):
             self.assertEqual(service[key], expected, key)
         self.assertEqual(self.unit["Install"]["WantedBy"], "multi-user.target")
 
@@ -112,5 +137,12 @@ class ExampleFilesTests(TestCase):
     def test_tls_readme_shows_both_certificates_and_the_listen_endpoint(self):
         """etc/README.md covers a self-signed certificate, a CA's, and --listen ssl:..."""
         text = read("README.md")
-        for needle in ("openssl req -x509", "certbot", "listen = ssl:", "privateKey=", "certKey=", "extraCertChain="):
+        for needle in (
+            "openssl req -x509",
+            "certbot",
+            "listen = ssl:",
+            "privateKey=",
+            "certKey=",
+            "extraCertChain=",
+        ):
             self.assertIn(needle, text)

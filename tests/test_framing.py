@@ -80,9 +80,7 @@ class LineLengthTests(SynchronousTestCase):
         return b"PING|" + b"x" * (length - len(b"PING|"))
 
     def assertTooLong(self, client):
-        self.assertEqual(
-            client.lines(), ["ERR|?|413|line too long", "BYE|413|line too long"]
-        )
+        self.assertEqual(client.lines(), ["ERR|?|413|line too long", "BYE|413|line too long"])
         self.assertTrue(client.closed)
 
     def test_line_of_exactly_max_line_bytes_is_accepted(self):
@@ -262,7 +260,7 @@ class FieldTests(SynchronousTestCase):
     def test_any_body_is_relayed_exactly_property(self, body):
         """For any body with a non-White_Space character, R carries exactly the text MSG sent."""
         if not hasattr(self, "relay"):
-            h = Harness(rate=10 ** 6, burst=10 ** 6)
+            h = Harness(rate=10**6, burst=10**6)
             self.relay = (h,) + tuple(h.users("alice", "bob"))
         h, alice, bob = self.relay
         alice.send(f"MSG|bob|{body}")
@@ -283,7 +281,9 @@ class FieldTests(SynchronousTestCase):
         h = Harness()
         reply = h.connect().command(typed)
         self.assertEqual(len(reply), 1)
-        self.assertTrue(reply[0].startswith(("OK|" + verb.upper(), "ERR|" + verb.upper() + "|401")), reply)
+        self.assertTrue(
+            reply[0].startswith(("OK|" + verb.upper(), "ERR|" + verb.upper() + "|401")), reply
+        )
 
     def test_usernames_are_case_insensitive_and_sent_in_lower_case(self):
         """A username is case-insensitive; every line the server sends uses the lower-case form."""
@@ -291,7 +291,9 @@ class FieldTests(SynchronousTestCase):
         client = h.connect()
         self.assertEqual(client.command("USR|Alice.B-1_|password1|Alice"), ["OK|USR|alice.b-1_"])
         h.register("bob")
-        self.assertEqual(client.command("LOGIN|ALICE.b-1_|password1"), ["OK|LOGIN|alice.b-1_|Alice"])
+        self.assertEqual(
+            client.command("LOGIN|ALICE.b-1_|password1"), ["OK|LOGIN|alice.b-1_|Alice"]
+        )
         bob = h.login("BOB")
         self.assertEqual(client.command("MSG|BoB|hi"), ["ON|bob", "OK|MSG|1"])
         self.assertEqual(bob.lines(), ["R|alice.b-1_|1|hi"])
@@ -364,7 +366,9 @@ class IOSimTests(SynchronousTestCase):
             pumps.append(
                 iosim.connect(
                     server,
-                    iosim.FakeTransport(server, True, peerAddress=IPv4Address("TCP", "10.1.1.1", port)),
+                    iosim.FakeTransport(
+                        server, True, peerAddress=IPv4Address("TCP", "10.1.1.1", port)
+                    ),
                     client,
                     iosim.FakeTransport(client, False),
                     clock=h.clock,

@@ -44,7 +44,9 @@ class RoomHistoryTests(SynchronousTestCase):
 
     def test_limit_larger_than_the_history_returns_everything(self):
         """The count is the number of H lines returned."""
-        self.assertEqual(self.alice.command("HISTORY|#general|500"), self.expect([1, 2, 3, 4, 5, 6]))
+        self.assertEqual(
+            self.alice.command("HISTORY|#general|500"), self.expect([1, 2, 3, 4, 5, 6])
+        )
 
     def test_before_returns_the_newest_limit_messages_older_than_msgid(self):
         """before|msgid: the newest limit messages older than msgid (paging back), oldest first."""
@@ -64,14 +66,22 @@ class RoomHistoryTests(SynchronousTestCase):
 
     def test_cursor_words_are_lower_case(self):
         """The words before and after are lower case: others are a 400."""
-        for line in ["HISTORY|#general|2|BEFORE|5", "HISTORY|#general|2|After|2", "HISTORY|#general|2|since|2"]:
+        for line in [
+            "HISTORY|#general|2|BEFORE|5",
+            "HISTORY|#general|2|After|2",
+            "HISTORY|#general|2|since|2",
+        ]:
             reply = self.alice.command(line)
             self.assertEqual(len(reply), 1, line)
             self.assertEqual(err_prefix(reply[0]), "ERR|HISTORY|400", line)
 
     def test_bad_cursor_is_400(self):
         """The cursor is a message id."""
-        for line in ["HISTORY|#general|2|before|x", "HISTORY|#general|2|after|-1", "HISTORY|#general|2|after|"]:
+        for line in [
+            "HISTORY|#general|2|before|x",
+            "HISTORY|#general|2|after|-1",
+            "HISTORY|#general|2|after|",
+        ]:
             self.assertEqual(err_prefix(self.alice.command(line)[0]), "ERR|HISTORY|400", line)
 
     def test_limit_outside_1_to_500_is_400(self):
@@ -88,11 +98,15 @@ class RoomHistoryTests(SynchronousTestCase):
     def test_history_of_a_room_you_are_not_a_member_of_is_403(self):
         """HISTORY: 403 not a member of the room."""
         self.bob.command("JOIN|#private", "MSG|#private|secret")
-        self.assertEqual(err_prefix(self.alice.command("HISTORY|#private|10")[0]), "ERR|HISTORY|403")
+        self.assertEqual(
+            err_prefix(self.alice.command("HISTORY|#private|10")[0]), "ERR|HISTORY|403"
+        )
 
     def test_history_of_unknown_room_is_404(self):
         """HISTORY: 404 for a room that does not exist."""
-        self.assertEqual(err_prefix(self.alice.command("HISTORY|#nowhere|10")[0]), "ERR|HISTORY|404")
+        self.assertEqual(
+            err_prefix(self.alice.command("HISTORY|#nowhere|10")[0]), "ERR|HISTORY|404"
+        )
 
     def test_empty_room_history_has_count_zero(self):
         """Zero H lines, then OK|HISTORY|target|0."""
@@ -105,7 +119,11 @@ class RoomHistoryTests(SynchronousTestCase):
         self.h.settle()
         self.assertEqual(
             self.alice.lines(),
-            ["OK|MSG|7", f"H|#general|7|alice|{timestamp(self.h.now())}|m7", "OK|HISTORY|#general|1"],
+            [
+                "OK|MSG|7",
+                f"H|#general|7|alice|{timestamp(self.h.now())}|m7",
+                "OK|HISTORY|#general|1",
+            ],
         )
 
     def test_history_body_keeps_pipes(self):

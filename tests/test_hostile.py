@@ -28,7 +28,6 @@ import os
 import shutil
 import sqlite3
 import tempfile
-from typing import List, Optional
 
 import argon2
 from hypothesis import HealthCheck, assume, given, settings
@@ -61,7 +60,7 @@ class LoggedFailures:
     """Collects every ``log.failure`` of the server while it is installed."""
 
     def __init__(self, testcase: SynchronousTestCase) -> None:
-        self.failures: List[Failure] = []
+        self.failures: list[Failure] = []
         globalLogPublisher.addObserver(self._observe)
         testcase.addCleanup(globalLogPublisher.removeObserver, self._observe)
 
@@ -69,7 +68,7 @@ class LoggedFailures:
         if "log_failure" in event:
             self.failures.append(event["log_failure"])
 
-    def take(self) -> List[Failure]:
+    def take(self) -> list[Failure]:
         failures, self.failures = self.failures, []
         return failures
 
@@ -91,7 +90,7 @@ class CountingRun:
             return task.deferLater(self._clock, self._delay, f, *args)
         return maybeDeferred(f, *args)
 
-    def verifications(self) -> List[str]:
+    def verifications(self) -> list[str]:
         """The hashes checked with Argon2 verify so far, then forget them."""
         hashes = [args[1] for f, args in self.calls if f is passwords.verify_hash]
         self.calls = []
@@ -104,7 +103,7 @@ def count_argon2(h: Harness, delay: float = 0.0) -> CountingRun:
     return run
 
 
-def replies(lines: List[str]) -> List[str]:
+def replies(lines: list[str]) -> list[str]:
     """Final replies (rule 2) among ``lines``, events left out."""
     return [line for line in lines if line.startswith(("OK|", "ERR|"))]
 
@@ -152,7 +151,7 @@ class SocketModel(abstract.FileDescriptor):
         self.received = b""
         self._read_upto = 0
         self.protocol = None
-        self.lost: Optional[Failure] = None
+        self.lost: Failure | None = None
         self.aborted = False
         self._address = IPv4Address("TCP", address, 40000)
 
@@ -201,9 +200,9 @@ class SocketModel(abstract.FileDescriptor):
         self.room += n
         self.flush()
 
-    def lines(self) -> List[str]:
+    def lines(self) -> list[str]:
         """Complete lines received since the last call."""
-        data = self.received[self._read_upto:]
+        data = self.received[self._read_upto :]
         end = data.rfind(b"\n") + 1
         self._read_upto += end
         return data[:end].decode("utf-8").split("\n")[:-1] if end else []
@@ -238,9 +237,11 @@ def settle_models(h: Harness, *models: SocketModel) -> None:
 # -- random bytes ---------------------------------------------------------------
 
 _VERBS = sorted(wire.CLIENT_COMMANDS)
-_verb_bytes = st.sampled_from(_VERBS).flatmap(
-    lambda v: st.sampled_from([v, v.lower(), v.capitalize()])
-).map(lambda v: v.encode("ascii"))
+_verb_bytes = (
+    st.sampled_from(_VERBS)
+    .flatmap(lambda v: st.sampled_from([v, v.lower(), v.capitalize()]))
+    .map(lambda v: v.encode("ascii"))
+)
 _random_line = st.one_of(
     # arbitrary bytes: NUL, CR, |, broken UTF-8, anything but LF
     st.binary(max_size=120),
@@ -256,7 +257,7 @@ _random_line = st.one_of(
 _terminator = st.sampled_from([b"\n", b"\r\n", b"\r\r\n", b"\n\n"])
 
 
-def _expected_reply(raw: bytes) -> Optional[str]:
+def _expected_reply(raw: bytes) -> str | None:
     """The verb the one reply to a line must name ("?" where the verb is
     unreadable or unknown), or None for an ACK line (no reply).  Lines that
     would end the session or change the password are rejected with
@@ -300,7 +301,9 @@ class RandomBytesTests(SynchronousTestCase):
         )
         @given(st.data())
         def run(data):
-            lines = data.draw(st.lists(st.tuples(_random_line, _terminator), min_size=1, max_size=25))
+            lines = data.draw(
+                st.lists(st.tuples(_random_line, _terminator), min_size=1, max_size=25)
+            )
             stream = b"".join(line + end for line, end in lines)
             # The stream splits into lines at each LF, whatever was generated.
             expected = []
@@ -329,7 +332,9 @@ class RandomBytesTests(SynchronousTestCase):
                     code = line.split("|")[2]
                     self.assertIn(code, {"400", "401", "403", "404", "409"}, line)
                     if line.split("|")[1] == "?" and code == "400":
-                        self.assertIn(line, ["ERR|?|400|invalid UTF-8", "ERR|?|400|unknown command"])
+                        self.assertIn(
+                            line, ["ERR|?|400|invalid UTF-8", "ERR|?|400|unknown command"]
+                        )
             self.assertFalse(alice.closed)
             self.assertEqual(alice.command("PING|still-there"), ["OK|PING|still-there"])
             self.assertEqual(errors.take(), [])
@@ -364,12 +369,19 @@ class RandomBytesTests(SynchronousTestCase):
         names and passwords (400) and relayed untouched in a body."""
         h = Harness()
         alice, bob = h.users("alice", "bob")
-        for line in ("NAME|Al\x00ice", "PASSWD|password1|pass\x00word2", "JOIN|#ro\x00om", "WHOIS|b\x00b"):
+        for line in (
+            "NAME|Al\x00ice",
+            "PASSWD|password1|pass\x00word2",
+            "JOIN|#ro\x00om",
+            "WHOIS|b\x00b",
+        ):
             with self.subTest(line=line):
                 (reply,) = alice.command(line)
                 self.assertRegex(reply, r"^ERR\|[A-Z]+\|400\|")
         fresh = h.connect()
-        self.assertEqual(fresh.command("USR|ca\x00rol|password1|Carol"), ["ERR|USR|400|invalid username"])
+        self.assertEqual(
+            fresh.command("USR|ca\x00rol|password1|Carol"), ["ERR|USR|400|invalid username"]
+        )
         self.assertEqual(alice.command("MSG|bob|a\x00b\x07c\x1bd\x7f"), ["OK|MSG|1"])
         self.assertEqual(bob.lines(), ["R|alice|1|a\x00b\x07c\x1bd\x7f"])
 
@@ -430,7 +442,9 @@ class FloodTests(SynchronousTestCase):
         self.assertEqual(self.alice.lines(), ["ERR|?|413|line too long", "BYE|413|line too long"])
         self.assertTrue(self.alice.closed)
 
-    def test_huge_line_without_lf_gets_413_before_more_than_max_line_plus_one_bytes_are_buffered(self):
+    def test_huge_line_without_lf_gets_413_before_more_than_max_line_plus_one_bytes_are_buffered(
+        self,
+    ):
         """Framing: a line longer than --max-line is refused as soon as it is
         too long, not when (if ever) its LF arrives: the server never holds
         more than --max-line + 1 bytes (room for a CR) of it, and says 413 as
@@ -450,7 +464,9 @@ class FloodTests(SynchronousTestCase):
                         self.assertEqual(client.peek(), [])
                         self.assertFalse(client.closed)
                 self.assertLess(fed - chunk_size, 8194, "refused late")
-                self.assertEqual(client.lines(), ["ERR|?|413|line too long", "BYE|413|line too long"])
+                self.assertEqual(
+                    client.lines(), ["ERR|?|413|line too long", "BYE|413|line too long"]
+                )
 
     def test_pipelined_input_is_not_read_while_a_login_is_checked(self):
         """docs/protocol.md, order of replies: while a barrier command (LOGIN)
@@ -472,7 +488,7 @@ class FloodTests(SynchronousTestCase):
 SQL_LIKE = [
     "'); DROP TABLE users;--",
     "%s %d {0} {name}",
-    "\" OR \"1\"=\"1",
+    '" OR "1"="1',
     "1; DELETE FROM messages WHERE 1=1; --",
     "%(password)s %n %x {0.__class__}",
     "Robert'); DROP TABLE students;-- \\' \\\" `id`",
@@ -489,7 +505,9 @@ class InjectionTests(SynchronousTestCase):
 
     def tables(self):
         with sqlite3.connect(self.path) as db:
-            names = sorted(r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'"))
+            names = sorted(
+                r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            )
             users = [r[0] for r in db.execute("SELECT username FROM users ORDER BY username")]
         return names, users
 
@@ -524,7 +542,7 @@ class InjectionTests(SynchronousTestCase):
             self.assertEqual(
                 self.bob.lines(), [f"R|alice|{2 * n - 1}|{body}", f"C|#sql|alice|{2 * n}|{body}"]
             )
-        for target, first in (("alice", 1), ("#sql", 2)):
+        for target, _first in (("alice", 1), ("#sql", 2)):
             lines = self.bob.command(f"HISTORY|{target}|50")
             self.assertEqual(lines[-1], f"OK|HISTORY|{target}|{len(SQL_LIKE)}")
             bodies = [line.split("|", 5)[5] for line in lines[:-1]]
@@ -542,7 +560,9 @@ class InjectionTests(SynchronousTestCase):
         self.assertEqual(
             fresh.command("USR|x' OR '1'='1|password1|X"), ["ERR|USR|400|invalid username"]
         )
-        self.assertEqual(fresh.command("LOGIN|alice'--|password1"), ["ERR|LOGIN|400|invalid username"])
+        self.assertEqual(
+            fresh.command("LOGIN|alice'--|password1"), ["ERR|LOGIN|400|invalid username"]
+        )
         self.assertEqual(fresh.command("LOGIN|alice|' OR '1'='1"), [BAD_CREDENTIALS])
         for line in (
             "HISTORY|bob' OR 1=1--|10",
@@ -577,9 +597,15 @@ class SpoofingTests(SynchronousTestCase):
 
     def test_room_body_that_looks_like_a_c_line_is_relayed_as_the_body(self):
         """Events: C carries the room and the authenticated sender, then the body as sent."""
-        self.assertEqual(self.mallory.command("BCST|C|#general|alice|1|meeting moved"), ["OK|BCST|1"])
-        self.assertEqual(self.bob.lines(), ["C|#general|mallory|1|C|#general|alice|1|meeting moved"])
-        self.assertEqual(self.alice.lines(), ["C|#general|mallory|1|C|#general|alice|1|meeting moved"])
+        self.assertEqual(
+            self.mallory.command("BCST|C|#general|alice|1|meeting moved"), ["OK|BCST|1"]
+        )
+        self.assertEqual(
+            self.bob.lines(), ["C|#general|mallory|1|C|#general|alice|1|meeting moved"]
+        )
+        self.assertEqual(
+            self.alice.lines(), ["C|#general|mallory|1|C|#general|alice|1|meeting moved"]
+        )
 
     def test_history_names_the_real_sender(self):
         """HISTORY: the H line's sender is who sent it, whatever the body says."""
@@ -670,7 +696,9 @@ class PrivacyTests(SynchronousTestCase):
         self.carol.command("PART|#private")
         self.alice.command("JOIN|#private")
         self.alice.command("MSG|#private|after carol left")
-        self.assertEqual(self.carol.command("HISTORY|#private|10"), ["ERR|HISTORY|403|not a member"])
+        self.assertEqual(
+            self.carol.command("HISTORY|#private|10"), ["ERR|HISTORY|403|not a member"]
+        )
 
 
 # -- brute force and enumeration -----------------------------------------------
@@ -725,7 +753,9 @@ class BruteForceTests(SynchronousTestCase):
     def test_a_different_address_is_unaffected_by_a_blocked_one(self):
         """Limits: the failed-login count is per source address."""
         self.fail_logins(20)
-        self.assertEqual(self.h.connect(ATTACKER).command(f"LOGIN|alice|{PASSWORD}"), [ADDRESS_BLOCKED])
+        self.assertEqual(
+            self.h.connect(ATTACKER).command(f"LOGIN|alice|{PASSWORD}"), [ADDRESS_BLOCKED]
+        )
         other = self.h.connect("198.51.100.7")
         self.assertEqual(other.command(f"LOGIN|alice|{PASSWORD}"), ["OK|LOGIN|alice|Alice"])
 
@@ -749,9 +779,11 @@ class BruteForceTests(SynchronousTestCase):
             lines = client.command(*[f"RESUME|alice|{'t' * 40}{i}" for i in range(4)])
             self.assertEqual(lines, ["ERR|RESUME|401|bad credentials"] * 4)
             client.disconnect()
-        self.assertEqual(self.h.connect(ATTACKER).command(f"LOGIN|alice|{PASSWORD}"), [ADDRESS_BLOCKED])
+        self.assertEqual(
+            self.h.connect(ATTACKER).command(f"LOGIN|alice|{PASSWORD}"), [ADDRESS_BLOCKED]
+        )
 
-    def burst(self, h: Harness, size: int) -> List[List[str]]:
+    def burst(self, h: Harness, size: int) -> list[list[str]]:
         """``size`` connections from ATTACKER each send one wrong LOGIN at
         once; the answers once every password check is done."""
         clients = [h.connect(ATTACKER) for _ in range(size)]
@@ -793,7 +825,9 @@ class BruteForceTests(SynchronousTestCase):
         errors = LoggedFailures(self)
         h = self.slow_hashing()
         answers = self.burst(h, 300)
-        odd = [(n, a) for n, a in enumerate(answers) if a not in ([BAD_CREDENTIALS], [ADDRESS_BLOCKED])]
+        odd = [
+            (n, a) for n, a in enumerate(answers) if a not in ([BAD_CREDENTIALS], [ADDRESS_BLOCKED])
+        ]
         self.assertEqual(odd, [], "LOGINs without exactly one reply")
         for client in self.burst_clients:
             self.assertEqual(client.command("PING"), ["OK|PING"])
@@ -955,7 +989,7 @@ class StuckReaderTests(SynchronousTestCase):
         sent = self.alice.command(*[f"MSG|bob|m{n}" for n in range(1, 6)])
         self.assertEqual(sent, [f"OK|MSG|{n}" for n in range(1, 6)])
         self.h.advance(20)  # retries would be due
-        self.assertEqual([l for l in self.bob.lines() if l.startswith("R|")], [])
+        self.assertEqual([ln for ln in self.bob.lines() if ln.startswith("R|")], [])
         self.assertEqual(self.alice.command("HISTORY|bob|10")[-1], "OK|HISTORY|bob|5")
         self.bob.producer.resumeProducing()
         self.h.settle()
@@ -974,13 +1008,15 @@ class StuckReaderTests(SynchronousTestCase):
         self.alice.command(f"BCST|{self.BODY}")
         lines = self.bob.lines()
         self.assertEqual(lines[-1], "BYE|408|too slow")
-        self.assertEqual(sum(len(l) + 1 for l in lines[:-1]), 1101)
+        self.assertEqual(sum(len(ln) + 1 for ln in lines[:-1]), 1101)
         self.assertTrue(self.bob.aborted)
         self.assertNotIn("bob", self.h.service.online)
         again = self.h.login("bob")
         self.assertEqual(again.lines(), ["R|alice|1|kept for later"])
 
-    def test_stuck_reader_that_keeps_sending_pings_gets_bye_408_too_slow_after_the_idle_timeout(self):
+    def test_stuck_reader_that_keeps_sending_pings_gets_bye_408_too_slow_after_the_idle_timeout(
+        self,
+    ):
         """docs/protocol.md, slow readers: a reader stuck for longer than
         --idle-timeout is closed with BYE|408|too slow even though its PINGs
         keep it from being idle."""
@@ -993,7 +1029,7 @@ class StuckReaderTests(SynchronousTestCase):
         self.h.advance(4)
         self.assertFalse(self.bob.closed)
         self.h.advance(1)  # 60 s since the pause
-        lines = [l for l in self.bob.lines() if not l.startswith(("ON|", "OFF|"))]
+        lines = [ln for ln in self.bob.lines() if not ln.startswith(("ON|", "OFF|"))]
         self.assertEqual(lines, ["OK|PING"] * 5 + ["BYE|408|too slow"])
         self.assertTrue(self.bob.aborted)
 
@@ -1007,8 +1043,10 @@ class StuckReaderTests(SynchronousTestCase):
                 replies(self.alice.command(f"BCST|{text}", f"MSG|carol|{text}")),
                 [f"OK|BCST|{2 * n - 1}", f"OK|MSG|{2 * n}"],
             )
-            lines = [l for l in self.carol.lines() if not l.startswith("OFF|")]
-            self.assertEqual(lines, [f"C|#general|alice|{2 * n - 1}|{text}", f"R|alice|{2 * n}|{text}"])
+            lines = [ln for ln in self.carol.lines() if not ln.startswith("OFF|")]
+            self.assertEqual(
+                lines, [f"C|#general|alice|{2 * n - 1}|{text}", f"R|alice|{2 * n}|{text}"]
+            )
             self.carol.send(f"ACK|{2 * n}")
         self.assertTrue(self.bob.closed)
         self.h.settle()
@@ -1046,7 +1084,9 @@ class RealTransportTests(SynchronousTestCase):
         self.assertLess(n * 110, 3000 + self.BUFFER + 300)
         self.assertNotIn("bob", self.h.service.online)
 
-    def test_reader_that_keeps_reading_is_not_closed_while_its_unsent_output_stays_under_max_outbuf(self):
+    def test_reader_that_keeps_reading_is_not_closed_while_its_unsent_output_stays_under_max_outbuf(
+        self,
+    ):
         """Limits: a client is closed once its *unsent* output exceeds
         --max-outbuf.  A reader that keeps reading, only a little behind, so
         that its buffer never quite empties (Twisted resumes the producer only

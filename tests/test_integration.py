@@ -20,7 +20,6 @@ import tempfile
 import threading
 import time
 import warnings
-from typing import Dict, List, Optional, Tuple
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
@@ -45,7 +44,9 @@ NO_RATE_LIMIT = ("--rate", "1000000", "--burst", "1000000")
 PRESENCE = ("ON|", "OFF|", "JOINED|", "PARTED|")
 
 
-def signup(client: LineClient, username: str, password: str = PASSWORD, display: Optional[str] = None) -> None:
+def signup(
+    client: LineClient, username: str, password: str = PASSWORD, display: str | None = None
+) -> None:
     reply = client.command(f"USR|{username}|{password}|{display or username.title()}")
     assert reply == f"OK|USR|{username}", reply
 
@@ -70,7 +71,9 @@ def msgid_of(reply: str, verb: str = "MSG") -> int:
     return int(fields[2])
 
 
-def read_deliveries(client: LineClient, until_id: int, timeout: float = 30.0) -> List[Tuple[str, int, str]]:
+def read_deliveries(
+    client: LineClient, until_id: int, timeout: float = 30.0
+) -> list[tuple[str, int, str]]:
     """ACK every ``R`` until the one with ``until_id``; all of them, in order.
 
     Each is ``(sender, msgid, body)``; duplicates (redeliveries) included.
@@ -130,18 +133,24 @@ class PluginTests(SynchronousTestCase):
         """getPlugins(IServiceMaker) finds the plugin whose tapname is messenger."""
         from twisted.application.service import IServiceMaker
         from twisted.plugin import getPlugins
+
         from twisted import plugins
 
         makers = [p for p in getPlugins(IServiceMaker, plugins) if p.tapname == "messenger"]
         self.assertEqual(len(makers), 1)
         self.assertEqual(makers[0].module, "messenger.tap")
         from messenger.tap import Options
+
         self.assertIs(makers[0].options, Options)
 
     def test_no_package_init_in_plugin_dirs(self):
         """twisted/plugins is a plugin directory, not a package: no __init__.py there."""
-        self.assertTrue(os.path.isfile(os.path.join(REPO_ROOT, "twisted", "plugins", "messenger_plugin.py")))
-        self.assertFalse(os.path.exists(os.path.join(REPO_ROOT, "twisted", "plugins", "__init__.py")))
+        self.assertTrue(
+            os.path.isfile(os.path.join(REPO_ROOT, "twisted", "plugins", "messenger_plugin.py"))
+        )
+        self.assertFalse(
+            os.path.exists(os.path.join(REPO_ROOT, "twisted", "plugins", "__init__.py"))
+        )
         self.assertFalse(os.path.exists(os.path.join(REPO_ROOT, "twisted", "__init__.py")))
 
 
@@ -154,9 +163,19 @@ class CommandLineTests(SynchronousTestCase):
         """`twistd messenger --help` lists the server's options and exits 0."""
         result = run_twistd(["messenger", "--help"], cwd=self.directory)
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
-        for option in ("--listen", "--db", "--config", "--max-clients", "--window",
-                       "--rate", "--burst", "--idle-timeout", "--max-line",
-                       "--argon2-time-cost", "--argon2-memory-cost"):
+        for option in (
+            "--listen",
+            "--db",
+            "--config",
+            "--max-clients",
+            "--window",
+            "--rate",
+            "--burst",
+            "--idle-timeout",
+            "--max-line",
+            "--argon2-time-cost",
+            "--argon2-memory-cost",
+        ):
             self.assertIn(option, result.stdout)
         self.assertNotIn("Traceback", result.stdout + result.stderr)
 
@@ -179,10 +198,22 @@ class CommandLineTests(SynchronousTestCase):
             taken.listen(1)
             port = taken.getsockname()[1]
             result = run_twistd(
-                ["-n", "--pidfile", "", "messenger", "--listen", f"tcp:{port}:interface={HOST}",
-                 "--db", os.path.join(self.directory, "db.sqlite3"),
-                 "--argon2-time-cost", "1", "--argon2-memory-cost", "8"],
-                cwd=self.directory, timeout=30,
+                [
+                    "-n",
+                    "--pidfile",
+                    "",
+                    "messenger",
+                    "--listen",
+                    f"tcp:{port}:interface={HOST}",
+                    "--db",
+                    os.path.join(self.directory, "db.sqlite3"),
+                    "--argon2-time-cost",
+                    "1",
+                    "--argon2-memory-cost",
+                    "8",
+                ],
+                cwd=self.directory,
+                timeout=30,
             )
         output = result.stdout + result.stderr
         self.assertNotEqual(result.returncode, 0, output)
@@ -195,8 +226,18 @@ class CommandLineTests(SynchronousTestCase):
         with open(path, "w") as f:
             f.write("this is not SQLite\n" * 100)
         result = run_twistd(
-            ["-n", "--pidfile", "", "messenger", "--listen", f"tcp:0:interface={HOST}", "--db", path],
-            cwd=self.directory, timeout=30,
+            [
+                "-n",
+                "--pidfile",
+                "",
+                "messenger",
+                "--listen",
+                f"tcp:0:interface={HOST}",
+                "--db",
+                path,
+            ],
+            cwd=self.directory,
+            timeout=30,
         )
         output = result.stdout + result.stderr
         self.assertEqual(result.returncode, 1, output)
@@ -212,11 +253,15 @@ class CommandLineTests(SynchronousTestCase):
         server = ServerProcess(self, "--config", config)
         client = server.client()
         self.assertEqual(client.hello, "HELLO|1|from-the-file")
-        self.assertEqual(client.command("USR|alice|ten chars!|Alice"), "ERR|USR|400|password too short")
+        self.assertEqual(
+            client.command("USR|alice|ten chars!|Alice"), "ERR|USR|400|password too short"
+        )
         self.assertEqual(client.command("USR|alice|twelve chars|Alice"), "OK|USR|alice")
         server.stop()
 
-        server.restart("--config", config, "--name", "from-the-command-line", "--min-password-length", "4")
+        server.restart(
+            "--config", config, "--name", "from-the-command-line", "--min-password-length", "4"
+        )
         client = server.client()
         self.assertEqual(client.hello, "HELLO|1|from-the-command-line")
         self.assertEqual(client.command("USR|bob|four|Bob"), "OK|USR|bob")
@@ -302,7 +347,9 @@ class TlsTests(SynchronousTestCase):
             client = LineClient(self.server.port, ssl_context=self._tls11_context(), timeout=5)
             self.addCleanup(client.close)
             self.fail(f"negotiated {client.sock.version()}, got {client.hello!r}")
-        self.assertRegex(str(caught.exception), "PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL|protocol version")
+        self.assertRegex(
+            str(caught.exception), "PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL|protocol version"
+        )
         # The same client allowed TLS 1.2 gets in: it was the version, nothing else.
         context = self._tls11_context()
         context.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -374,7 +421,7 @@ class DurabilityTests(SynchronousTestCase):
         login(alice, "alice")
         bodies = [f"round {round_no} message {n} | {'x' * (n % 7)}" for n in range(self.BURST)]
         sent = 0
-        ok: Dict[int, str] = {}
+        ok: dict[int, str] = {}
         received = 0  # replies, in the order of the commands (rule 2)
         killed = False
         start = time.monotonic()
@@ -382,7 +429,7 @@ class DurabilityTests(SynchronousTestCase):
             while received < self.BURST:
                 # Keep IN_FLIGHT lines ahead of the replies.
                 if not killed and sent < self.BURST and sent - received < self.IN_FLIGHT:
-                    chunk = bodies[sent:min(self.BURST, received + self.IN_FLIGHT)]
+                    chunk = bodies[sent : min(self.BURST, received + self.IN_FLIGHT)]
                     alice.send(*(f"MSG|bob|{body}" for body in chunk))
                     sent += len(chunk)
                 line = alice.read_line()
@@ -400,8 +447,10 @@ class DurabilityTests(SynchronousTestCase):
         elapsed = time.monotonic() - start
         self.assertTrue(killed, "the burst ended before the kill")
         self.assertLess(len(ok), self.BURST, "the kill did not land in the middle of the burst")
-        print(f"round {round_no}: {len(ok)} OK of {sent} sent before kill -9 "
-              f"({len(ok) / elapsed:.0f} OK/s)")
+        print(
+            f"round {round_no}: {len(ok)} OK of {sent} sent before kill -9 "
+            f"({len(ok) / elapsed:.0f} OK/s)"
+        )
         alice.close()
         return ok, bodies
 
@@ -412,7 +461,7 @@ class DurabilityTests(SynchronousTestCase):
         signup(setup, "alice")
         signup(setup, "bob")
         setup.close()
-        delivered: Dict[int, str] = {}  # over all rounds
+        delivered: dict[int, str] = {}  # over all rounds
         for round_no, kill_after in enumerate((150, 900, 1700)):
             ok, bodies = self._burst_and_kill(server, round_no, kill_after)
             server.restart()
@@ -448,14 +497,16 @@ class ConcurrencyTests(SynchronousTestCase):
             t1 = time.monotonic()
 
             plans = {
-                name: [(rng.choice([n for n in names if n != name]), f"{name} says {k} | hi")
-                       for k in range(self.MESSAGES_EACH)]
+                name: [
+                    (rng.choice([n for n in names if n != name]), f"{name} says {k} | hi")
+                    for k in range(self.MESSAGES_EACH)
+                ]
                 for name in names
             }
             sent = await asyncio.gather(*(clients[n].send_messages(plans[n]) for n in names))
             t2 = time.monotonic()
 
-            expected: Dict[str, Dict[int, Tuple[str, str]]] = {n: {} for n in names}
+            expected: dict[str, dict[int, tuple[str, str]]] = {n: {} for n in names}
             all_ids = set()
             for name, results in zip(names, sent):
                 for (recipient, body), msgid in zip(plans[name], results):
@@ -482,7 +533,9 @@ class ConcurrencyTests(SynchronousTestCase):
                 client = clients[name]
                 self.assertEqual(client.errors, [], name)
                 self.assertEqual(client.received, expected[name], f"what {name} received")
-                self.assertEqual(set(client.receipts), set(sent[names.index(name)]), f"DLV receipts of {name}")
+                self.assertEqual(
+                    set(client.receipts), set(sent[names.index(name)]), f"DLV receipts of {name}"
+                )
                 for msgid, recipient in client.receipts.items():
                     self.assertEqual(expected[recipient][msgid][0], name)
             await asyncio.gather(*(c.quit() for c in clients.values()))
@@ -529,7 +582,7 @@ class ShutdownTests(SynchronousTestCase):
         bodies = [f"before shutdown {n}" for n in range(600)]
         # 300 answered, then 300 pipelined with SIGTERM right behind them.
         alice.send(*(f"MSG|carol|{body}" for body in bodies[:300]))
-        ok: Dict[int, str] = {}
+        ok: dict[int, str] = {}
         while len(ok) < 300:
             line = alice.read_line()
             if is_reply(line, "MSG"):
@@ -554,11 +607,11 @@ class _AsyncClient:
     def __init__(self, name: str) -> None:
         self.name = name
         self.replies: asyncio.Queue = asyncio.Queue()
-        self.received: Dict[int, Tuple[str, str]] = {}  # msgid -> (sender, body)
-        self.receipts: Dict[int, str] = {}  # msgid -> recipient
+        self.received: dict[int, tuple[str, str]] = {}  # msgid -> (sender, body)
+        self.receipts: dict[int, str] = {}  # msgid -> recipient
         self.redeliveries = 0
-        self.errors: List[str] = []
-        self.error: Optional[BaseException] = None
+        self.errors: list[str] = []
+        self.error: BaseException | None = None
         self.writer = None
         self.task = None
 
@@ -567,7 +620,9 @@ class _AsyncClient:
         hello = await asyncio.wait_for(reader.readline(), 20)
         assert hello == b"HELLO|1|messenger\n", hello
         self.task = asyncio.ensure_future(self._read(reader))
-        self.writer.write(f"USR|{self.name}|{PASSWORD}|{self.name}\nLOGIN|{self.name}|{PASSWORD}\n".encode())
+        self.writer.write(
+            f"USR|{self.name}|{PASSWORD}|{self.name}\nLOGIN|{self.name}|{PASSWORD}\n".encode()
+        )
         usr = await self.reply()
         assert usr == f"OK|USR|{self.name}", usr
         logged_in = await self.reply()
@@ -576,7 +631,7 @@ class _AsyncClient:
     async def reply(self, timeout: float = 30) -> str:
         return await asyncio.wait_for(self.replies.get(), timeout)
 
-    async def send_messages(self, plan) -> List[int]:
+    async def send_messages(self, plan) -> list[int]:
         self.writer.write("".join(f"MSG|{to}|{body}\n" for to, body in plan).encode())
         ids = []
         for _ in plan:
@@ -638,8 +693,11 @@ class LogFormatTests(SynchronousTestCase):
         self.assertEqual(server.stop(), 0)
         with open(server.log_path, encoding="utf-8") as f:
             # "=====" lines are ServerProcess's own markers, not the server's.
-            lines = [line for line in f.read().splitlines() if line.strip() and not line.startswith("=====")]
+            lines = [
+                line
+                for line in f.read().splitlines()
+                if line.strip() and not line.startswith("=====")
+            ]
         events = [json.loads(line) for line in lines]
         self.assertTrue(any("connection from" in e.get("log_format", "") for e in events))
         self.assertTrue(all("log_time" in e for e in events))
-

@@ -4,7 +4,7 @@ limit, slow readers and shutdown."""
 from twisted.trial.unittest import SynchronousTestCase
 
 from messenger.store.sqlite import ImmediateSqliteStore
-from tests.support.harness import Harness, timestamp, database_path
+from tests.support.harness import Harness, database_path, timestamp
 
 RATE_LIMIT = "ERR|PING|429|rate limit"
 
@@ -86,9 +86,7 @@ class RateLimitTests(SynchronousTestCase):
     def test_burst_of_100_then_429_rate_limit(self):
         """--burst 100: a burst of 100 commands is served; over it ERR|VERB|429|rate limit."""
         client = self.h.connect()
-        self.assertEqual(
-            client.command(*["PING"] * 101), ["OK|PING"] * 100 + [RATE_LIMIT]
-        )
+        self.assertEqual(client.command(*["PING"] * 101), ["OK|PING"] * 100 + [RATE_LIMIT])
         self.assertFalse(client.closed)
 
     def test_rate_limited_command_is_not_carried_out(self):
@@ -99,7 +97,9 @@ class RateLimitTests(SynchronousTestCase):
         self.h.settle()
         self.assertEqual(alice.lines(), ["OK|PING"] * 99 + ["ERR|MSG|429|rate limit"])
         self.assertEqual(bob.lines(), [])
-        self.assertEqual(self.h.store._conn.execute("SELECT count(*) FROM messages").fetchone()[0], 0)
+        self.assertEqual(
+            self.h.store._conn.execute("SELECT count(*) FROM messages").fetchone()[0], 0
+        )
 
     def test_allowance_refills_at_20_per_second(self):
         """--rate 20 commands/s sustained."""
@@ -189,7 +189,9 @@ class SlowReaderTests(SynchronousTestCase):
         self.assertEqual(self.alice.command(f"BCST|{self.BODY}"), ["OK|BCST|3", "OFF|bob"])
         lines = self.bob.lines()
         self.assertEqual(len(lines[0]) + 1, 100)
-        self.assertEqual(lines, [f"C|#general|alice|{n}|{self.BODY}" for n in (1, 2, 3)] + ["BYE|408|too slow"])
+        self.assertEqual(
+            lines, [f"C|#general|alice|{n}|{self.BODY}" for n in (1, 2, 3)] + ["BYE|408|too slow"]
+        )
         self.assertTrue(self.bob.closed)
         self.assertTrue(self.bob.aborted)
 
@@ -203,7 +205,7 @@ class SlowReaderTests(SynchronousTestCase):
 
     def test_reader_that_catches_up_is_not_closed(self):
         """Only unsent output counts: a reader whose buffer drains starts from zero."""
-        for n in range(3):
+        for _n in range(3):
             self.bob.producer.pauseProducing()
             self.alice.command(f"BCST|{self.BODY}", f"BCST|{self.BODY}")
             self.bob.producer.resumeProducing()

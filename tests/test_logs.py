@@ -56,8 +56,13 @@ class JsonLogTests(TestCase):
 
     def test_password_token_and_body_fields_are_never_written(self):
         """Fields named password, token or body are replaced by a marker, also in the flattened values."""
-        secrets = {"password": "hunter2 pw", "token": "T" * 40, "body": "private message text",
-                   "text": "another body", "password_hash": "$argon2id$x"}
+        secrets = {
+            "password": "hunter2 pw",
+            "token": "T" * 40,
+            "body": "private message text",
+            "text": "another body",
+            "password_hash": "$argon2id$x",
+        }
         # Another observer may have flattened the event first (flattenEvent
         # stores the formatted values in it): they must not leak either.
         from twisted.logger import formatEvent

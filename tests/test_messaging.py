@@ -11,8 +11,26 @@ from tests.support.harness import START, Harness, timestamp
 DAY = 24 * 60 * 60
 
 ALL_VERBS = {
-    "USR", "LOGIN", "TOKEN", "RESUME", "MSG", "SEND", "BCST", "ACK", "WHO", "WHOIS",
-    "JOIN", "PART", "ROOMS", "MEMBERS", "HISTORY", "NAME", "PASSWD", "PING", "HELP", "QUIT",
+    "USR",
+    "LOGIN",
+    "TOKEN",
+    "RESUME",
+    "MSG",
+    "SEND",
+    "BCST",
+    "ACK",
+    "WHO",
+    "WHOIS",
+    "JOIN",
+    "PART",
+    "ROOMS",
+    "MEMBERS",
+    "HISTORY",
+    "NAME",
+    "PASSWD",
+    "PING",
+    "HELP",
+    "QUIT",
 }
 
 
@@ -34,11 +52,15 @@ class MsgTests(SynchronousTestCase):
         """When the server answers OK|MSG|msgid the message is committed to storage."""
         self.alice.send("MSG|bob|hello")
         self.assertEqual(self.alice.lines(), [])
-        self.assertEqual(self.h.store._conn.execute("SELECT count(*) FROM messages").fetchone()[0], 0)
+        self.assertEqual(
+            self.h.store._conn.execute("SELECT count(*) FROM messages").fetchone()[0], 0
+        )
         self.h.settle()
         self.assertEqual(self.alice.lines(), ["OK|MSG|1"])
         self.assertEqual(
-            self.h.store._conn.execute("SELECT id, sender, recipient, body FROM messages").fetchall(),
+            self.h.store._conn.execute(
+                "SELECT id, sender, recipient, body FROM messages"
+            ).fetchall(),
             [(1, "alice", "bob", "hello")],
         )
 
@@ -49,17 +71,18 @@ class MsgTests(SynchronousTestCase):
         self.h.settle()
         self.alice.send("BCST|four")
         self.h.settle()
+        self.assertEqual(self.alice.lines(), ["OK|MSG|1", "OK|MSG|2", "R|bob|3|three", "OK|BCST|4"])
         self.assertEqual(
-            self.alice.lines(), ["OK|MSG|1", "OK|MSG|2", "R|bob|3|three", "OK|BCST|4"]
-        )
-        self.assertEqual(
-            self.bob.lines(), ["R|alice|1|one", "C|#general|alice|2|two", "OK|MSG|3", "C|#general|alice|4|four"]
+            self.bob.lines(),
+            ["R|alice|1|one", "C|#general|alice|2|two", "OK|MSG|3", "C|#general|alice|4|four"],
         )
 
     def test_msg_to_yourself_is_delivered_to_you(self):
         """A direct message to yourself is an ordinary direct message."""
         # R is an event and may come before or after the reply (rule 3).
-        self.assertCountEqual(self.alice.command("MSG|alice|note to self"), ["OK|MSG|1", "R|alice|1|note to self"])
+        self.assertCountEqual(
+            self.alice.command("MSG|alice|note to self"), ["OK|MSG|1", "R|alice|1|note to self"]
+        )
 
     def test_msg_to_unknown_user_is_404(self):
         """MSG: 404 no such user."""
@@ -131,7 +154,7 @@ class MsgTests(SynchronousTestCase):
 
 class SendTests(SynchronousTestCase):
     def setUp(self):
-        self.h = Harness(idle_timeout=10 ** 9)
+        self.h = Harness(idle_timeout=10**9)
         self.alice, self.bob = self.h.users("alice", "bob")
 
     def stored(self):
@@ -194,7 +217,9 @@ class SendTests(SynchronousTestCase):
     def test_different_users_may_use_the_same_client_id(self):
         """client_id is per user."""
         self.assertEqual(self.alice.command("SEND|same|bob|from alice"), ["OK|SEND|1"])
-        self.assertEqual(self.bob.command("SEND|same|alice|from bob"), ["R|alice|1|from alice", "OK|SEND|2"])
+        self.assertEqual(
+            self.bob.command("SEND|same|alice|from bob"), ["R|alice|1|from alice", "OK|SEND|2"]
+        )
         self.assertEqual(self.alice.lines(), ["R|bob|2|from bob"])
 
     def test_client_id_is_case_sensitive(self):
@@ -263,7 +288,7 @@ class BcstTests(SynchronousTestCase):
 
 class WhoTests(SynchronousTestCase):
     def setUp(self):
-        self.h = Harness(idle_timeout=10 ** 9)
+        self.h = Harness(idle_timeout=10**9)
 
     def test_who_lists_every_online_user_sorted(self):
         """WHO -> OK|WHO|user1|user2|... (every online user, sorted)."""
@@ -392,9 +417,7 @@ class DirectEventTests(SynchronousTestCase):
         alice = self.h.connect()
         alice.send("LOGIN|alice|password1")
         self.h.settle()
-        self.assertEqual(
-            alice.lines(), ["OK|LOGIN|alice|Alice", f"DLV|1|bob|{timestamp(START)}"]
-        )
+        self.assertEqual(alice.lines(), ["OK|LOGIN|alice|Alice", f"DLV|1|bob|{timestamp(START)}"])
         alice.disconnect()
         self.h.settle()
         self.assertEqual(self.h.login("alice").lines(), [])

@@ -11,8 +11,8 @@ import urllib.request
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, reactor
-from twisted.trial.unittest import TestCase
 from twisted.internet.protocol import Protocol
+from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, ResponseDone
 from twisted.web.http import PotentialDataLoss
 
@@ -67,10 +67,16 @@ class MetricsHookTests(TestCase):
     def test_everything_starts_at_zero(self):
         """A new Metrics exposes every series at 0, both login results included."""
         page = samples(self.metrics.text())
-        for name in ("messenger_connections", "messenger_connections_opened_total",
-                     "messenger_messages_accepted_total", "messenger_messages_delivered_total",
-                     "messenger_messages_retried_total", "messenger_messages_pending",
-                     "messenger_delivery_latency_seconds_count", "messenger_rate_limited_total"):
+        for name in (
+            "messenger_connections",
+            "messenger_connections_opened_total",
+            "messenger_messages_accepted_total",
+            "messenger_messages_delivered_total",
+            "messenger_messages_retried_total",
+            "messenger_messages_pending",
+            "messenger_delivery_latency_seconds_count",
+            "messenger_rate_limited_total",
+        ):
             self.assertEqual(value(page, name), 0, name)
         self.assertEqual(value(page, "messenger_logins_total", result="ok"), 0)
         self.assertEqual(value(page, "messenger_logins_total", result="failed"), 0)
@@ -209,7 +215,11 @@ class ServerMetricsTests(TestCase):
 
         metrics_port = free_port()
         server = ServerProcess(
-            self, "--metrics", f"tcp:{metrics_port}:interface=127.0.0.1", "--retry-initial", "0.2",
+            self,
+            "--metrics",
+            f"tcp:{metrics_port}:interface=127.0.0.1",
+            "--retry-initial",
+            "0.2",
         )
         # Scrapes keep coming, on another thread, the whole time.
         stop = threading.Event()
@@ -230,10 +240,14 @@ class ServerMetricsTests(TestCase):
 
         alice, bob = server.client(), server.client()
         for client, name in ((alice, "alice"), (bob, "bob")):
-            self.assertEqual(client.command(f"USR|{name}|password1|{name.title()}"), f"OK|USR|{name}")
+            self.assertEqual(
+                client.command(f"USR|{name}|password1|{name.title()}"), f"OK|USR|{name}"
+            )
             self.assertTrue(client.command(f"LOGIN|{name}|password1").startswith("OK|LOGIN|"))
         stranger = server.client()
-        self.assertEqual(stranger.command("LOGIN|alice|wrong password"), "ERR|LOGIN|401|bad credentials")
+        self.assertEqual(
+            stranger.command("LOGIN|alice|wrong password"), "ERR|LOGIN|401|bad credentials"
+        )
 
         count = 30
         msgids = []
@@ -251,8 +265,13 @@ class ServerMetricsTests(TestCase):
         self.assertEqual(sorted(received), msgids)
         # ACK all but the last: it is sent again after --retry-initial.
         bob.send(*[f"ACK|{msgid}" for msgid in msgids[:-1]])
-        page = self.wait_for(metrics_port, lambda p: value(p, "messenger_messages_retried_total") >= 1
-                             and value(p, "messenger_messages_delivered_total") == count - 1)
+        page = self.wait_for(
+            metrics_port,
+            lambda p: (
+                value(p, "messenger_messages_retried_total") >= 1
+                and value(p, "messenger_messages_delivered_total") == count - 1
+            ),
+        )
         self.assertGreaterEqual(value(page, "messenger_messages_retried_total"), 1)
         self.assertEqual(value(page, "messenger_messages_pending"), 1)
         bob.read_until_line(f"R|alice|{msgids[-1]}|message {count - 1}")
@@ -265,9 +284,14 @@ class ServerMetricsTests(TestCase):
         refused = sum(1 for r in replies if r == "ERR|PING|429|rate limit")
         self.assertGreater(refused, 0)
 
-        page = self.wait_for(metrics_port, lambda p: value(p, "messenger_messages_delivered_total") == count
-                             and value(p, "messenger_rate_limited_total") == refused
-                             and value(p, "messenger_messages_pending") == 0)
+        page = self.wait_for(
+            metrics_port,
+            lambda p: (
+                value(p, "messenger_messages_delivered_total") == count
+                and value(p, "messenger_rate_limited_total") == refused
+                and value(p, "messenger_messages_pending") == 0
+            ),
+        )
         stop.set()
         scraper.join(10)
         self.assertEqual(scrape_errors, [])

@@ -101,8 +101,7 @@ import itertools
 import os
 import re
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
-from typing import Dict, List, Optional
+from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -138,8 +137,20 @@ USERS = ["alice", "bob", "carol", "dave"]
 PASSWORDS = {user: [f"{user}-secret-1", f"{user}-secret-2"] for user in USERS}
 SHORT_PASSWORD = "short7!"
 SPELLINGS = ["alice", "bob", "carol", "dave", "Alice", "BOB"]
-TARGETS = ["alice", "bob", "carol", "Bob", "dave", "#general", "#r1", "#R1", "#r2",
-           "zed", "#none", "bad name"]
+TARGETS = [
+    "alice",
+    "bob",
+    "carol",
+    "Bob",
+    "dave",
+    "#general",
+    "#r1",
+    "#R1",
+    "#r2",
+    "zed",
+    "#none",
+    "bad name",
+]
 JOINABLE = ["#r1", "#r2", "#general", "#R2"]
 BODIES = ["hi", "a|b|c", "h\u00e9llo \u2713", " padded ", " \t "]
 DISPLAYS = ["Alice Liddell", "  Spaced  ", "\u00dcn\u00ef"]
@@ -151,7 +162,7 @@ _CLIENT_ID = re.compile(r"[A-Za-z0-9_\-]{1,64}\Z")
 
 
 def timestamp(seconds: float) -> str:
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
 
 
@@ -160,7 +171,7 @@ def blank(body: str) -> bool:
     return all(char in " \t" for char in body)
 
 
-def canonical_target(target: str) -> Optional[str]:
+def canonical_target(target: str) -> str | None:
     """A target's canonical form, or None if it is not a valid one."""
     lowered = target.lower()
     if target.startswith("#"):
@@ -185,7 +196,7 @@ class Message:
         self.room = room  # a room message: the room
         self.body = body
         self.time = time
-        self.msgid: Optional[int] = None
+        self.msgid: int | None = None
 
     @property
     def conversation(self):
@@ -199,16 +210,16 @@ class Account:
     def __init__(self, password: str, display: str):
         self.password = password
         self.display = display
-        self.last_seen: Optional[float] = None
+        self.last_seen: float | None = None
         self.tokens: set = set()  # valid session tokens
-        self.issued: List[str] = []  # every token ever issued, revoked or not
+        self.issued: list[str] = []  # every token ever issued, revoked or not
 
 
 class Conn:
     """One connection, as the model sees it."""
 
     def __init__(self):
-        self.user: Optional[str] = None
+        self.user: str | None = None
         self.failures = 0
         #: The server said BYE (or the client went away): nothing more is
         #: written to it and nothing it sends is read.
@@ -217,7 +228,7 @@ class Conn:
         self.closed = False
         #: Messages sent as R on this connection and not acknowledged yet,
         #: with their retry timer: [when it is due, current interval].
-        self.inflight: Dict[Message, list] = {}
+        self.inflight: dict[Message, list] = {}
         #: msgids this connection has received as R (what the client knows).
         self.seen: set = set()
 
@@ -237,7 +248,7 @@ def render(event) -> str:
     return "|".join(event)  # ON, OFF, JOINED, PARTED, BYE: plain fields
 
 
-def history_lines(target, messages, limit, direction, cursor) -> List[str]:
+def history_lines(target, messages, limit, direction, cursor) -> list[str]:
     if direction == "after":
         chosen = [m for m in messages if m.msgid > cursor][:limit]
     elif direction == "before":
@@ -260,31 +271,31 @@ class Spec:
 
     def __init__(self, now: float):
         self.now = now
-        self.accounts: Dict[str, Account] = {}
-        self.rooms: Dict[str, set] = {"#general": set()}
-        self.conversations: Dict[object, List[Message]] = defaultdict(list)
+        self.accounts: dict[str, Account] = {}
+        self.rooms: dict[str, set] = {"#general": set()}
+        self.conversations: dict[object, list[Message]] = defaultdict(list)
         #: Direct messages not acknowledged yet, per recipient, oldest first.
-        self.unacked: Dict[str, List[Message]] = defaultdict(list)
+        self.unacked: dict[str, list[Message]] = defaultdict(list)
         #: DLVs owed to offline senders: sender -> [(message, recipient, time)].
-        self.receipts_owed: Dict[str, list] = defaultdict(list)
+        self.receipts_owed: dict[str, list] = defaultdict(list)
         #: SEND idempotency keys: (sender, client_id) -> (message, time).
-        self.send_keys: Dict[tuple, tuple] = {}
-        self.conns: Dict[int, Conn] = {}
+        self.send_keys: dict[tuple, tuple] = {}
+        self.conns: dict[int, Conn] = {}
         #: user -> the connection it is logged in on.
-        self.online: Dict[str, int] = {}
+        self.online: dict[str, int] = {}
         #: Every stored message in the order it was accepted.
-        self.accepted: List[Message] = []
+        self.accepted: list[Message] = []
         self.new_step()
 
     def new_step(self) -> None:
-        self.replies: Dict[int, list] = defaultdict(list)
-        self.events: Dict[int, list] = defaultdict(list)
+        self.replies: dict[int, list] = defaultdict(list)
+        self.events: dict[int, list] = defaultdict(list)
         #: While commands of one reactor turn are read, what waits for
         #: their group commit (see :meth:`at_commit`); None otherwise.
-        self.uncommitted: Optional[list] = None
+        self.uncommitted: list | None = None
         #: Connections the server closed; the reactor reports them lost at
         #: the end of the step.
-        self.losing: List[int] = []
+        self.losing: list[int] = []
         #: Who was a member of each room at some time during the step.
         self.members_during = {room: set(members) for room, members in self.rooms.items()}
 
@@ -320,7 +331,7 @@ class Spec:
         if not self.conns[k].closing:
             self.events[k].append(event)
 
-    def logged_in(self, k: int, verb: str) -> Optional[str]:
+    def logged_in(self, k: int, verb: str) -> str | None:
         """The connection's user, or None after answering 401 (rule 4)."""
         user = self.conns[k].user
         if user is None:
@@ -346,7 +357,7 @@ class Spec:
             if other in self.online:
                 self.event(self.online[other], event)
 
-    def message(self, msgid: int) -> Optional[Message]:
+    def message(self, msgid: int) -> Message | None:
         for m in self.accepted:
             if m.msgid == msgid:
                 return m
@@ -416,7 +427,7 @@ class Spec:
             self.lost(k)
         self.commit()
 
-    def open_conn(self, user: str) -> Optional[int]:
+    def open_conn(self, user: str) -> int | None:
         """The connection ``user`` is logged in on, unless it is closing."""
         k = self.online.get(user)
         return None if k is None or self.conns[k].closing else k
@@ -558,7 +569,7 @@ class Spec:
                 self.pump(m.recipient)
         self.bind(k, verb, m)
 
-    def ack(self, k: int, msgid: Optional[int]) -> None:
+    def ack(self, k: int, msgid: int | None) -> None:
         """No reply, ever.  Taken if the message waits for this user."""
         conn = self.conns[k]
         user = conn.user
@@ -700,8 +711,8 @@ class MessengerMachine(RuleBasedStateMachine):
         self.service.startService()
         self.factory = MessengerFactory(self.service, self.config, self.clock)
         self.spec = Spec(self.clock.seconds())
-        self.clients: Dict[int, Client] = {}  # connection id -> client
-        self.slots: Dict[int, int] = {}  # slot -> connection id
+        self.clients: dict[int, Client] = {}  # connection id -> client
+        self.slots: dict[int, int] = {}  # slot -> connection id
         self.numbers = itertools.count(1)
         self.dropped: set = set()  # connections the client dropped this step
         self.dlv_seen: set = set()
@@ -715,7 +726,9 @@ class MessengerMachine(RuleBasedStateMachine):
         """The connection on ``slot``, opened (and greeted) if there is none."""
         if slot not in self.slots:
             k = next(self.numbers)
-            address = IPv4Address("TCP", "10.%d.%d.%d" % (k // 62500, k // 250 % 250, k % 250), 40000)
+            address = IPv4Address(
+                "TCP", "10.%d.%d.%d" % (k // 62500, k // 250 % 250, k % 250), 40000
+            )
             protocol = self.factory.buildProtocol(address)
             transport = StringTransport(peerAddress=address)
             protocol.makeConnection(transport)
@@ -796,7 +809,9 @@ class MessengerMachine(RuleBasedStateMachine):
             expected = self.expected_replies(k, actual)
             if k in self.dropped:
                 # Commands unanswered when the client dropped get no reply.
-                assert actual == expected[: len(actual)], f"conn {k} replies:\n{actual}\n!= {expected}"
+                assert actual == expected[: len(actual)], (
+                    f"conn {k} replies:\n{actual}\n!= {expected}"
+                )
             else:
                 assert actual == expected, (
                     f"conn {k} ({spec.conns[k].user}) replies:\n  got      {actual}\n  expected {expected}"
@@ -835,9 +850,9 @@ class MessengerMachine(RuleBasedStateMachine):
         spec.forget_closed()
         self.slots = {slot: k for slot, k in self.slots.items() if k in self.clients}
 
-    def expected_replies(self, k: int, actual: List[str]) -> List[str]:
+    def expected_replies(self, k: int, actual: list[str]) -> list[str]:
         spec = self.spec
-        out: List[str] = []
+        out: list[str] = []
         for item in spec.replies.get(k, []):
             kind = item[0]
             if kind == "line":
@@ -846,12 +861,14 @@ class MessengerMachine(RuleBasedStateMachine):
                 _, verb, m = item
                 if m.msgid is None:
                     got = actual[len(out)] if len(out) < len(actual) else ""
-                    match = re.fullmatch(r"OK\|%s\|([1-9][0-9]*)" % verb, got)
+                    match = re.fullmatch(rf"OK\|{verb}\|([1-9][0-9]*)", got)
                     if match is None:
                         out.append(f"OK|{verb}|<new id>")
                         continue
                     earlier = spec.message(int(match.group(1)))
-                    assert earlier is None, f"conn {k}: {got} for a new message, but {earlier} has that id"
+                    assert earlier is None, (
+                        f"conn {k}: {got} for a new message, but {earlier} has that id"
+                    )
                     m.msgid = int(match.group(1))
                 out.append(f"OK|{verb}|{m.msgid}")
             elif kind == "history":
@@ -869,7 +886,7 @@ class MessengerMachine(RuleBasedStateMachine):
                 out.append(got)
         return out
 
-    def check_events(self, k: int, lines: List[str]) -> None:
+    def check_events(self, k: int, lines: list[str]) -> None:
         spec = self.spec
         conn = spec.conns[k]
         user = conn.user
@@ -884,7 +901,9 @@ class MessengerMachine(RuleBasedStateMachine):
             if kind == "R":
                 _, sender, msgid, body = line.split("|", 3)
                 m = spec.message(int(msgid))
-                assert m is not None and m.recipient == user, f"{user} got {line}: not addressed to {user}"
+                assert m is not None and m.recipient == user, (
+                    f"{user} got {line}: not addressed to {user}"
+                )
                 assert (sender, body) == (m.sender, m.body), f"{user} got {line} for {m}"
                 assert m in spec.unacked[user], f"{user} got {line} after acknowledging it"
                 conn.seen.add(m.msgid)
@@ -899,7 +918,8 @@ class MessengerMachine(RuleBasedStateMachine):
                 m = spec.message(int(msgid))
                 assert m is not None and m.sender == user, f"{user} got {line}: not its message"
                 assert m.recipient == recipient and m not in spec.unacked[recipient], (
-                    f"{user} got {line} but it was not acknowledged")
+                    f"{user} got {line} but it was not acknowledged"
+                )
                 assert m.msgid not in self.dlv_seen, f"{user} got {line} a second time"
                 self.dlv_seen.add(m.msgid)
             elif kind in ("ON", "OFF"):
@@ -916,7 +936,7 @@ class MessengerMachine(RuleBasedStateMachine):
             if ok:
                 before = [line for line in lines[: ok[0]] if line.startswith(("R|", "DLV|"))]
                 assert not before, f"conn {k}: {before} before OK|{verb}"
-                rs = [int(line.split("|")[2]) for line in lines[ok[0]:] if line.startswith("R|")]
+                rs = [int(line.split("|")[2]) for line in lines[ok[0] :] if line.startswith("R|")]
                 assert rs == sorted(rs), f"conn {k}: pending R not oldest first: {rs}"
 
     # -- rules -----------------------------------------------------------------
@@ -948,8 +968,12 @@ class MessengerMachine(RuleBasedStateMachine):
         for slot, user in enumerate(users):
             self.login(slot=slot, name=user, password="current")
 
-    @rule(slot=SLOTS, name=st.sampled_from(SPELLINGS), password=st.sampled_from(["good", "short"]),
-          display=st.sampled_from(DISPLAYS))
+    @rule(
+        slot=SLOTS,
+        name=st.sampled_from(SPELLINGS),
+        password=st.sampled_from(["good", "short"]),
+        display=st.sampled_from(DISPLAYS),
+    )
     def usr(self, slot, name, password, display):
         self.begin()
         k = self.conn(slot)
@@ -958,8 +982,11 @@ class MessengerMachine(RuleBasedStateMachine):
         self.spec.usr(k, name.lower(), secret, display)
         self.finish()
 
-    @rule(slot=SLOTS, name=st.sampled_from(SPELLINGS),
-          password=st.sampled_from(["current", "current", "other", "short"]))
+    @rule(
+        slot=SLOTS,
+        name=st.sampled_from(SPELLINGS),
+        password=st.sampled_from(["current", "current", "other", "short"]),
+    )
     def login(self, slot, name, password):
         self.begin()
         k = self.conn(slot)
@@ -1003,9 +1030,24 @@ class MessengerMachine(RuleBasedStateMachine):
         self.drop(self.slots[slots[which % len(slots)]])
         self.finish()
 
-    @rule(command=st.sampled_from([
-        "MSG|bob|hi", "BCST| ", "SEND|bad id|bob|hi", "HISTORY|bob|0", "WHO", "JOIN|#r1",
-        "TOKEN", "NAME|Al", "PASSWD|x|y", "ACK|1", "ROOMS", "WHOIS|zed"]))
+    @rule(
+        command=st.sampled_from(
+            [
+                "MSG|bob|hi",
+                "BCST| ",
+                "SEND|bad id|bob|hi",
+                "HISTORY|bob|0",
+                "WHO",
+                "JOIN|#r1",
+                "TOKEN",
+                "NAME|Al",
+                "PASSWD|x|y",
+                "ACK|1",
+                "ROOMS",
+                "WHOIS|zed",
+            ]
+        )
+    )
     def anonymous(self, command):
         """Rule 4: before login, a command that needs one is 401 (its values
         are not checked); ACK gets no reply."""
@@ -1028,8 +1070,11 @@ class MessengerMachine(RuleBasedStateMachine):
         self.finish()
 
     @precondition(lambda self: self.spec.online)
-    @rule(who=st.integers(0, 3), old=st.sampled_from(["current", "other"]),
-          new=st.sampled_from(["other", "short"]))
+    @rule(
+        who=st.integers(0, 3),
+        old=st.sampled_from(["current", "other"]),
+        new=st.sampled_from(["other", "short"]),
+    )
     def passwd(self, who, old, new):
         self.begin()
         k = self.logged_in(who)
@@ -1059,8 +1104,12 @@ class MessengerMachine(RuleBasedStateMachine):
         self.finish()
 
     @precondition(lambda self: self.spec.online)
-    @rule(who=st.integers(0, 3), client_id=st.sampled_from(CLIENT_IDS), to=st.sampled_from(TARGETS),
-          body=st.sampled_from(BODIES))
+    @rule(
+        who=st.integers(0, 3),
+        client_id=st.sampled_from(CLIENT_IDS),
+        to=st.sampled_from(TARGETS),
+        body=st.sampled_from(BODIES),
+    )
     def send(self, who, client_id, to, body):
         self.begin()
         k = self.logged_in(who)
@@ -1078,9 +1127,13 @@ class MessengerMachine(RuleBasedStateMachine):
         self.finish()
 
     @precondition(lambda self: self.spec.online)
-    @rule(who=st.integers(0, 3), client_id=st.sampled_from(CLIENT_IDS[:2]),
-          to=st.sampled_from(TARGETS[:-1]), body=st.sampled_from(BODIES[:-1]),
-          commit_first=st.booleans())
+    @rule(
+        who=st.integers(0, 3),
+        client_id=st.sampled_from(CLIENT_IDS[:2]),
+        to=st.sampled_from(TARGETS[:-1]),
+        body=st.sampled_from(BODIES[:-1]),
+        commit_first=st.booleans(),
+    )
     def send_drop_resend(self, who, client_id, to, body, commit_first):
         """SEND, the connection drops before the OK, the client logs in again
         on a new connection and re-sends it: the message exists once."""
@@ -1103,12 +1156,26 @@ class MessengerMachine(RuleBasedStateMachine):
         self.finish()
 
     @precondition(lambda self: self.spec.online)
-    @rule(who=st.integers(0, 3), commands=st.lists(
-        st.tuples(st.sampled_from(["MSG", "SEND", "BCST"]), st.sampled_from(TARGETS),
-                  st.sampled_from(BODIES), st.sampled_from(CLIENT_IDS)),
-        min_size=2, max_size=4), history=st.none() | st.tuples(
-            st.sampled_from(TARGETS), st.sampled_from([3, 1, 500]),
-            st.sampled_from([None, "before", "after"]), st.integers(0, 15)))
+    @rule(
+        who=st.integers(0, 3),
+        commands=st.lists(
+            st.tuples(
+                st.sampled_from(["MSG", "SEND", "BCST"]),
+                st.sampled_from(TARGETS),
+                st.sampled_from(BODIES),
+                st.sampled_from(CLIENT_IDS),
+            ),
+            min_size=2,
+            max_size=4,
+        ),
+        history=st.none()
+        | st.tuples(
+            st.sampled_from(TARGETS),
+            st.sampled_from([3, 1, 500]),
+            st.sampled_from([None, "before", "after"]),
+            st.integers(0, 15),
+        ),
+    )
     def pipeline(self, who, commands, history):
         """Several sends in one packet (one group commit), maybe then HISTORY."""
         self.begin()
@@ -1130,8 +1197,11 @@ class MessengerMachine(RuleBasedStateMachine):
         self.finish()
 
     @precondition(lambda self: self.spec.online)
-    @rule(who=st.integers(0, 3), kind=st.sampled_from(["seen", "seen", "any", "bogus", "malformed"]),
-          which=st.integers(0, 7))
+    @rule(
+        who=st.integers(0, 3),
+        kind=st.sampled_from(["seen", "seen", "any", "bogus", "malformed"]),
+        which=st.integers(0, 7),
+    )
     def ack(self, who, kind, which):
         """ACK a message this connection received, any message, or nonsense."""
         self.begin()
@@ -1172,9 +1242,21 @@ class MessengerMachine(RuleBasedStateMachine):
         self.finish()
 
     @precondition(lambda self: self.spec.online)
-    @rule(who=st.integers(0, 3), command=st.sampled_from([
-        "WHO", "ROOMS", "WHOIS|alice", "WHOIS|Bob", "WHOIS|zed",
-        "MEMBERS|#general", "MEMBERS|#R1", "MEMBERS|#none"]))
+    @rule(
+        who=st.integers(0, 3),
+        command=st.sampled_from(
+            [
+                "WHO",
+                "ROOMS",
+                "WHOIS|alice",
+                "WHOIS|Bob",
+                "WHOIS|zed",
+                "MEMBERS|#general",
+                "MEMBERS|#R1",
+                "MEMBERS|#none",
+            ]
+        ),
+    )
     def look(self, who, command):
         self.begin()
         k = self.logged_in(who)
@@ -1183,8 +1265,13 @@ class MessengerMachine(RuleBasedStateMachine):
         self.finish()
 
     @precondition(lambda self: self.spec.online)
-    @rule(who=st.integers(0, 3), of=st.sampled_from(TARGETS), limit=st.sampled_from([3, 1, 500, 0]),
-          direction=st.sampled_from([None, "before", "after"]), at=st.integers(0, 15))
+    @rule(
+        who=st.integers(0, 3),
+        of=st.sampled_from(TARGETS),
+        limit=st.sampled_from([3, 1, 500, 0]),
+        direction=st.sampled_from([None, "before", "after"]),
+        at=st.integers(0, 15),
+    )
     def history(self, who, of, limit, direction, at):
         self.begin()
         k = self.logged_in(who)
@@ -1206,16 +1293,25 @@ class MessengerMachine(RuleBasedStateMachine):
             return f"HISTORY|{of}|{limit}"
         return f"HISTORY|{of}|{limit}|{direction}|{cursor}"
 
-    @rule(actions=st.lists(st.one_of(
-        st.tuples(st.just("login"), SLOTS, st.sampled_from(SPELLINGS)),
-        st.tuples(st.just("usr"), SLOTS, st.sampled_from(SPELLINGS)),
-        st.tuples(st.just("ack"), SLOTS, st.integers(0, 7)),
-        st.tuples(st.just("msg"), SLOTS, st.sampled_from(TARGETS), st.sampled_from(BODIES[:2])),
-        st.tuples(st.just("join"), SLOTS, st.sampled_from(JOINABLE)),
-        st.tuples(st.just("part"), SLOTS, st.sampled_from(JOINABLE)),
-        st.tuples(st.just("quit"), SLOTS),
-        st.tuples(st.just("drop"), SLOTS),
-    ), min_size=2, max_size=4), commit_first=st.booleans())
+    @rule(
+        actions=st.lists(
+            st.one_of(
+                st.tuples(st.just("login"), SLOTS, st.sampled_from(SPELLINGS)),
+                st.tuples(st.just("usr"), SLOTS, st.sampled_from(SPELLINGS)),
+                st.tuples(st.just("ack"), SLOTS, st.integers(0, 7)),
+                st.tuples(
+                    st.just("msg"), SLOTS, st.sampled_from(TARGETS), st.sampled_from(BODIES[:2])
+                ),
+                st.tuples(st.just("join"), SLOTS, st.sampled_from(JOINABLE)),
+                st.tuples(st.just("part"), SLOTS, st.sampled_from(JOINABLE)),
+                st.tuples(st.just("quit"), SLOTS),
+                st.tuples(st.just("drop"), SLOTS),
+            ),
+            min_size=2,
+            max_size=4,
+        ),
+        commit_first=st.booleans(),
+    )
     def same_tick(self, actions, commit_first):
         """Commands on different connections read in one reactor turn,
         before the group commit.  Sends, or one ACK, not both (which of
@@ -1269,12 +1365,19 @@ class MessengerMachine(RuleBasedStateMachine):
                 self.drop(k)
         self.finish(commit_first)
 
-    @precondition(lambda self: any(
-        self.spec.conns[k].seen & {m.msgid for m in self.spec.unacked[u]}
-        for u, k in self.spec.online.items()))
-    @rule(who=st.integers(0, 3), which=st.integers(0, 3),
-          sender_does=st.sampled_from(["login", "quit", "drop"]),
-          ack_first=st.booleans(), commit_first=st.booleans())
+    @precondition(
+        lambda self: any(
+            self.spec.conns[k].seen & {m.msgid for m in self.spec.unacked[u]}
+            for u, k in self.spec.online.items()
+        )
+    )
+    @rule(
+        who=st.integers(0, 3),
+        which=st.integers(0, 3),
+        sender_does=st.sampled_from(["login", "quit", "drop"]),
+        ack_first=st.booleans(),
+        commit_first=st.booleans(),
+    )
     def ack_race(self, who, which, sender_does, ack_first, commit_first):
         """In one reactor turn a recipient ACKs a message it received and
         the message's sender logs in (maybe taking over), QUITs or drops.
@@ -1284,8 +1387,11 @@ class MessengerMachine(RuleBasedStateMachine):
         self.begin()
         spec = self.spec
         holders = sorted(
-            slot for slot, k in self.slots.items() if spec.conns[k].user
-            and spec.conns[k].seen & {m.msgid for m in spec.unacked[spec.conns[k].user]})
+            slot
+            for slot, k in self.slots.items()
+            if spec.conns[k].user
+            and spec.conns[k].seen & {m.msgid for m in spec.unacked[spec.conns[k].user]}
+        )
         k = self.slots[holders[who % len(holders)]]
         recipient = spec.conns[k].user
         waiting = [m for m in spec.unacked[recipient] if m.msgid in spec.conns[k].seen]
@@ -1306,7 +1412,7 @@ class MessengerMachine(RuleBasedStateMachine):
             elif sender_conn is not None:
                 self.drop(sender_conn)
 
-        for step in ((ack, sender_acts) if ack_first else (sender_acts, ack)):
+        for step in (ack, sender_acts) if ack_first else (sender_acts, ack):
             step()
         self.finish(commit_first)
         if spec.open_conn(m.sender) is None:
@@ -1319,8 +1425,11 @@ class MessengerMachine(RuleBasedStateMachine):
         """``user`` sends LOGIN on a connection not logged in (a new one if
         need be); the model is told."""
         spec = self.spec
-        free = [slot for slot in range(5) if slot not in self.slots
-                or not spec.conns[self.slots[slot]].user]
+        free = [
+            slot
+            for slot in range(5)
+            if slot not in self.slots or not spec.conns[self.slots[slot]].user
+        ]
         k = self.conn(free[0])
         secret = spec.accounts[user].password
         self.clients[k].send(f"LOGIN|{user}|{secret}")

@@ -243,7 +243,12 @@ class ParseErrorTests(SynchronousTestCase):
 
     def test_wrong_field_count_gets_400_naming_the_verb(self):
         """A line that cannot be parsed gets ERR|VERB|400|<what is wrong>."""
-        for verb, line in [("MSG", "MSG|bob"), ("WHOIS", "WHOIS"), ("JOIN", "join|#a|#b"), ("QUIT", "QUIT|now")]:
+        for verb, line in [
+            ("MSG", "MSG|bob"),
+            ("WHOIS", "WHOIS"),
+            ("JOIN", "join|#a|#b"),
+            ("QUIT", "QUIT|now"),
+        ]:
             reply = self.alice.command(line)
             self.assertEqual(len(reply), 1, line)
             self.assertEqual(err_prefix(reply[0]), f"ERR|{verb}|400", line)
@@ -279,7 +284,17 @@ class AckRuleTests(SynchronousTestCase):
     def test_malformed_ack_gets_no_reply(self):
         """A malformed ACK is ignored: no reply, not even an error."""
         self.assertEqual(
-            self.bob.command("ACK", "ACK|", "ACK|abc", "ACK|0", "ACK|-1", "ACK|1|2", "ack|x|y|z", "ACK|01", "PING"),
+            self.bob.command(
+                "ACK",
+                "ACK|",
+                "ACK|abc",
+                "ACK|0",
+                "ACK|-1",
+                "ACK|1|2",
+                "ack|x|y|z",
+                "ACK|01",
+                "PING",
+            ),
             ["OK|PING"],
         )
         self.assertFalse(self.bob.closed)

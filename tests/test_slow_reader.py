@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import shutil
 import socket
-import subprocess
 import statistics
+import subprocess
 import threading
 import time
-from typing import Dict, List, Optional, Set
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.support.server import HOST, ServerProcess
 from tests.support.report import merge_report
+from tests.support.server import HOST, ServerProcess
 
 MAX_OUTBUF = 65536
 PAD = "p" * 1000  # about 1 KB per message
@@ -45,16 +44,23 @@ def vmrss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def kernel_send_queue(local_port: int, remote_port: int) -> Optional[int]:
+def kernel_send_queue(local_port: int, remote_port: int) -> int | None:
     """Bytes in the kernel send queue of the 127.0.0.1 socket local_port ->
     remote_port, or None if there is no such socket.  Asks ``ss`` (the
     kernel filters) where there is one: /proc/net/tcp lists every socket of
     the host, which is slow after many tests."""
     if shutil.which("ss"):
         out = subprocess.run(
-            ["ss", "-tnH", "state", "established",
-             f"( sport = :{local_port} and dport = :{remote_port} )"],
-            capture_output=True, text=True, timeout=10,
+            [
+                "ss",
+                "-tnH",
+                "state",
+                "established",
+                f"( sport = :{local_port} and dport = :{remote_port} )",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.split()
         # Recv-Q Send-Q Local Peer (the state column is left out with a state filter)
         return int(out[1]) if len(out) >= 2 else None
@@ -72,7 +78,7 @@ class RawClient:
     """A blocking line client that reads in big chunks (fast enough to keep
     up with a flood), with a deadline on every read."""
 
-    def __init__(self, port: int, rcvbuf: Optional[int] = None, timeout: float = 10.0) -> None:
+    def __init__(self, port: int, rcvbuf: int | None = None, timeout: float = 10.0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             # Before connect, so the window the server sees is small from the start.
@@ -82,13 +88,13 @@ class RawClient:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.timeout = timeout
         self._buffer = b""
-        self._lines: List[str] = []
+        self._lines: list[str] = []
         self.eof = False
 
     def send(self, *lines: str) -> None:
         self.sock.sendall("".join(line + "\n" for line in lines).encode("utf-8"))
 
-    def read_lines(self, timeout: Optional[float] = None) -> List[str]:
+    def read_lines(self, timeout: float | None = None) -> list[str]:
         """Every complete line available now, waiting for at least one."""
         if not self._lines:
             self.sock.settimeout(self.timeout if timeout is None else timeout)
@@ -103,9 +109,9 @@ class RawClient:
         lines, self._lines = self._lines, []
         return lines
 
-    def read_until(self, predicate, timeout: float = 10.0) -> List[str]:
+    def read_until(self, predicate, timeout: float = 10.0) -> list[str]:
         deadline = time.monotonic() + timeout
-        seen: List[str] = []
+        seen: list[str] = []
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -113,14 +119,14 @@ class RawClient:
             lines = self.read_lines(remaining)
             for index, line in enumerate(lines):
                 if predicate(line):
-                    self._lines = lines[index + 1:] + self._lines
+                    self._lines = lines[index + 1 :] + self._lines
                     return seen + lines[: index + 1]
             seen.extend(lines)
 
     def command(self, line: str) -> str:
         verb = line.split("|", 1)[0].upper()
         self.send(line)
-        return self.read_until(lambda l: l.startswith((f"OK|{verb}", f"ERR|{verb}|")))[-1]
+        return self.read_until(lambda ln: ln.startswith((f"OK|{verb}", f"ERR|{verb}|")))[-1]
 
     def close(self) -> None:
         try:
@@ -136,9 +142,9 @@ class Watcher(threading.Thread):
     def __init__(self, client: RawClient) -> None:
         super().__init__(daemon=True)
         self.client = client
-        self.room: Dict[int, float] = {}  # msgid -> latency
-        self.direct: Set[int] = set()
-        self.error: Optional[BaseException] = None
+        self.room: dict[int, float] = {}  # msgid -> latency
+        self.direct: set[int] = set()
+        self.error: BaseException | None = None
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -146,7 +152,7 @@ class Watcher(threading.Thread):
             while not self.stop.is_set():
                 try:
                     lines = self.client.read_lines(timeout=0.2)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 now = time.monotonic()
                 acks = []
@@ -203,10 +209,16 @@ class SlowReaderProcessTests(SynchronousTestCase):
         normal client gets every message meanwhile without delay."""
         server = ServerProcess(
             self,
-            "--max-outbuf", str(MAX_OUTBUF),
-            "--idle-timeout", "120",  # any close here is for slowness
-            "--rate", "1000000", "--burst", "1000000",
-            "--max-pending", "1000000",
+            "--max-outbuf",
+            str(MAX_OUTBUF),
+            "--idle-timeout",
+            "120",  # any close here is for slowness
+            "--rate",
+            "1000000",
+            "--burst",
+            "1000000",
+            "--max-pending",
+            "1000000",
         )
         pid = server.process.pid
         admin = self.connect(server)
@@ -232,11 +244,11 @@ class SlowReaderProcessTests(SynchronousTestCase):
         sampler.start()
         self.addCleanup(sampler.stop.set)
 
-        room_ids: List[int] = []
-        stuck_ids: List[int] = []
-        watch_ids: List[int] = []
+        room_ids: list[int] = []
+        stuck_ids: list[int] = []
+        watch_ids: list[int] = []
         flooded = 0
-        dropped_at: Optional[int] = None
+        dropped_at: int | None = None
         started = time.monotonic()
         while time.monotonic() - started < FLOOD_SECONDS and flooded < MAX_FLOOD_BYTES:
             batch = [f"MSG|#flood|{time.monotonic():.6f} {PAD}" for _ in range(BATCH)]
@@ -245,10 +257,18 @@ class SlowReaderProcessTests(SynchronousTestCase):
             dms.append(f"MSG|watch|{len(watch_ids)} {PAD}")
             dm_sender.send(*dms)
             flooded += sum(len(line) + 1 for line in batch + dms)
-            oks = [l for l in room_sender.read_until(_counter("OK|MSG|", BATCH)) if l.startswith("OK|MSG|")]
-            room_ids += [int(l.split("|")[2]) for l in oks]
-            oks = [l for l in dm_sender.read_until(_counter("OK|MSG|", len(dms))) if l.startswith("OK|MSG|")]
-            ids = [int(l.split("|")[2]) for l in oks]
+            oks = [
+                ln
+                for ln in room_sender.read_until(_counter("OK|MSG|", BATCH))
+                if ln.startswith("OK|MSG|")
+            ]
+            room_ids += [int(ln.split("|")[2]) for ln in oks]
+            oks = [
+                ln
+                for ln in dm_sender.read_until(_counter("OK|MSG|", len(dms)))
+                if ln.startswith("OK|MSG|")
+            ]
+            ids = [int(ln.split("|")[2]) for ln in oks]
             stuck_ids += ids[:-1]
             watch_ids.append(ids[-1])
             if dropped_at is None and "reads too slowly" in server.log_text():
@@ -273,14 +293,18 @@ class SlowReaderProcessTests(SynchronousTestCase):
         watcher.stop.set()
         watcher.join()
         self.assertIsNone(watcher.error)
-        self.assertEqual(sorted(set(room_ids) - set(watcher.room)), [], "room messages the watcher missed")
-        self.assertEqual(sorted(set(watch_ids) - watcher.direct), [], "direct messages the watcher missed")
+        self.assertEqual(
+            sorted(set(room_ids) - set(watcher.room)), [], "room messages the watcher missed"
+        )
+        self.assertEqual(
+            sorted(set(watch_ids) - watcher.direct), [], "direct messages the watcher missed"
+        )
         latencies = sorted(watcher.room[i] for i in room_ids)
         p50 = statistics.median(latencies)
         p99 = latencies[int(len(latencies) * 0.99) - 1]
 
         # The stuck reader was closed for slowness -- only it.
-        slow_lines = [l for l in server.log_text().splitlines() if "reads too slowly" in l]
+        slow_lines = [ln for ln in server.log_text().splitlines() if "reads too slowly" in ln]
         self.assertEqual(len(slow_lines), 1, slow_lines)
         self.assertIsNotNone(dropped_at)
         drained = 0
@@ -291,7 +315,7 @@ class SlowReaderProcessTests(SynchronousTestCase):
                 data = stuck.sock.recv(1 << 20)
             except ConnectionResetError:
                 closed_how = "reset"
-            except socket.timeout:
+            except TimeoutError:
                 self.fail(f"the stuck reader's socket is still open after {drained} bytes")
             else:
                 drained += len(data)
@@ -299,10 +323,14 @@ class SlowReaderProcessTests(SynchronousTestCase):
                     closed_how = "EOF"
         # Its direct messages stay stored: a new login gets every one.
         again = self.login(server, "stuck")
-        got: Set[int] = set()
+        got: set[int] = set()
         deadline = time.monotonic() + 15
         while not set(stuck_ids) <= got and time.monotonic() < deadline:
-            new = [int(l.split("|")[2]) for l in again.read_lines(timeout=5) if l.startswith("R|dmsender|")]
+            new = [
+                int(ln.split("|")[2])
+                for ln in again.read_lines(timeout=5)
+                if ln.startswith("R|dmsender|")
+            ]
             got.update(new)
             if new:
                 again.send(*[f"ACK|{i}" for i in new])

@@ -9,16 +9,53 @@ only with :class:`RemoteProtocolError`.
 
 import dataclasses
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from messenger import wire
 from messenger.wire import (
-    Ack, Bcst, Bye, C, Dlv, Err, H, Hello, Help, History, InvalidValue, Join,
-    Joined, LocalProtocolError, Login, MalformedLine, Members, Msg, Name, Off,
-    Ok, On, Part, Parted, Passwd, Ping, Quit, R, RemoteProtocolError, Resume,
-    Rooms, Send, Token, Usr, Who, Whois, escape_body, parse_command,
-    parse_server_line, unescape_body, verb_of,
+    Ack,
+    Bcst,
+    Bye,
+    C,
+    Dlv,
+    Err,
+    H,
+    Hello,
+    Help,
+    History,
+    InvalidValue,
+    Join,
+    Joined,
+    LocalProtocolError,
+    Login,
+    MalformedLine,
+    Members,
+    Msg,
+    Name,
+    Off,
+    Ok,
+    On,
+    Part,
+    Parted,
+    Passwd,
+    Ping,
+    Quit,
+    R,
+    RemoteProtocolError,
+    Resume,
+    Rooms,
+    Send,
+    Token,
+    Usr,
+    Who,
+    Whois,
+    escape_body,
+    parse_command,
+    parse_server_line,
+    unescape_body,
+    verb_of,
 )
 
 # Deterministic (the same examples on every run, so CI is reproducible), no
@@ -241,9 +278,7 @@ class CanonicalFormTests(ParseMixin, SynchronousTestCase):
         """Usernames are case-insensitive; the canonical form is lower case."""
         self.assertParses("WHOIS|BoB", Whois("bob"), "WHOIS|bob")
         self.assertParses("LOGIN|Alice|pw", Login("alice", "pw"), "LOGIN|alice|pw")
-        self.assertParses(
-            f"RESUME|ALICE|{TOKEN}", Resume("alice", TOKEN), f"RESUME|alice|{TOKEN}"
-        )
+        self.assertParses(f"RESUME|ALICE|{TOKEN}", Resume("alice", TOKEN), f"RESUME|alice|{TOKEN}")
 
     def test_username_alphabet(self):
         """A username is 1-32 of A-Z a-z 0-9 _ . -."""
@@ -334,8 +369,10 @@ class PipeTests(ParseMixin, SynchronousTestCase):
         cases = [
             ("R|bob|43|a|b", R("bob", 43, "a|b")),
             ("C|#a|bob|44|a|b|", C("#a", "bob", 44, "a|b|")),
-            ("H|bob|45|alice|2026-11-22T09:30:00.123Z|x|y",
-             H("bob", 45, "alice", "2026-11-22T09:30:00.123Z", "x|y")),
+            (
+                "H|bob|45|alice|2026-11-22T09:30:00.123Z|x|y",
+                H("bob", 45, "alice", "2026-11-22T09:30:00.123Z", "x|y"),
+            ),
             ("ERR|MSG|404|no such user|bob", Err("MSG", 404, "no such user|bob")),
             ("BYE|503|a|b", Bye(503, "a|b")),
         ]
@@ -367,13 +404,29 @@ class PipeTests(ParseMixin, SynchronousTestCase):
     def test_to_line_refuses_pipe_outside_body(self):
         """Formatting a | into a field that is not a body is our bug, not a line."""
         for message in [
-            Usr("a", "p|w", "n"), Usr("a", "pw", "n|x"), Login("a", "p|w"),
-            Passwd("a|b", "c"), Whois("a|b"), Join("#a|b"), Msg("a|b", "x"),
-            Send("c|1", "b", "x"), History("a|b", 1), Name("a|b"), Ping("a|b"),
-            Ok("WHO", ("a|b",)), Ok("W|HO"), Err("M|SG", 400, "x"),
-            Hello(1, "a|b"), R("a|b", 1, "x"), C("#a", "b|c", 1, "x"),
-            H("a", 1, "b|c", "t", "x"), Dlv(1, "a|b", "t"), On("a|b"),
-            Off("a|b"), Joined("#a", "b|c"), Parted("#a|b", "c"),
+            Usr("a", "p|w", "n"),
+            Usr("a", "pw", "n|x"),
+            Login("a", "p|w"),
+            Passwd("a|b", "c"),
+            Whois("a|b"),
+            Join("#a|b"),
+            Msg("a|b", "x"),
+            Send("c|1", "b", "x"),
+            History("a|b", 1),
+            Name("a|b"),
+            Ping("a|b"),
+            Ok("WHO", ("a|b",)),
+            Ok("W|HO"),
+            Err("M|SG", 400, "x"),
+            Hello(1, "a|b"),
+            R("a|b", 1, "x"),
+            C("#a", "b|c", 1, "x"),
+            H("a", 1, "b|c", "t", "x"),
+            Dlv(1, "a|b", "t"),
+            On("a|b"),
+            Off("a|b"),
+            Joined("#a", "b|c"),
+            Parted("#a|b", "c"),
         ]:
             self.assertRaises(LocalProtocolError, message.to_line)
 
@@ -512,8 +565,16 @@ class ValueTests(ParseMixin, SynchronousTestCase):
 
     def test_body_only_white_space(self):
         """A body made only of Unicode White_Space is empty."""
-        for body in (" ", "\t", " \x0b\x0c\r", "\xa0", "\u3000", "\u2028", "\x85",
-                     "\u1680\u2000\u200a\u2029\u202f\u205f"):
+        for body in (
+            " ",
+            "\t",
+            " \x0b\x0c\r",
+            "\xa0",
+            "\u3000",
+            "\u2028",
+            "\x85",
+            "\u1680\u2000\u200a\u2029\u202f\u205f",
+        ):
             self.assertInvalid(f"MSG|bob|{body}", "MSG")
             self.assertInvalid(f"SEND|c1|#a|{body}", "SEND")
             self.assertInvalid(f"BCST|{body}", "BCST")
@@ -671,21 +732,39 @@ class ServerLineTests(ParseMixin, SynchronousTestCase):
     def test_server_wrong_field_count(self):
         """Server lines take their field counts too."""
         for line, verb in [
-            ("OK", "OK"), ("HELLO|1", "HELLO"), ("HELLO|1|a|b", "HELLO"),
-            ("ERR|MSG|400", "ERR"), ("R|bob|1", "R"), ("C|#a|bob|1", "C"),
-            ("H|#a|1|bob|t", "H"), ("DLV|1|bob", "DLV"), ("DLV|1|bob|t|x", "DLV"),
-            ("ON", "ON"), ("ON|a|b", "ON"), ("OFF|a|b", "OFF"),
-            ("JOINED|#a", "JOINED"), ("PARTED|#a|b|c", "PARTED"), ("BYE|200", "BYE"),
+            ("OK", "OK"),
+            ("HELLO|1", "HELLO"),
+            ("HELLO|1|a|b", "HELLO"),
+            ("ERR|MSG|400", "ERR"),
+            ("R|bob|1", "R"),
+            ("C|#a|bob|1", "C"),
+            ("H|#a|1|bob|t", "H"),
+            ("DLV|1|bob", "DLV"),
+            ("DLV|1|bob|t|x", "DLV"),
+            ("ON", "ON"),
+            ("ON|a|b", "ON"),
+            ("OFF|a|b", "OFF"),
+            ("JOINED|#a", "JOINED"),
+            ("PARTED|#a|b|c", "PARTED"),
+            ("BYE|200", "BYE"),
         ]:
             self.assertRejected(line, MalformedLine, verb, parse_server_line)
 
     def test_server_numbers(self):
         """Versions, codes and message ids are ASCII decimal numbers."""
         for line in (
-            "HELLO|x|messenger", "HELLO|\xb2|messenger", "ERR|MSG|4o4|x",
-            "ERR|MSG|\xb2|x", "ERR|MSG|\u0663\u0660\u0660|x", "BYE|-1|x",
-            "BYE|" + "9" * 5000 + "|x", "R|bob|0|x", "R|bob|x|y", "C|#a|b|-1|x",
-            "H|#a|01|b|t|x", "DLV||bob|t",
+            "HELLO|x|messenger",
+            "HELLO|\xb2|messenger",
+            "ERR|MSG|4o4|x",
+            "ERR|MSG|\xb2|x",
+            "ERR|MSG|\u0663\u0660\u0660|x",
+            "BYE|-1|x",
+            "BYE|" + "9" * 5000 + "|x",
+            "R|bob|0|x",
+            "R|bob|x|y",
+            "C|#a|b|-1|x",
+            "H|#a|01|b|t|x",
+            "DLV||bob|t",
         ):
             self.assertRaises(MalformedLine, parse_server_line, line)
 
@@ -705,12 +784,14 @@ rooms = st.from_regex(r"#[a-z0-9_\-]{1,32}", fullmatch=True)
 targets = usernames | rooms
 passwords = st.text(
     st.characters(exclude_categories=("Cc", "Cs"), exclude_characters="|"),
-    min_size=1, max_size=128,
+    min_size=1,
+    max_size=128,
 )
 display_names = (
     st.text(
         st.characters(exclude_categories=("Cc", "Cs"), exclude_characters="|"),
-        min_size=1, max_size=64,
+        min_size=1,
+        max_size=64,
     )
     .map(lambda s: s.strip(" "))
     .filter(bool)
@@ -729,7 +810,10 @@ msgids = st.integers(1, 2**63 - 1)
 histories = st.one_of(
     st.builds(History, targets, st.integers(1, 500)),
     st.builds(
-        History, targets, st.integers(1, 500), st.sampled_from(["before", "after"]),
+        History,
+        targets,
+        st.integers(1, 500),
+        st.sampled_from(["before", "after"]),
         st.integers(0, 2**63 - 1),
     ),
 )
@@ -787,10 +871,39 @@ fragments = st.one_of(
         CLIENT_VERBS
         + [v.lower() for v in CLIENT_VERBS]
         + list(wire.SERVER_MESSAGES)
-        + ["|", "|", "|", "#", "#general", "before", "after", "BEFORE", "0", "1",
-           "500", "501", "-1", "9" * 25, " ", "\t", "\xa0", "\u3000", "\x85",
-           "\xb2", "\u0663", "\u212a", "\xdf", "\u017f", "\ufb06", "\\", "\\n",
-           TOKEN, "2026-11-22T09:30:00.123Z", "alice", "Bob"]
+        + [
+            "|",
+            "|",
+            "|",
+            "#",
+            "#general",
+            "before",
+            "after",
+            "BEFORE",
+            "0",
+            "1",
+            "500",
+            "501",
+            "-1",
+            "9" * 25,
+            " ",
+            "\t",
+            "\xa0",
+            "\u3000",
+            "\x85",
+            "\xb2",
+            "\u0663",
+            "\u212a",
+            "\xdf",
+            "\u017f",
+            "\ufb06",
+            "\\",
+            "\\n",
+            TOKEN,
+            "2026-11-22T09:30:00.123Z",
+            "alice",
+            "Bob",
+        ]
     ),
     st.text(max_size=3),
     st.from_regex(r"[0-9]{1,4}", fullmatch=True),
@@ -799,8 +912,11 @@ _field_text = st.lists(fragments, min_size=1, max_size=3).map("".join)
 #: (verb, field count) pairs: every count each verb of both directions takes.
 _shapes = sorted(
     {(verb.upper(), len(f)) for verb, forms in VALID_FIELDS.items() for f in forms}
-    | {(name, count) for name, cls in wire.SERVER_MESSAGES.items()
-       for count in list(cls.FIELD_COUNTS)[:4]}
+    | {
+        (name, count)
+        for name, cls in wire.SERVER_MESSAGES.items()
+        for count in list(cls.FIELD_COUNTS)[:4]
+    }
 )
 fragment_lines = st.one_of(
     # Lines of the right shape, with fields made of pieces: many get past

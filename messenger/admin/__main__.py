@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import configparser
 import getpass
-import io
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from contextlib import redirect_stderr, redirect_stdout
-from typing import Callable, Dict, List, Optional, Sequence
 
 from messenger import wire
 from messenger.admin import AdminError
@@ -71,8 +70,12 @@ class Console:
         from tqdm import tqdm
 
         return tqdm(
-            total=total, unit=unit, desc=description, file=self.stderr,
-            disable=None if _isatty(self.stderr) else True, leave=False,
+            total=total,
+            unit=unit,
+            desc=description,
+            file=self.stderr,
+            disable=None if _isatty(self.stderr) else True,
+            leave=False,
         )
 
 
@@ -114,19 +117,48 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("database and server settings")
     default = None if defaults else argparse.SUPPRESS
-    group.add_argument("--db", metavar="FILE", default=default,
-                       help=f"the server's SQLite database [default: {DEFAULT_DB}, or the config file's db]")
-    group.add_argument("-c", "--config", metavar="INI", default=default,
-                       help="read db, argon2-time-cost, argon2-memory-cost and min-password-length "
-                            "from the [messenger] section of the server's INI file")
-    group.add_argument("--busy-timeout", metavar="SECONDS", type=_positive_float, default=default,
-                       help=f"how long to wait for a database locked by the server [default: {DEFAULT_BUSY_TIMEOUT:g}]")
-    group.add_argument("--argon2-time-cost", metavar="N", type=_positive_int, default=default,
-                       help=f"Argon2id iterations of new hashes; use the server's [default: {DEFAULT_TIME_COST}]")
-    group.add_argument("--argon2-memory-cost", metavar="KIB", type=_positive_int, default=default,
-                       help=f"Argon2id memory of new hashes; use the server's [default: {DEFAULT_MEMORY_COST}]")
-    group.add_argument("--min-password-length", metavar="N", type=_positive_int, default=default,
-                       help=f"for users add and users passwd (not for import) [default: {DEFAULT_MIN_PASSWORD_LENGTH}]")
+    group.add_argument(
+        "--db",
+        metavar="FILE",
+        default=default,
+        help=f"the server's SQLite database [default: {DEFAULT_DB}, or the config file's db]",
+    )
+    group.add_argument(
+        "-c",
+        "--config",
+        metavar="INI",
+        default=default,
+        help="read db, argon2-time-cost, argon2-memory-cost and min-password-length "
+        "from the [messenger] section of the server's INI file",
+    )
+    group.add_argument(
+        "--busy-timeout",
+        metavar="SECONDS",
+        type=_positive_float,
+        default=default,
+        help=f"how long to wait for a database locked by the server [default: {DEFAULT_BUSY_TIMEOUT:g}]",
+    )
+    group.add_argument(
+        "--argon2-time-cost",
+        metavar="N",
+        type=_positive_int,
+        default=default,
+        help=f"Argon2id iterations of new hashes; use the server's [default: {DEFAULT_TIME_COST}]",
+    )
+    group.add_argument(
+        "--argon2-memory-cost",
+        metavar="KIB",
+        type=_positive_int,
+        default=default,
+        help=f"Argon2id memory of new hashes; use the server's [default: {DEFAULT_MEMORY_COST}]",
+    )
+    group.add_argument(
+        "--min-password-length",
+        metavar="N",
+        type=_positive_int,
+        default=default,
+        help=f"for users add and users passwd (not for import) [default: {DEFAULT_MIN_PASSWORD_LENGTH}]",
+    )
     return parent
 
 
@@ -136,93 +168,148 @@ def build_parser() -> argparse.ArgumentParser:
         prog="messenger-admin",
         parents=[_common_options(defaults=True)],
         description="Manage a Messenger server's database: accounts, rooms, statistics, "
-                    "import and export. Safe to use while the server runs.",
+        "import and export. Safe to use while the server runs.",
         epilog="Exit status: 0 done, 1 error (explained on stderr), 2 bad usage. "
-               "'messenger-admin COMMAND --help' describes each command.",
+        "'messenger-admin COMMAND --help' describes each command.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(parent, name: str, help_text: str, handler: Optional[Callable] = None, **kwargs):
-        sub = parent.add_parser(name, help=help_text, description=kwargs.pop("description", help_text),
-                                parents=[common], **kwargs)
+    def command(parent, name: str, help_text: str, handler: Callable | None = None, **kwargs):
+        sub = parent.add_parser(
+            name,
+            help=help_text,
+            description=kwargs.pop("description", help_text),
+            parents=[common],
+            **kwargs,
+        )
         if handler is not None:
             sub.set_defaults(handler=handler)
         return sub
 
     # users
     users = command(commands, "users", "list, add, delete and change accounts")
-    user_commands = users.add_subparsers(dest="users_command", metavar="USERS_COMMAND", required=True)
-    sub = command(user_commands, "list", "every account: username, display name, created, last seen, "
-                  "direct messages waiting for it", cmd_users_list)
+    user_commands = users.add_subparsers(
+        dest="users_command", metavar="USERS_COMMAND", required=True
+    )
+    sub = command(
+        user_commands,
+        "list",
+        "every account: username, display name, created, last seen, direct messages waiting for it",
+        cmd_users_list,
+    )
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     sub = command(user_commands, "add", "create an account (a member of #general)", cmd_users_add)
     sub.add_argument("username", metavar="USER")
     sub.add_argument("--display-name", metavar="NAME", help="[default: the username]")
-    sub.add_argument("--password-file", metavar="FILE",
-                     help="read the password from the first line of FILE ('-': standard input) "
-                          "instead of asking for it")
+    sub.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="read the password from the first line of FILE ('-': standard input) "
+        "instead of asking for it",
+    )
 
-    sub = command(user_commands, "delete", "delete an account with its direct messages", cmd_users_delete,
-                  description="Delete an account, its session tokens and room memberships, and every "
-                              "direct message it sent or received. Messages it wrote in rooms stay.")
+    sub = command(
+        user_commands,
+        "delete",
+        "delete an account with its direct messages",
+        cmd_users_delete,
+        description="Delete an account, its session tokens and room memberships, and every "
+        "direct message it sent or received. Messages it wrote in rooms stay.",
+    )
     sub.add_argument("username", metavar="USER")
     sub.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
 
-    sub = command(user_commands, "passwd", "set a new password (ends every session token)", cmd_users_passwd)
+    sub = command(
+        user_commands, "passwd", "set a new password (ends every session token)", cmd_users_passwd
+    )
     sub.add_argument("username", metavar="USER")
-    sub.add_argument("--password-file", metavar="FILE",
-                     help="read the password from the first line of FILE ('-': standard input)")
+    sub.add_argument(
+        "--password-file",
+        metavar="FILE",
+        help="read the password from the first line of FILE ('-': standard input)",
+    )
 
-    sub = command(user_commands, "rename-display", "change an account's display name", cmd_users_rename_display)
+    sub = command(
+        user_commands,
+        "rename-display",
+        "change an account's display name",
+        cmd_users_rename_display,
+    )
     sub.add_argument("username", metavar="USER")
     sub.add_argument("display_name", metavar="NAME")
 
     # rooms
     rooms = command(commands, "rooms", "list rooms and their members")
-    room_commands = rooms.add_subparsers(dest="rooms_command", metavar="ROOMS_COMMAND", required=True)
-    sub = command(room_commands, "list", "every room with its member and message counts", cmd_rooms_list)
+    room_commands = rooms.add_subparsers(
+        dest="rooms_command", metavar="ROOMS_COMMAND", required=True
+    )
+    sub = command(
+        room_commands, "list", "every room with its member and message counts", cmd_rooms_list
+    )
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sub = command(room_commands, "members", "the members of a room", cmd_rooms_members)
     sub.add_argument("room", metavar="ROOM", help="e.g. '#general' (quote the # in a shell)")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     # stats
-    sub = command(commands, "stats", "accounts, rooms, messages stored and waiting for delivery", cmd_stats)
+    sub = command(
+        commands, "stats", "accounts, rooms, messages stored and waiting for delivery", cmd_stats
+    )
     sub.add_argument("--json", action="store_true", help="print JSON")
 
     # export / import
-    sub = command(commands, "export", "write users, rooms and optionally messages to a JSON file", cmd_export,
-                  description="Write the accounts (with their password hashes), rooms with their members "
-                              "and, with --with-history, every stored message to a JSON file (the format "
-                              "is in docs/admin.md). The file is one consistent snapshot and is created "
-                              "readable by its owner only.")
+    sub = command(
+        commands,
+        "export",
+        "write users, rooms and optionally messages to a JSON file",
+        cmd_export,
+        description="Write the accounts (with their password hashes), rooms with their members "
+        "and, with --with-history, every stored message to a JSON file (the format "
+        "is in docs/admin.md). The file is one consistent snapshot and is created "
+        "readable by its owner only.",
+    )
     sub.add_argument("file", metavar="FILE.json", help="'-' for standard output")
     sub.add_argument("--with-history", action="store_true", help="include every stored message")
     sub.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
-    sub = command(commands, "import", "read users, rooms and messages from a JSON file", cmd_import,
-                  description="Import a Messenger export, or the users file of the older messenger "
-                              "(clear-text passwords are hashed). All or nothing: one transaction.")
+    sub = command(
+        commands,
+        "import",
+        "read users, rooms and messages from a JSON file",
+        cmd_import,
+        description="Import a Messenger export, or the users file of the older messenger "
+        "(clear-text passwords are hashed). All or nothing: one transaction.",
+    )
     sub.add_argument("file", metavar="FILE.json", help="'-' for standard input")
-    sub.add_argument("--on-conflict", choices=("fail", "skip", "update"), default="fail",
-                     help="for usernames that exist already: fail (import nothing; the default), "
-                          "skip them (their accounts stay as they are), or update their password "
-                          "hash and display name")
-    sub.add_argument("--create", action="store_true",
-                     help="create the database (with the schema) if it does not exist")
-    sub.add_argument("--dry-run", action="store_true",
-                     help="check everything and report, then roll back: the database is unchanged")
+    sub.add_argument(
+        "--on-conflict",
+        choices=("fail", "skip", "update"),
+        default="fail",
+        help="for usernames that exist already: fail (import nothing; the default), "
+        "skip them (their accounts stay as they are), or update their password "
+        "hash and display name",
+    )
+    sub.add_argument(
+        "--create",
+        action="store_true",
+        help="create the database (with the schema) if it does not exist",
+    )
+    sub.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check everything and report, then roll back: the database is unchanged",
+    )
     sub.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Dict[str, object]:
+def _settings(args: argparse.Namespace) -> dict[str, object]:
     """The shared options: command line, then --config, then defaults."""
-    file_values: Dict[str, str] = {}
+    file_values: dict[str, str] = {}
     if args.config:
         file_values = _read_config(args.config)
-    settings: Dict[str, object] = {}
+    settings: dict[str, object] = {}
     for key, default in _SHARED_DEFAULTS.items():
         given = getattr(args, key.replace("-", "_"), None)
         if given is not None:
@@ -237,11 +324,13 @@ def _settings(args: argparse.Namespace) -> Dict[str, object]:
             settings[key] = value
         else:
             settings[key] = default
-    settings["busy-timeout"] = args.busy_timeout if args.busy_timeout is not None else DEFAULT_BUSY_TIMEOUT
+    settings["busy-timeout"] = (
+        args.busy_timeout if args.busy_timeout is not None else DEFAULT_BUSY_TIMEOUT
+    )
     return settings
 
 
-def _read_config(path: str) -> Dict[str, str]:
+def _read_config(path: str) -> dict[str, str]:
     parser = configparser.ConfigParser()
     try:
         with open(path, encoding="utf-8") as f:
@@ -266,10 +355,14 @@ class Context:
         self.settings = _settings(args)
 
     def database(self, create: bool = False) -> Database:
-        return Database(str(self.settings["db"]), float(self.settings["busy-timeout"]), create=create)
+        return Database(
+            str(self.settings["db"]), float(self.settings["busy-timeout"]), create=create
+        )
 
     def hasher(self):
-        return make_hasher(int(self.settings["argon2-time-cost"]), int(self.settings["argon2-memory-cost"]))
+        return make_hasher(
+            int(self.settings["argon2-time-cost"]), int(self.settings["argon2-memory-cost"])
+        )
 
 
 def _username(value: str) -> str:
@@ -279,11 +372,11 @@ def _username(value: str) -> str:
         raise AdminError(f"{value!r} is not a valid username (1-32 of A-Z a-z 0-9 _ . -)") from None
 
 
-def _time(value: Optional[float]) -> str:
+def _time(value: float | None) -> str:
     return "-" if value is None else rfc3339(value)
 
 
-def _table(console: Console, header: Sequence[str], rows: List[Sequence[str]]) -> None:
+def _table(console: Console, header: Sequence[str], rows: list[Sequence[str]]) -> None:
     widths = [max([len(h)] + [len(str(r[i])) for r in rows]) for i, h in enumerate(header)]
     for row in [header] + rows:
         console.out("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
@@ -320,7 +413,9 @@ def _new_password(ctx: Context, username: str) -> str:
         raise AdminError(f"unusable password: {e}") from None
     minimum = int(ctx.settings["min-password-length"])
     if len(password) < minimum:
-        raise AdminError(f"the password is shorter than {minimum} characters (--min-password-length)")
+        raise AdminError(
+            f"the password is shorter than {minimum} characters (--min-password-length)"
+        )
     return password
 
 
@@ -332,16 +427,34 @@ def cmd_users_list(ctx: Context) -> int:
     with ctx.database() as db, db.read() as cur:
         users = admin_txns.list_users_txn(cur)
     if ctx.args.json:
-        _print_json(ctx.console, [
-            {"username": u.username, "display_name": u.display_name, "created_at": u.created_at,
-             "last_seen": u.last_seen, "pending": u.pending_count}
-            for u in users
-        ])
+        _print_json(
+            ctx.console,
+            [
+                {
+                    "username": u.username,
+                    "display_name": u.display_name,
+                    "created_at": u.created_at,
+                    "last_seen": u.last_seen,
+                    "pending": u.pending_count,
+                }
+                for u in users
+            ],
+        )
         return 0
-    _table(ctx.console, ("USERNAME", "DISPLAY NAME", "CREATED", "LAST SEEN", "PENDING"), [
-        (u.username, u.display_name, _time(u.created_at), _time(u.last_seen), str(u.pending_count))
-        for u in users
-    ])
+    _table(
+        ctx.console,
+        ("USERNAME", "DISPLAY NAME", "CREATED", "LAST SEEN", "PENDING"),
+        [
+            (
+                u.username,
+                u.display_name,
+                _time(u.created_at),
+                _time(u.last_seen),
+                str(u.pending_count),
+            )
+            for u in users
+        ],
+    )
     return 0
 
 
@@ -418,14 +531,24 @@ def cmd_rooms_list(ctx: Context) -> int:
     with ctx.database() as db, db.read() as cur:
         rooms = admin_txns.list_rooms_txn(cur)
     if ctx.args.json:
-        _print_json(ctx.console, [
-            {"name": r.name, "created_at": r.created_at, "members": r.members, "messages": r.messages}
-            for r in rooms
-        ])
+        _print_json(
+            ctx.console,
+            [
+                {
+                    "name": r.name,
+                    "created_at": r.created_at,
+                    "members": r.members,
+                    "messages": r.messages,
+                }
+                for r in rooms
+            ],
+        )
         return 0
-    _table(ctx.console, ("ROOM", "MEMBERS", "MESSAGES", "CREATED"), [
-        (r.name, str(r.members), str(r.messages), _time(r.created_at)) for r in rooms
-    ])
+    _table(
+        ctx.console,
+        ("ROOM", "MEMBERS", "MESSAGES", "CREATED"),
+        [(r.name, str(r.members), str(r.messages), _time(r.created_at)) for r in rooms],
+    )
     return 0
 
 
@@ -433,13 +556,17 @@ def cmd_rooms_members(ctx: Context) -> int:
     try:
         room = wire.canonical_room(ctx.args.room)
     except ValueError:
-        raise AdminError(f"{ctx.args.room!r} is not a valid room name ('#' then 1-32 of a-z 0-9 _ -)") from None
+        raise AdminError(
+            f"{ctx.args.room!r} is not a valid room name ('#' then 1-32 of a-z 0-9 _ -)"
+        ) from None
     with ctx.database() as db, db.read() as cur:
         members = admin_txns.room_members_txn(cur, room)
     if members is None:
         raise AdminError(f"no room {room}")
     if ctx.args.json:
-        _print_json(ctx.console, [{"username": m.username, "joined_at": m.joined_at} for m in members])
+        _print_json(
+            ctx.console, [{"username": m.username, "joined_at": m.joined_at} for m in members]
+        )
         return 0
     _table(ctx.console, ("USERNAME", "JOINED"), [(m.username, _time(m.joined_at)) for m in members])
     return 0
@@ -450,13 +577,16 @@ def cmd_stats(ctx: Context) -> int:
         stats = admin_txns.stats_txn(cur)
     now = time.time()
     if ctx.args.json:
-        _print_json(ctx.console, {
-            "accounts": stats.accounts,
-            "rooms": stats.rooms,
-            "messages": stats.messages,
-            "waiting": stats.waiting,
-            "oldest_waiting": stats.oldest_waiting,
-        })
+        _print_json(
+            ctx.console,
+            {
+                "accounts": stats.accounts,
+                "rooms": stats.rooms,
+                "messages": stats.messages,
+                "waiting": stats.waiting,
+                "oldest_waiting": stats.oldest_waiting,
+            },
+        )
         return 0
     oldest = "-"
     if stats.oldest_waiting is not None:
@@ -491,7 +621,9 @@ def cmd_export(ctx: Context) -> int:
         total = transfer.export_counts_txn(cur, ctx.args.with_history)
         with ctx.console.progress(total, "entries", "exporting") as bar:
             if to_stdout:
-                report = transfer.write_export_txn(cur, ctx.console.stdout, ctx.args.with_history, time.time(), bar)
+                report = transfer.write_export_txn(
+                    cur, ctx.console.stdout, ctx.args.with_history, time.time(), bar
+                )
             else:
                 report = _export_to_file(cur, path, ctx.args.with_history, bar)
     message = "\n".join(report.lines("standard output" if to_stdout else path))
@@ -511,7 +643,7 @@ def _export_to_file(cur, path: str, with_history: bool, bar):
     except OSError as e:
         raise AdminError(f"cannot write in {directory}: {e.strerror}") from None
     try:
-        with io.open(fd, "w", encoding="utf-8") as out:  # mkstemp: mode 0600
+        with open(fd, "w", encoding="utf-8") as out:  # mkstemp: mode 0600
             report = transfer.write_export_txn(cur, out, with_history, time.time(), bar)
             out.flush()
             os.fsync(out.fileno())
@@ -532,8 +664,12 @@ def cmd_import(ctx: Context) -> int:
 
     args = ctx.args
     if args.file == "-":
-        data = transfer.parse(ctx.console.stdin.buffer.read() if hasattr(ctx.console.stdin, "buffer")
-                              else ctx.console.stdin.read().encode("utf-8"), "<stdin>")
+        data = transfer.parse(
+            ctx.console.stdin.buffer.read()
+            if hasattr(ctx.console.stdin, "buffer")
+            else ctx.console.stdin.read().encode("utf-8"),
+            "<stdin>",
+        )
     else:
         data = transfer.load(args.file)
     db = ctx.database(create=args.create)
@@ -581,7 +717,7 @@ def _run_import(db: Database, data, args, bar):
 # --------------------------------------------------------------------------
 
 
-def main(argv: Optional[Sequence[str]] = None, stdin=None, stdout=None, stderr=None) -> int:
+def main(argv: Sequence[str] | None = None, stdin=None, stdout=None, stderr=None) -> int:
     """Run one command; returns the exit status (the console script exits with it)."""
     console = Console(stdin, stdout, stderr)
     parser = build_parser()

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from messenger.admin import AdminError
 from messenger.store import admin_txns, txns
@@ -36,7 +36,9 @@ class Database:
     was made here and the command fails, :meth:`discard` removes it again.
     """
 
-    def __init__(self, path: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, create: bool = False) -> None:
+    def __init__(
+        self, path: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, create: bool = False
+    ) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
         self.created = False
@@ -140,7 +142,9 @@ class Database:
         if "not a database" in text:
             return AdminError(f"{self.path} is not an SQLite database")
         if "readonly" in text:
-            return AdminError(f"cannot write to {self.path}: {text} (check the file's owner and permissions)")
+            return AdminError(
+                f"cannot write to {self.path}: {text} (check the file's owner and permissions)"
+            )
         return AdminError(f"database error in {self.path}: {text}")
 
     # -- end ------------------------------------------------------------
@@ -163,7 +167,7 @@ class Database:
                 pass
         self.created = False
 
-    def __enter__(self) -> "Database":
+    def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc) -> None:

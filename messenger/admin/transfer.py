@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Dict, IO, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import IO, Any
 
 import argon2
 
@@ -42,7 +43,16 @@ ON_CONFLICT = ("fail", "skip", "update")
 _USER_KEYS = {"username", "password_hash", "display_name", "created_at", "last_seen"}
 _ROOM_KEYS = {"name", "created_at", "members"}
 _MEMBER_KEYS = {"username", "joined_at"}
-_MESSAGE_KEYS = {"id", "sender", "recipient", "room", "body", "created_at", "delivered_at", "receipt_sent"}
+_MESSAGE_KEYS = {
+    "id",
+    "sender",
+    "recipient",
+    "room",
+    "body",
+    "created_at",
+    "delivered_at",
+    "receipt_sent",
+}
 _TOP_KEYS = {"format", "version", "exported_at", "users", "rooms", "messages"}
 _LEGACY_TOP_KEYS = {"user_list", "message_list", "notification_list"}
 _LEGACY_USER_KEYS = {"_User__username", "_User__password", "_User__email"}
@@ -70,53 +80,57 @@ class ImportUser:
     where: str  #: the entry, e.g. ``users[3]``, for messages
     username: str
     display_name: str
-    created_at: Optional[float]
-    last_seen: Optional[float]
-    password_hash: Optional[str] = None
+    created_at: float | None
+    last_seen: float | None
+    password_hash: str | None = None
     #: Only for the older layout: hashed by :func:`hash_passwords`, then dropped.
-    password: Optional[str] = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
 
 
 @dataclass
 class ImportRoom:
     where: str
     name: str
-    created_at: Optional[float]
+    created_at: float | None
     #: (username, joined_at or None), in file order.
-    members: List[Tuple[str, Optional[float]]]
+    members: list[tuple[str, float | None]]
     #: For each member, where it is in the file.
-    member_where: List[str]
+    member_where: list[str]
 
 
 @dataclass
 class ImportData:
     path: str
     layout: str  #: "messenger" or "legacy"
-    users: List[ImportUser]
-    rooms: List[ImportRoom]
+    users: list[ImportUser]
+    rooms: list[ImportRoom]
     #: None when the file has no message history at all.
-    messages: Optional[List[Tuple[str, MessageRow]]]
+    messages: list[tuple[str, MessageRow]] | None
 
 
 @dataclass
 class ImportReport:
     layout: str
-    created: List[str] = field(default_factory=list)
-    updated: List[str] = field(default_factory=list)
-    skipped: List[str] = field(default_factory=list)
-    rooms_created: List[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    rooms_created: list[str] = field(default_factory=list)
     memberships_added: int = 0
     messages_imported: int = 0
     messages_skipped: int = 0
-    ids_kept: Optional[bool] = None
+    ids_kept: bool | None = None
 
-    def lines(self) -> List[str]:
+    def lines(self) -> list[str]:
         """What the import did, for a person."""
         out = [
             f"read a file in the {'older messenger' if self.layout == 'legacy' else 'Messenger export'} layout",
             f"users: {len(self.created)} created, {len(self.updated)} updated, {len(self.skipped)} skipped",
         ]
-        for label, names in (("created", self.created), ("updated", self.updated), ("skipped (already exist)", self.skipped)):
+        for label, names in (
+            ("created", self.created),
+            ("updated", self.updated),
+            ("skipped (already exist)", self.skipped),
+        ):
             if names:
                 out.append(f"  {label}: {_name_list(names)}")
         out.append(
@@ -127,12 +141,16 @@ class ImportReport:
         if self.ids_kept is not None:
             out.append(
                 f"messages: {self.messages_imported} imported"
-                + (f", {self.messages_skipped} skipped (to or from skipped users)" if self.messages_skipped else "")
+                + (
+                    f", {self.messages_skipped} skipped (to or from skipped users)"
+                    if self.messages_skipped
+                    else ""
+                )
                 + (" with their ids" if self.ids_kept else " with new ids")
             )
         return out
 
-    def as_json(self) -> Dict[str, Any]:
+    def as_json(self) -> dict[str, Any]:
         return {
             "layout": self.layout,
             "created": self.created,
@@ -202,7 +220,7 @@ class _Checker:
 
     # -- pieces ---------------------------------------------------------
 
-    def obj(self, where: str, value, allowed: Set[str], required: Iterable[str] = ()) -> dict:
+    def obj(self, where: str, value, allowed: set[str], required: Iterable[str] = ()) -> dict:
         if not isinstance(value, dict):
             self.fail(where, f"must be a JSON object, not {_json_type(value)}")
         unknown = sorted(set(value) - allowed)
@@ -223,11 +241,20 @@ class _Checker:
             self.fail(where, f"must be a string, not {_json_type(value)}")
         return value
 
-    def time(self, where: str, value, optional: bool = True) -> Optional[float]:
+    def time(self, where: str, value, optional: bool = True) -> float | None:
         if value is None and optional:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            self.fail(where, "must be a time in seconds since the epoch (a number >= 0)" + (" or null" if optional else ""))
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            self.fail(
+                where,
+                "must be a time in seconds since the epoch (a number >= 0)"
+                + (" or null" if optional else ""),
+            )
         return float(value)
 
     def valid(self, where: str, check, value):
@@ -245,15 +272,17 @@ class _Checker:
         if "format" not in document and "users" not in document:
             self.fail(
                 "the file",
-                "is neither a Messenger export (no \"format\" and \"users\") nor the "
-                "older messenger's layout (no \"user_list\")",
+                'is neither a Messenger export (no "format" and "users") nor the '
+                'older messenger\'s layout (no "user_list")',
             )
         self.obj("the top-level object", document, _TOP_KEYS, ("format", "version", "users"))
         if document["format"] != FORMAT_NAME:
             self.fail('"format"', f"is {document['format']!r}, expected {FORMAT_NAME!r}")
         version = document["version"]
         if isinstance(version, bool) or version != FORMAT_VERSION:
-            self.fail('"version"', f"is {version!r}; this messenger-admin reads version {FORMAT_VERSION}")
+            self.fail(
+                '"version"', f"is {version!r}; this messenger-admin reads version {FORMAT_VERSION}"
+            )
         users = self.users(self.array('"users"', document["users"]))
         rooms = self.rooms(self.array('"rooms"', document.get("rooms", [])))
         messages = None
@@ -261,13 +290,16 @@ class _Checker:
             messages = self.messages(self.array('"messages"', document["messages"]))
         return ImportData(self.path, "messenger", users, rooms, messages)
 
-    def users(self, entries: list) -> List[ImportUser]:
+    def users(self, entries: list) -> list[ImportUser]:
         users = []
-        seen: Dict[str, str] = {}
+        seen: dict[str, str] = {}
         for i, entry in enumerate(entries):
             where = f"users[{i}]"
             if isinstance(entry, dict) and "password" in entry:
-                self.fail(where, "clear-text passwords are not accepted in this layout: give \"password_hash\"")
+                self.fail(
+                    where,
+                    'clear-text passwords are not accepted in this layout: give "password_hash"',
+                )
             self.obj(where, entry, _USER_KEYS, ("username", "password_hash"))
             username = self.username(f"{where}.username", entry["username"])
             where = f"users[{i}] ({username})"
@@ -276,40 +308,47 @@ class _Checker:
             try:
                 argon2.extract_parameters(password_hash)
             except Exception:
-                self.fail(f"{where}.password_hash", "is not an Argon2 hash (clear text is never accepted)")
+                self.fail(
+                    f"{where}.password_hash", "is not an Argon2 hash (clear text is never accepted)"
+                )
             display_name = username
             if entry.get("display_name") is not None:
                 display_name = self.valid(
-                    f"{where}.display_name", wire.clean_display_name,
+                    f"{where}.display_name",
+                    wire.clean_display_name,
                     self.string(f"{where}.display_name", entry["display_name"]),
                 )
-            users.append(ImportUser(
-                where=where,
-                username=username,
-                display_name=display_name,
-                created_at=self.time(f"{where}.created_at", entry.get("created_at")),
-                last_seen=self.time(f"{where}.last_seen", entry.get("last_seen")),
-                password_hash=password_hash,
-            ))
+            users.append(
+                ImportUser(
+                    where=where,
+                    username=username,
+                    display_name=display_name,
+                    created_at=self.time(f"{where}.created_at", entry.get("created_at")),
+                    last_seen=self.time(f"{where}.last_seen", entry.get("last_seen")),
+                    password_hash=password_hash,
+                )
+            )
         return users
 
-    def unique(self, seen: Dict[str, str], key, where: str, what: str) -> None:
+    def unique(self, seen: dict[str, str], key, where: str, what: str) -> None:
         if key in seen:
             self.fail(where, f"{what} {key!r} appears twice (also at {seen[key]})")
         seen[key] = where
 
-    def rooms(self, entries: list) -> List[ImportRoom]:
+    def rooms(self, entries: list) -> list[ImportRoom]:
         rooms = []
-        seen: Dict[str, str] = {}
+        seen: dict[str, str] = {}
         for i, entry in enumerate(entries):
             where = f"rooms[{i}]"
             self.obj(where, entry, _ROOM_KEYS, ("name",))
-            name = self.valid(f"{where}.name", wire.canonical_room, self.string(f"{where}.name", entry["name"]))
+            name = self.valid(
+                f"{where}.name", wire.canonical_room, self.string(f"{where}.name", entry["name"])
+            )
             where = f"rooms[{i}] ({name})"
             self.unique(seen, name, where, "room")
-            members: List[Tuple[str, Optional[float]]] = []
-            member_where: List[str] = []
-            seen_members: Dict[str, str] = {}
+            members: list[tuple[str, float | None]] = []
+            member_where: list[str] = []
+            seen_members: dict[str, str] = {}
             for j, member in enumerate(self.array(f"{where}.members", entry.get("members", []))):
                 mwhere = f"{where}.members[{j}]"
                 if isinstance(member, str):
@@ -321,14 +360,20 @@ class _Checker:
                 self.unique(seen_members, username, mwhere, "member")
                 members.append((username, joined_at))
                 member_where.append(mwhere)
-            rooms.append(ImportRoom(
-                where, name, self.time(f"{where}.created_at", entry.get("created_at")), members, member_where
-            ))
+            rooms.append(
+                ImportRoom(
+                    where,
+                    name,
+                    self.time(f"{where}.created_at", entry.get("created_at")),
+                    members,
+                    member_where,
+                )
+            )
         return rooms
 
-    def messages(self, entries: list) -> List[Tuple[str, MessageRow]]:
+    def messages(self, entries: list) -> list[tuple[str, MessageRow]]:
         messages = []
-        seen: Dict[int, str] = {}
+        seen: dict[int, str] = {}
         for i, entry in enumerate(entries):
             where = f"messages[{i}]"
             self.obj(where, entry, _MESSAGE_KEYS, ("id", "sender", "body", "created_at"))
@@ -341,23 +386,40 @@ class _Checker:
             recipient = entry.get("recipient")
             room = entry.get("room")
             if (recipient is None) == (room is None):
-                self.fail(where, "needs exactly one of \"recipient\" (a direct message) and \"room\"")
+                self.fail(where, 'needs exactly one of "recipient" (a direct message) and "room"')
             if recipient is not None:
                 recipient = self.username(f"{where}.recipient", recipient)
             else:
-                room = self.valid(f"{where}.room", wire.canonical_room, self.string(f"{where}.room", room))
-            body = self.valid(f"{where}.body", wire.check_body, self.string(f"{where}.body", entry["body"]))
+                room = self.valid(
+                    f"{where}.room", wire.canonical_room, self.string(f"{where}.room", room)
+                )
+            body = self.valid(
+                f"{where}.body", wire.check_body, self.string(f"{where}.body", entry["body"])
+            )
             delivered_at = self.time(f"{where}.delivered_at", entry.get("delivered_at"))
             if room is not None and delivered_at is not None:
-                self.fail(f"{where}.delivered_at", "only direct messages are acknowledged: must be null for a room message")
+                self.fail(
+                    f"{where}.delivered_at",
+                    "only direct messages are acknowledged: must be null for a room message",
+                )
             receipt_sent = entry.get("receipt_sent", True)
             if not isinstance(receipt_sent, bool):
                 self.fail(f"{where}.receipt_sent", "must be true or false")
-            messages.append((where, MessageRow(
-                msgid, sender, recipient, room, body,
-                self.time(f"{where}.created_at", entry["created_at"], optional=False),
-                delivered_at, receipt_sent,
-            )))
+            messages.append(
+                (
+                    where,
+                    MessageRow(
+                        msgid,
+                        sender,
+                        recipient,
+                        room,
+                        body,
+                        self.time(f"{where}.created_at", entry["created_at"], optional=False),
+                        delivered_at,
+                        receipt_sent,
+                    ),
+                )
+            )
         messages.sort(key=lambda item: item[1].msgid)
         return messages
 
@@ -373,7 +435,7 @@ class _Checker:
                     "can be imported (the older messenger's messages have no counterpart here)",
                 )
         users = []
-        seen: Dict[str, str] = {}
+        seen: dict[str, str] = {}
         for i, entry in enumerate(self.array('"user_list"', document["user_list"])):
             where = f"user_list[{i}]"
             self.obj(where, entry, _LEGACY_USER_KEYS, ("_User__username", "_User__password"))
@@ -417,7 +479,9 @@ def _json_type(value) -> str:
 # Hashing the older layout's clear-text passwords
 
 
-def hash_passwords(data: ImportData, hasher: argon2.PasswordHasher, progress=None, workers: Optional[int] = None) -> None:
+def hash_passwords(
+    data: ImportData, hasher: argon2.PasswordHasher, progress=None, workers: int | None = None
+) -> None:
     """Give every user with a clear-text password a hash, and forget the
     clear text.  Hashing is slow on purpose: it runs on several threads
     (argon2 releases the GIL) and before the import transaction starts, so
@@ -438,7 +502,9 @@ def hash_passwords(data: ImportData, hasher: argon2.PasswordHasher, progress=Non
 # Importing, inside one transaction
 
 
-def apply_import_txn(cur, data: ImportData, on_conflict: str, now: float, progress=None) -> ImportReport:
+def apply_import_txn(
+    cur, data: ImportData, on_conflict: str, now: float, progress=None
+) -> ImportReport:
     """Import everything ``data`` holds.  Runs inside the caller's single
     write transaction: raising anything rolls the whole import back."""
     if on_conflict not in ON_CONFLICT:
@@ -451,13 +517,18 @@ def apply_import_txn(cur, data: ImportData, on_conflict: str, now: float, progre
             "nothing was imported (choose --on-conflict skip or update)"
         )
 
-    imported: Set[str] = set()  # users of the file whose data now stands
+    imported: set[str] = set()  # users of the file whose data now stands
     for user in data.users:
         assert user.password_hash is not None, "hash_passwords() first"
         if user.username not in existing:
             created_at = user.created_at if user.created_at is not None else now
             if not admin_txns.import_user_txn(
-                cur, user.username, user.password_hash, user.display_name, created_at, user.last_seen
+                cur,
+                user.username,
+                user.password_hash,
+                user.display_name,
+                created_at,
+                user.last_seen,
             ):  # pragma: no cover - we hold the write lock
                 raise ImportRejected(f"{data.path}: {user.where}: the username was taken meanwhile")
             report.created.append(user.username)
@@ -476,7 +547,9 @@ def apply_import_txn(cur, data: ImportData, on_conflict: str, now: float, progre
         return username in imported or txns.get_user_txn(cur, username) is not None
 
     for room in data.rooms:
-        if admin_txns.ensure_room_txn(cur, room.name, room.created_at if room.created_at is not None else now):
+        if admin_txns.ensure_room_txn(
+            cur, room.name, room.created_at if room.created_at is not None else now
+        ):
             report.rooms_created.append(room.name)
         for (username, joined_at), mwhere in zip(room.members, room.member_where):
             if username in skipped:
@@ -485,7 +558,9 @@ def apply_import_txn(cur, data: ImportData, on_conflict: str, now: float, progre
                 raise ImportRejected(
                     f"{data.path}: {mwhere}: {username!r} is neither a user of the file nor of the database"
                 )
-            if admin_txns.add_member_txn(cur, room.name, username, joined_at if joined_at is not None else now):
+            if admin_txns.add_member_txn(
+                cur, room.name, username, joined_at if joined_at is not None else now
+            ):
                 report.memberships_added += 1
 
     if data.messages is not None:
@@ -493,9 +568,11 @@ def apply_import_txn(cur, data: ImportData, on_conflict: str, now: float, progre
     return report
 
 
-def _import_messages(cur, data: ImportData, skipped: Set[str], known_user, report: ImportReport, progress) -> None:
+def _import_messages(
+    cur, data: ImportData, skipped: set[str], known_user, report: ImportReport, progress
+) -> None:
     rooms = {room.name for room in data.rooms}
-    to_store: List[MessageRow] = []
+    to_store: list[MessageRow] = []
     for where, message in data.messages:
         if message.sender in skipped or message.recipient in skipped:
             report.messages_skipped += 1
@@ -515,7 +592,7 @@ def _import_messages(cur, data: ImportData, skipped: Set[str], known_user, repor
     report.ids_kept = not to_store or to_store[0].msgid > highest
     page = 1000
     for start in range(0, len(to_store), page):
-        chunk = to_store[start:start + page]
+        chunk = to_store[start : start + page]
         admin_txns.insert_messages_txn(cur, chunk, keep_ids=report.ids_kept)
         if progress is not None:
             progress.update(len(chunk))
@@ -532,9 +609,9 @@ class ExportReport:
     users: int = 0
     rooms: int = 0
     memberships: int = 0
-    messages: Optional[int] = None
+    messages: int | None = None
 
-    def lines(self, path: str) -> List[str]:
+    def lines(self, path: str) -> list[str]:
         text = f"exported {self.users} users, {self.rooms} rooms ({self.memberships} memberships)"
         if self.messages is not None:
             text += f" and {self.messages} messages"
@@ -547,7 +624,9 @@ def export_counts_txn(cur, with_history: bool) -> int:
     return stats.accounts + stats.rooms + (stats.messages if with_history else 0)
 
 
-def write_export_txn(cur, out: IO[str], with_history: bool, now: float, progress=None) -> ExportReport:
+def write_export_txn(
+    cur, out: IO[str], with_history: bool, now: float, progress=None
+) -> ExportReport:
     """Write the whole database as a Messenger export to ``out``.
 
     Run it inside one read transaction: the file is then one consistent
@@ -561,7 +640,7 @@ def write_export_txn(cur, out: IO[str], with_history: bool, now: float, progress
         return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
     def entries(name: str, items: Iterable[dict], last: bool = False) -> int:
-        out.write(f'  {dump(name)}: [')
+        out.write(f"  {dump(name)}: [")
         count = 0
         for item in items:
             out.write(("," if count else "") + "\n    " + dump(item))
@@ -576,39 +655,50 @@ def write_export_txn(cur, out: IO[str], with_history: bool, now: float, progress
     out.write(f'  "version": {FORMAT_VERSION},\n')
     out.write(f'  "exported_at": {dump(rfc3339(now))},\n')
 
-    report.users = entries("users", (
-        {
-            "username": u.username,
-            "display_name": u.display_name,
-            "password_hash": u.password_hash,
-            "created_at": u.created_at,
-            "last_seen": u.last_seen,
-        }
-        for u in admin_txns.list_users_txn(cur)
-    ))
+    report.users = entries(
+        "users",
+        (
+            {
+                "username": u.username,
+                "display_name": u.display_name,
+                "password_hash": u.password_hash,
+                "created_at": u.created_at,
+                "last_seen": u.last_seen,
+            }
+            for u in admin_txns.list_users_txn(cur)
+        ),
+    )
 
-    members: Dict[str, List[dict]] = {}
+    members: dict[str, list[dict]] = {}
     for room, username, joined_at in admin_txns.all_members_txn(cur):
         members.setdefault(room, []).append({"username": username, "joined_at": joined_at})
         report.memberships += 1
-    report.rooms = entries("rooms", (
-        {"name": r.name, "created_at": r.created_at, "members": members.get(r.name, [])}
-        for r in admin_txns.list_rooms_txn(cur)
-    ), last=not with_history)
+    report.rooms = entries(
+        "rooms",
+        (
+            {"name": r.name, "created_at": r.created_at, "members": members.get(r.name, [])}
+            for r in admin_txns.list_rooms_txn(cur)
+        ),
+        last=not with_history,
+    )
 
     if with_history:
-        report.messages = entries("messages", (
-            {
-                "id": m.msgid,
-                "sender": m.sender,
-                "recipient": m.recipient,
-                "room": m.room,
-                "body": m.body,
-                "created_at": m.created_at,
-                "delivered_at": m.delivered_at,
-                "receipt_sent": m.receipt_sent,
-            }
-            for m in admin_txns.iter_messages_txn(cur)
-        ), last=True)
+        report.messages = entries(
+            "messages",
+            (
+                {
+                    "id": m.msgid,
+                    "sender": m.sender,
+                    "recipient": m.recipient,
+                    "room": m.room,
+                    "body": m.body,
+                    "created_at": m.created_at,
+                    "delivered_at": m.delivered_at,
+                    "receipt_sent": m.receipt_sent,
+                }
+                for m in admin_txns.iter_messages_txn(cur)
+            ),
+            last=True,
+        )
     out.write("}\n")
     return report

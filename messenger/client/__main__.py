@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional
 
 from messenger import wire
 from messenger.client import commands
@@ -36,35 +35,50 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--server", default=os.environ.get(SERVER_VARIABLE, DEFAULT_SERVER),
+        "--server",
+        default=os.environ.get(SERVER_VARIABLE, DEFAULT_SERVER),
         help=f"endpoint: tcp:HOST:PORT or tls:HOST:PORT (default {DEFAULT_SERVER}, "
-             f"or ${SERVER_VARIABLE})")
+        f"or ${SERVER_VARIABLE})",
+    )
     parser.add_argument(
-        "--ca", metavar="PATH",
+        "--ca",
+        metavar="PATH",
         help="trust this CA certificate (a PEM file, or a directory of .pem files) "
-             "instead of the system's, for a tls: server")
+        "instead of the system's, for a tls: server",
+    )
     parser.add_argument("--user", metavar="NAME", help="log in as NAME (asked for otherwise)")
     parser.add_argument(
-        "--password-file", metavar="PATH",
+        "--password-file",
+        metavar="PATH",
         help=f"read the password from the first line of PATH (else ${PASSWORD_VARIABLE}, "
-             "else asked for)")
+        "else asked for)",
+    )
     parser.add_argument(
-        "--signup", action="store_true",
-        help="create the account first (with --user; an existing account is just logged in)")
+        "--signup",
+        action="store_true",
+        help="create the account first (with --user; an existing account is just logged in)",
+    )
     parser.add_argument("--name", metavar="DISPLAY", help="display name for --signup")
     parser.add_argument("--no-color", action="store_true", help="never use colours")
     parser.add_argument(
-        "--timeout", type=float, default=30.0, metavar="SECONDS",
-        help="for send: give up after this long (default 30)")
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="for send: give up after this long (default 30)",
+    )
     parser.add_argument(
-        "action", nargs="?", choices=["send"],
-        help="send TARGET TEXT: send one message and exit once the server has stored it")
+        "action",
+        nargs="?",
+        choices=["send"],
+        help="send TARGET TEXT: send one message and exit once the server has stored it",
+    )
     parser.add_argument("target", nargs="?", help="for send: a user name or #room")
     parser.add_argument("text", nargs="*", help="for send: the message")
     return parser
 
 
-def parse_args(argv: Optional[List[str]] = None, environ=os.environ) -> ClientOptions:
+def parse_args(argv: list[str] | None = None, environ=os.environ) -> ClientOptions:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.user is not None:
@@ -108,7 +122,7 @@ def parse_args(argv: Optional[List[str]] = None, environ=os.environ) -> ClientOp
     )
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     options = parse_args(argv)
     sys.exit(run(options))
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, List, Optional
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import interfaces
@@ -46,14 +46,14 @@ class UsageError(Exception):
 @dataclass
 class ClientOptions:
     server: str = DEFAULT_SERVER
-    ca: Optional[str] = None
-    user: Optional[str] = None
-    password_file: Optional[str] = None
-    password_env: Optional[str] = None  # the name of the variable to read
+    ca: str | None = None
+    user: str | None = None
+    password_file: str | None = None
+    password_env: str | None = None  # the name of the variable to read
     signup: bool = False
-    name: Optional[str] = None
-    color: Optional[bool] = None  # None: when stdout is a terminal
-    one_shot: Optional[commands.SendText] = None
+    name: str | None = None
+    color: bool | None = None  # None: when stdout is a terminal
+    one_shot: commands.SendText | None = None
     timeout: float = 30.0
 
 
@@ -61,7 +61,7 @@ class ClientOptions:
 # Endpoints
 
 
-def _split_description(description: str) -> List[str]:
+def _split_description(description: str) -> list[str]:
     """Split an endpoint description on ``:``, honouring ``\\:`` escapes."""
     parts, current, escaped = [], [], False
     for char in description:
@@ -83,7 +83,7 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
 
 
-def load_certificates(path: str) -> List[Certificate]:
+def load_certificates(path: str) -> list[Certificate]:
     """Every PEM certificate in a file (a CA bundle may hold several)."""
     with open(path, "rb") as f:
         data = f.read()
@@ -94,7 +94,7 @@ def load_certificates(path: str) -> List[Certificate]:
     return [Certificate.loadPEM(block) for block in blocks]
 
 
-def make_endpoint(reactor, description: str, ca: Optional[str] = None) -> IStreamClientEndpoint:
+def make_endpoint(reactor, description: str, ca: str | None = None) -> IStreamClientEndpoint:
     """The endpoint for ``--server`` (and ``--ca``).
 
     ``tcp:HOST:PORT`` and ``tls:HOST:PORT`` go to ``clientFromString``; a
@@ -114,7 +114,7 @@ def make_endpoint(reactor, description: str, ca: Optional[str] = None) -> IStrea
         raise UsageError(f"--ca {ca}: no such file or directory")
     if os.path.isdir(ca):
         return clientFromString(reactor, f"{description}:trustRoots={_escape(ca)}")
-    args: List[str] = []
+    args: list[str] = []
     kwargs = {}
     for part in _split_description(description)[1:]:
         key, eq, value = part.partition("=")
@@ -132,17 +132,20 @@ def make_endpoint(reactor, description: str, ca: Optional[str] = None) -> IStrea
     trust = trustRootFromCertificates(load_certificates(ca))
     return wrapClientTLS(
         optionsForClientTLS(host, trustRoot=trust),
-        HostnameEndpoint(reactor, host.encode("idna"), int(kwargs["port"]),
-                         int(kwargs.get("timeout", "30"))),
+        HostnameEndpoint(
+            reactor, host.encode("idna"), int(kwargs["port"]), int(kwargs.get("timeout", "30"))
+        ),
     )
 
 
 def announcing(policy: Callable[[int], float], announce: Callable[[float], None]):
     """A retry policy that also says how long it will wait."""
+
     def retry_delay(attempt: int) -> float:
         delay = policy(attempt)
         announce(delay)
         return delay
+
     return retry_delay
 
 
@@ -150,7 +153,7 @@ def announcing(policy: Callable[[int], float], announce: Callable[[float], None]
 # The terminal
 
 
-def password_reader(options: ClientOptions, environ=os.environ) -> Optional[Callable[[], str]]:
+def password_reader(options: ClientOptions, environ=os.environ) -> Callable[[], str] | None:
     """A function that reads the password afresh each time, or None (ask).
 
     The file is read each time it is needed, so the password is not kept
@@ -162,6 +165,7 @@ def password_reader(options: ClientOptions, environ=os.environ) -> Optional[Call
         def from_file() -> str:
             with open(path, encoding="utf-8") as f:
                 return f.readline().rstrip("\r\n")
+
         return from_file
     if options.password_env is not None and options.password_env in environ:
         name = options.password_env
@@ -177,6 +181,7 @@ class _Echo:
         self.saved = None
         try:
             import termios
+
             self.termios = termios
             self.saved = termios.tcgetattr(fd)
         except (ImportError, OSError, Exception):
@@ -240,13 +245,13 @@ class KeyboardInput(LineReceiver):
 class Console:
     """The session's :class:`~messenger.client.session.Terminal`: stdout and prompts."""
 
-    def __init__(self, reactor, interactive: bool, echo: Optional[_Echo] = None) -> None:
+    def __init__(self, reactor, interactive: bool, echo: _Echo | None = None) -> None:
         self.reactor = reactor
         self.interactive = interactive
         self.echo = echo
-        self.stdio: Optional[StandardIO] = None
-        self.service: Optional[ClientService] = None
-        self.status: Optional[int] = None
+        self.stdio: StandardIO | None = None
+        self.service: ClientService | None = None
+        self.status: int | None = None
         self._stopping = False
 
     def write(self, text: str) -> None:
@@ -307,6 +312,7 @@ def run(options: ClientOptions, reactor=None, stdin_fd: int = 0, stdout_fd: int 
     """Run the client until it exits; returns the exit status."""
     if reactor is None:
         from twisted.internet import reactor as default_reactor
+
         reactor = default_reactor
 
     interactive = os.isatty(stdin_fd)
@@ -326,11 +332,13 @@ def run(options: ClientOptions, reactor=None, stdin_fd: int = 0, stdout_fd: int 
     except Exception as e:  # clientFromString raises many kinds
         sys.stderr.write(
             f"messenger-client: bad --server {options.server!r} ({e}); "
-            "expected tcp:HOST:PORT or tls:HOST:PORT\n")
+            "expected tcp:HOST:PORT or tls:HOST:PORT\n"
+        )
         return 2
 
     session = ClientSession(
-        console, reactor,
+        console,
+        reactor,
         server=options.server,
         login=LoginSettings(
             username=options.user,
@@ -345,18 +353,20 @@ def run(options: ClientOptions, reactor=None, stdin_fd: int = 0, stdout_fd: int 
         endpoint,
         ServerConnectionFactory(session, reactor),
         retryPolicy=announcing(
-            backoffPolicy(RECONNECT_INITIAL, RECONNECT_MAX, RECONNECT_FACTOR),
-            session.reconnecting),
+            backoffPolicy(RECONNECT_INITIAL, RECONNECT_MAX, RECONNECT_FACTOR), session.reconnecting
+        ),
         clock=reactor,
     )
     console.service = service
     console.stdio = StandardIO(
         KeyboardInput(session, console.stdout_closed),
-        stdin=stdin_fd, stdout=stdout_fd, reactor=reactor)
+        stdin=stdin_fd,
+        stdout=stdout_fd,
+        reactor=reactor,
+    )
 
     if options.one_shot is not None and options.timeout > 0:
-        reactor.callLater(options.timeout, session.fatal,
-                          f"gave up after {options.timeout:.0f} s")
+        reactor.callLater(options.timeout, session.fatal, f"gave up after {options.timeout:.0f} s")
 
     service.startService()
     service.whenConnected(failAfterFailures=1).addErrback(session.connect_failed)
@@ -371,6 +381,7 @@ def run(options: ClientOptions, reactor=None, stdin_fd: int = 0, stdout_fd: int 
 
 def _file_flags(*fds: int) -> dict:
     import fcntl
+
     flags = {}
     for fd in fds:
         try:
@@ -382,6 +393,7 @@ def _file_flags(*fds: int) -> dict:
 
 def _restore_file_flags(flags: dict) -> None:
     import fcntl
+
     for fd, value in flags.items():
         try:
             fcntl.fcntl(fd, fcntl.F_SETFL, value)

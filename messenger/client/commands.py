@@ -11,7 +11,6 @@ a mistake is reported before anything is sent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple, Union
 
 from messenger import wire
 
@@ -32,7 +31,7 @@ MAX_TEXT_BYTES = 8000
 class SendText:
     """Send ``text`` to ``target``; ``None`` means the conversation in focus."""
 
-    target: Optional[str]
+    target: str | None
     text: str
 
 
@@ -62,7 +61,7 @@ class ListRooms:
 class ListMembers:
     """``room`` is ``None`` for the room in focus."""
 
-    room: Optional[str]
+    room: str | None
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class LookUp:
 class ShowHistory:
     """``target`` is ``None`` for the conversation in focus."""
 
-    target: Optional[str]
+    target: str | None
     limit: int = DEFAULT_HISTORY_LIMIT
 
 
@@ -120,11 +119,23 @@ class UsageError:
     message: str
 
 
-Intent = Union[
-    SendText, Focus, JoinRoom, PartRoom, ListRooms, ListMembers, ListOnline,
-    LookUp, ShowHistory, SetName, ChangePassword, ShowHelp, ShowInbox, SignUp,
-    QuitClient,
-]
+Intent = (
+    SendText
+    | Focus
+    | JoinRoom
+    | PartRoom
+    | ListRooms
+    | ListMembers
+    | ListOnline
+    | LookUp
+    | ShowHistory
+    | SetName
+    | ChangePassword
+    | ShowHelp
+    | ShowInbox
+    | SignUp
+    | QuitClient
+)
 
 
 # --------------------------------------------------------------------------
@@ -132,7 +143,7 @@ Intent = Union[
 
 
 #: (command, arguments, what it does), in the order /help lists them.
-COMMANDS: Tuple[Tuple[str, str, str], ...] = (
+COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("/msg", "NAME TEXT", "send a direct message (also: @NAME TEXT)"),
     ("/chat", "NAME|#ROOM", "talk to a person or in a room: plain lines go there"),
     ("/join", "#ROOM", "join a room (creating it if new) and move there"),
@@ -150,9 +161,7 @@ COMMANDS: Tuple[Tuple[str, str, str], ...] = (
     ("/quit", "", "leave (also: !exit, Ctrl-D)"),
 )
 
-_USAGE: Dict[str, str] = {
-    name: f"usage: {name} {args}".rstrip() for name, args, _ in COMMANDS
-}
+_USAGE: dict[str, str] = {name: f"usage: {name} {args}".rstrip() for name, args, _ in COMMANDS}
 _USAGE["@"] = "usage: @NAME TEXT"
 
 
@@ -167,8 +176,10 @@ def help_text() -> str:
     lines = ["Commands:"]
     for name, args, what in COMMANDS:
         lines.append(f"  {(name + ' ' + args).ljust(width)}  {what}")
-    lines.append("Anything else is sent to the conversation in focus "
-                 "(start it with // to send a line beginning with /).")
+    lines.append(
+        "Anything else is sent to the conversation in focus "
+        "(start it with // to send a line beginning with /)."
+    )
     return "\n".join(lines)
 
 
@@ -300,7 +311,7 @@ def _parse_slash(command: str, rest: str) -> Intent:
 _ALIASES = {"/exit": "/quit", "/q": "/quit", "/m": "/msg", "/j": "/join", "/?": "/help"}
 
 
-def parse_input(line: str) -> Optional[Union[Intent, UsageError]]:
+def parse_input(line: str) -> Intent | UsageError | None:
     """Turn one typed line into an intent, a usage error, or None (blank)."""
     line = line.rstrip("\r\n")
     stripped = line.strip()
@@ -331,7 +342,7 @@ def parse_input(line: str) -> Optional[Union[Intent, UsageError]]:
     return _text_intent(line)
 
 
-def _text_intent(text: str) -> Union[SendText, UsageError]:
+def _text_intent(text: str) -> SendText | UsageError:
     try:
         return SendText(None, _text("message", text))
     except _Bad as bad:

@@ -16,8 +16,9 @@ interface, so it can be tested against a StringTransport and a task.Clock.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Deque, List, Optional, Protocol as TypingProtocol, Tuple, Union
+from typing import Protocol as TypingProtocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory
@@ -40,8 +41,8 @@ RESPONSE_TIMEOUT = 20.0
 class Reply:
     """The final answer to one command, with the ``H`` lines before it."""
 
-    final: Union[wire.Ok, wire.Err]
-    history: Tuple[wire.H, ...] = ()
+    final: wire.Ok | wire.Err
+    history: tuple[wire.H, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -56,29 +57,29 @@ class Pending:
     """A command sent on this connection that has no OK or ERR yet."""
 
     command: wire.Command
-    on_reply: Optional[ReplyHandler]
+    on_reply: ReplyHandler | None
     #: Send it again on the next connection if this one drops first.
     resend: bool = False
-    history: List[wire.H] = field(default_factory=list)
+    history: list[wire.H] = field(default_factory=list)
 
 
 class Listener(TypingProtocol):
     """What a connection reports to the client session."""
 
-    def connection_made(self, connection: "ServerConnection") -> None: ...
+    def connection_made(self, connection: ServerConnection) -> None: ...
 
-    def hello(self, connection: "ServerConnection", hello: wire.Hello) -> None: ...
+    def hello(self, connection: ServerConnection, hello: wire.Hello) -> None: ...
 
-    def event(self, connection: "ServerConnection", event: wire.ServerMessage) -> None: ...
+    def event(self, connection: ServerConnection, event: wire.ServerMessage) -> None: ...
 
-    def protocol_violation(self, connection: "ServerConnection", line: str, problem: str) -> None: ...
+    def protocol_violation(self, connection: ServerConnection, line: str, problem: str) -> None: ...
 
     def connection_lost(
         self,
-        connection: "ServerConnection",
+        connection: ServerConnection,
         reason: Failure,
-        unanswered: List[Pending],
-        bye: Optional[wire.Bye],
+        unanswered: list[Pending],
+        bye: wire.Bye | None,
     ) -> None: ...
 
 
@@ -101,14 +102,14 @@ class ServerConnection(LineReceiver):
         self.clock = clock
         self.keepalive_interval = keepalive_interval
         self.response_timeout = response_timeout
-        self.pending: Deque[Pending] = deque()
+        self.pending: deque[Pending] = deque()
         self.connected_to_server = False
-        self.bye: Optional[wire.Bye] = None
+        self.bye: wire.Bye | None = None
         self.timed_out = False
         #: Replies went out of step: ignore the rest until the connection is gone.
         self._broken = False
-        self._ping_call: Optional[IDelayedCall] = None
-        self._deadline: Optional[IDelayedCall] = None
+        self._ping_call: IDelayedCall | None = None
+        self._deadline: IDelayedCall | None = None
 
     # -- Twisted callbacks
 
@@ -165,7 +166,7 @@ class ServerConnection(LineReceiver):
     def request(
         self,
         command: wire.Command,
-        on_reply: Optional[ReplyHandler] = None,
+        on_reply: ReplyHandler | None = None,
         resend: bool = False,
     ) -> None:
         """Send a command that will get exactly one OK or ERR."""
@@ -189,7 +190,7 @@ class ServerConnection(LineReceiver):
 
     # -- Replies
 
-    def _final(self, line: str, message: Union[wire.Ok, wire.Err]) -> None:
+    def _final(self, line: str, message: wire.Ok | wire.Err) -> None:
         if not self.pending:
             self.listener.protocol_violation(self, line, "a reply to no command")
             return
@@ -199,7 +200,8 @@ class ServerConnection(LineReceiver):
             # which reply is which (was that SEND stored?), so do not guess:
             # drop the connection, and what is unanswered is sent again.
             self.listener.protocol_violation(
-                self, line, f"expected a reply to {pending.command.NAME}")
+                self, line, f"expected a reply to {pending.command.NAME}"
+            )
             self._broken = True
             self.abort()
             return
@@ -265,6 +267,7 @@ class ServerConnectionFactory(Factory):
 
     def buildProtocol(self, addr) -> ServerConnection:
         connection = ServerConnection(
-            self.listener, self.clock, self.keepalive_interval, self.response_timeout)
+            self.listener, self.clock, self.keepalive_interval, self.response_timeout
+        )
         connection.factory = self
         return connection

@@ -13,9 +13,9 @@ makes every such character visible and harmless before it is shown.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone, tzinfo
-from typing import Iterable, Mapping, Optional
+from datetime import UTC, datetime, tzinfo
 
 from messenger import wire
 
@@ -44,7 +44,7 @@ class Style:
     """Colours on or off; ``tz`` is where times are shown (None: local)."""
 
     color: bool = False
-    tz: Optional[tzinfo] = None
+    tz: tzinfo | None = None
 
     def paint(self, text: str, *styles: str) -> str:
         if not self.color or not styles:
@@ -52,7 +52,7 @@ class Style:
         return "".join(_CODES[s] for s in styles) + text + _RESET
 
 
-def _caret(match: "re.Match[str]") -> str:
+def _caret(match: re.Match[str]) -> str:
     char = match.group()
     code = ord(char)
     if code < 0x20:
@@ -85,7 +85,7 @@ def conversation_label(target: str) -> str:
     return clean_line(target) if wire.is_room(target) else "@" + clean_line(target)
 
 
-def sender_label(username: str, display_name: Optional[str]) -> str:
+def sender_label(username: str, display_name: str | None) -> str:
     """The display name, with the user name when it differs.
 
     The user name is shown whenever it is not just the display name in
@@ -101,18 +101,18 @@ def sender_label(username: str, display_name: Optional[str]) -> str:
     return f"{display_name} ({username})"
 
 
-def parse_timestamp(value: str) -> Optional[datetime]:
+def parse_timestamp(value: str) -> datetime | None:
     """An RFC 3339 UTC timestamp from the server, or None if unreadable."""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 
-def clock_time(when: datetime, style: Style, now: Optional[datetime] = None) -> str:
+def clock_time(when: datetime, style: Style, now: datetime | None = None) -> str:
     """``HH:MM``, with the date in front when it is not the day of ``now``."""
     local = when.astimezone(style.tz)
     if now is not None and local.date() != now.astimezone(style.tz).date():
@@ -121,7 +121,7 @@ def clock_time(when: datetime, style: Style, now: Optional[datetime] = None) -> 
 
 
 def from_epoch(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 # --------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def message(
     text: str,
     *,
     focused: bool = True,
-    now: Optional[datetime] = None,
+    now: datetime | None = None,
 ) -> str:
     """One message: time, conversation, sender, text.
 
@@ -161,7 +161,7 @@ def sent(msgid: int, style: Style) -> str:
     return style.paint(f"Message {msgid} sent", "dim")
 
 
-def delivered(msgid: int, recipient: str, when: Optional[datetime], style: Style) -> str:
+def delivered(msgid: int, recipient: str, when: datetime | None, style: Style) -> str:
     """A receipt: the recipient acknowledged message ``msgid``."""
     at = f", {clock_time(when, style)}" if when is not None else ""
     return style.paint(f"  delivered to {clean_line(recipient)} (message {msgid}{at})", "dim")
@@ -213,8 +213,12 @@ def word_list(title: str, words: Iterable[str], style: Style, empty: str = "none
 
 
 def whois(
-    username: str, status: str, last_seen: str, display_name: str, style: Style,
-    now: Optional[datetime] = None,
+    username: str,
+    status: str,
+    last_seen: str,
+    display_name: str,
+    style: Style,
+    now: datetime | None = None,
 ) -> str:
     label = sender_label(username, display_name)
     if status == "online":

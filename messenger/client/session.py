@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import count
-from typing import Callable, Deque, Dict, List, Optional, Protocol as TypingProtocol, Set
+from typing import Protocol as TypingProtocol
 
 from twisted.internet import defer, error
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -87,10 +88,10 @@ class LoginSettings:
     means ask the person.
     """
 
-    username: Optional[str] = None
-    password: Optional[Callable[[], str]] = None
+    username: str | None = None
+    password: Callable[[], str] | None = None
     signup: bool = False
-    display_name: Optional[str] = None
+    display_name: str | None = None
 
 
 class ClientIds:
@@ -100,7 +101,7 @@ class ClientIds:
     them for 24 hours); the counter makes them differ within a run.
     """
 
-    def __init__(self, prefix: Optional[str] = None) -> None:
+    def __init__(self, prefix: str | None = None) -> None:
         self.prefix = prefix or secrets.token_hex(8)
         self._counter = count(1)
 
@@ -133,7 +134,7 @@ def describe_failure(reason: Failure) -> str:
     return reason.getErrorMessage()
 
 
-def tls_problem(reason: Failure) -> Optional[str]:
+def tls_problem(reason: Failure) -> str | None:
     """If ``reason`` is a failed TLS handshake or host check, say what failed."""
     try:
         from OpenSSL import SSL
@@ -141,14 +142,17 @@ def tls_problem(reason: Failure) -> Optional[str]:
     except ImportError:  # pragma: no cover - both are dependencies
         return None
     if reason.check(VerificationError):
-        return ("the server's TLS certificate is not for this host name "
-                f"({reason.getErrorMessage()})")
+        return (
+            f"the server's TLS certificate is not for this host name ({reason.getErrorMessage()})"
+        )
     if reason.check(SSL.Error):
         detail = str(reason.value)
         if "certificate verify failed" in detail or "unknown ca" in detail:
-            return ("the server's TLS certificate does not verify: it is not "
-                    "signed by a trusted authority (use --ca with the server's "
-                    "CA certificate)")
+            return (
+                "the server's TLS certificate does not verify: it is not "
+                "signed by a trusted authority (use --ca with the server's "
+                "CA certificate)"
+            )
         return f"the TLS handshake failed ({detail})"
     return None
 
@@ -163,40 +167,40 @@ class ClientSession:
         *,
         server: str,
         login: LoginSettings,
-        style: render.Style = render.Style(),
-        one_shot: Optional[commands.SendText] = None,
-        new_client_id: Optional[Callable[[], str]] = None,
+        style: render.Style | None = None,
+        one_shot: commands.SendText | None = None,
+        new_client_id: Callable[[], str] | None = None,
         quit_timeout: float = QUIT_TIMEOUT,
     ) -> None:
         self.terminal = terminal
         self.clock = clock
         self.server = server
         self.login = login
-        self.style = style
+        self.style = style if style is not None else render.Style()
         self.one_shot = one_shot
         self.new_client_id = new_client_id or ClientIds()
         self.quit_timeout = quit_timeout
         self.state = ClientState()
 
-        self.connection: Optional[ServerConnection] = None
+        self.connection: ServerConnection | None = None
         #: Logged in on the current connection.
         self.ready = False
         #: Logged in at least once: from then on a drop means "reconnect".
         self.ever_ready = False
-        self.token: Optional[str] = None
+        self.token: str | None = None
         self.done = False
         self.quitting = False
         self.exit_status = EXIT_OK
 
         #: Commands to send once logged in (typed while disconnected, or
         #: unanswered when the last connection dropped), in order.
-        self.outbox: List[Pending] = []
+        self.outbox: list[Pending] = []
         #: SENDs waiting out a rate limit before they are tried again.
-        self._retrying: Dict[str, IDelayedCall] = {}
+        self._retrying: dict[str, IDelayedCall] = {}
         #: Typed lines not handled yet (before the first login, or waiting
         #: for a question to be asked).
-        self._input: Deque[object] = deque()
-        self._question: Optional[defer.Deferred] = None
+        self._input: deque[object] = deque()
+        self._question: defer.Deferred | None = None
         self._question_secret = False
         self._logging_in = False
         self._signup_failed = False
@@ -205,11 +209,11 @@ class ClientSession:
 
         self._display: DisplayQueue[Callable[[], None]] = DisplayQueue()
         #: Message ids received but still queued for display.
-        self._queued_ids: Set[int] = set()
-        self._lookups: Set[str] = set()
+        self._queued_ids: set[int] = set()
+        self._lookups: set[str] = set()
 
-        self._quit_timer: Optional[IDelayedCall] = None
-        self._bye_timer: Optional[IDelayedCall] = None
+        self._quit_timer: IDelayedCall | None = None
+        self._bye_timer: IDelayedCall | None = None
         self._quit_sent = False
 
     # ------------------------------------------------------------------
@@ -246,8 +250,10 @@ class ClientSession:
 
     def hello(self, connection: ServerConnection, hello: wire.Hello) -> None:
         if hello.version != wire.PROTOCOL_VERSION:
-            self.fatal(f"the server speaks protocol version {hello.version}; "
-                       f"this client speaks version {wire.PROTOCOL_VERSION}")
+            self.fatal(
+                f"the server speaks protocol version {hello.version}; "
+                f"this client speaks version {wire.PROTOCOL_VERSION}"
+            )
             return
         if not self.ever_ready and self.one_shot is None:
             self.notice(f"connected to {render.clean_line(hello.server_name)} ({self.server})")
@@ -268,21 +274,24 @@ class ClientSession:
             self._room_message(event)
         elif isinstance(event, wire.Dlv):
             when = render.parse_timestamp(event.timestamp)
-            self._queue_display(lambda: self.show(
-                render.delivered(event.msgid, event.recipient, when, self.style)))
+            self._queue_display(
+                lambda: self.show(render.delivered(event.msgid, event.recipient, when, self.style))
+            )
         elif isinstance(event, (wire.On, wire.Off, wire.Joined, wire.Parted)):
             self._presence(event)
 
     def protocol_violation(self, connection: ServerConnection, line: str, problem: str) -> None:
-        self.error(f"the server sent something this client does not understand "
-                   f"({problem}): {render.clean_line(line[:200])}")
+        self.error(
+            f"the server sent something this client does not understand "
+            f"({problem}): {render.clean_line(line[:200])}"
+        )
 
     def connection_lost(
         self,
         connection: ServerConnection,
         reason: Failure,
-        unanswered: List[Pending],
-        bye: Optional[wire.Bye],
+        unanswered: list[Pending],
+        bye: wire.Bye | None,
     ) -> None:
         if connection is self.connection:
             self.connection = None
@@ -292,8 +301,9 @@ class ClientSession:
         # since: it was typed first.
         self.outbox[:0] = [p for p in unanswered if p.resend]
         if any(isinstance(p.command, wire.Passwd) for p in unanswered):
-            self.error("the connection dropped during /passwd; the password may or "
-                       "may not have changed")
+            self.error(
+                "the connection dropped during /passwd; the password may or may not have changed"
+            )
         # Whatever waited for a display name is shown now, with user names.
         for show in self._display.release_all():
             show()
@@ -311,12 +321,16 @@ class ClientSession:
             return
         if bye is not None:
             if bye.code == 409:
-                self.fatal("you logged in somewhere else, so this client stops "
-                           f"(server said: {render.clean_line(bye.reason)})")
+                self.fatal(
+                    "you logged in somewhere else, so this client stops "
+                    f"(server said: {render.clean_line(bye.reason)})"
+                )
                 return
             if bye.code == 503 and not self.ever_ready:
-                self.fatal(f"the server is full or shutting down "
-                           f"({render.clean_line(bye.reason)}); try again later")
+                self.fatal(
+                    f"the server is full or shutting down "
+                    f"({render.clean_line(bye.reason)}); try again later"
+                )
                 return
             if bye.code == 429 and not self.ever_ready:
                 self.fatal(f"login refused: {render.clean_line(bye.reason)}")
@@ -342,7 +356,11 @@ class ClientSession:
         """The connection service will try again in ``delay`` seconds."""
         if self.ever_ready and not self.done:
             unsent = self._unsent_count()
-            waiting = f"; {unsent} message{'s' if unsent != 1 else ''} will be sent then" if unsent else ""
+            waiting = (
+                f"; {unsent} message{'s' if unsent != 1 else ''} will be sent then"
+                if unsent
+                else ""
+            )
             self.notice(f"reconnecting in {delay:.0f} s{waiting}")
 
     # ------------------------------------------------------------------
@@ -350,8 +368,10 @@ class ClientSession:
 
     def _log_in(self, connection: ServerConnection) -> None:
         if self.token is not None and self.state.username is not None:
-            connection.request(wire.Resume(self.state.username, self.token),
-                               lambda reply: self._resumed(connection, reply))
+            connection.request(
+                wire.Resume(self.state.username, self.token),
+                lambda reply: self._resumed(connection, reply),
+            )
             return
         if self._logging_in:
             return
@@ -402,8 +422,9 @@ class ClientSession:
             return  # asked again on the next connection
         try:
             if display_name is not None:
-                usr = wire.Usr(username, wire.check_password(password),
-                               wire.clean_display_name(display_name))
+                usr = wire.Usr(
+                    username, wire.check_password(password), wire.clean_display_name(display_name)
+                )
                 connection.request(usr, lambda reply: self._signed_up(username, reply))
             # Pipelined right behind USR, so the password is dropped now: if
             # the sign-up failed, this LOGIN fails too and says nothing new.
@@ -419,8 +440,10 @@ class ClientSession:
             if self.terminal.interactive:
                 self._finish(EXIT_OK)
             else:
-                self.fatal("the input ended before a user name and password were given "
-                           "(use --user with --password-file or MESSENGER_PASSWORD)")
+                self.fatal(
+                    "the input ended before a user name and password were given "
+                    "(use --user with --password-file or MESSENGER_PASSWORD)"
+                )
         elif reason.check(OSError):
             self.fatal(f"cannot read the password: {reason.getErrorMessage()}")
         elif not self.done:
@@ -436,7 +459,9 @@ class ClientSession:
             # LOGIN right behind decides whether the password is right.
             self.notice(f"account {username} exists; logging in")
             return
-        self.show(render.server_error(reply.final.code, reply.final.reason, self.style, "sign-up failed"))
+        self.show(
+            render.server_error(reply.final.code, reply.final.reason, self.style, "sign-up failed")
+        )
         self._signup_failed = True
 
     def _logged_in_reply(self, connection: ServerConnection, reply: Reply) -> None:
@@ -459,7 +484,7 @@ class ClientSession:
         else:
             self.fatal(f"login failed: {render.clean_line(err.reason)} ({err.code})")
 
-    def _login_refused(self, text: Optional[str], retry: bool) -> None:
+    def _login_refused(self, text: str | None, retry: bool) -> None:
         """Bad credentials: ask again if a person is typing, else give up."""
         asked = self.login.password is None
         if retry and asked and self.connection is not None:
@@ -503,8 +528,10 @@ class ClientSession:
             connection.request(wire.Token(), self._got_token)
         if self.one_shot is None:
             if first:
-                self.notice(f"logged in as {render.sender_label(username, display_name)}; "
-                            f"talking in {self.state.focus}; /help lists the commands")
+                self.notice(
+                    f"logged in as {render.sender_label(username, display_name)}; "
+                    f"talking in {self.state.focus}; /help lists the commands"
+                )
             else:
                 self.notice("reconnected" + (" (session resumed)" if resumed else ""))
             if self._rooms_known:
@@ -524,8 +551,10 @@ class ClientSession:
             try:
                 self.token = wire.check_token(reply.final.fields[0])
             except ValueError:
-                self.error("the server sent an unusable session token; "
-                           "a reconnect will ask for the password")
+                self.error(
+                    "the server sent an unusable session token; "
+                    "a reconnect will ask for the password"
+                )
 
     # ------------------------------------------------------------------
     # Rooms: the baseline after the first login, the catch-up after others
@@ -540,12 +569,14 @@ class ClientSession:
 
     def _baseline(self, room: str) -> None:
         """Learn the newest id in ``room`` (without showing it)."""
+
         def got(reply: Reply) -> None:
             if reply.ok:
                 self.state.last_seen.setdefault(room, 0)
                 for line in reply.history:
                     self.state.seen.add(line.msgid)
                     self.state.note_room_message(room, line.msgid)
+
         self._request(wire.History(room, 1), got, user=False)
 
     def _catch_up(self, room: str) -> None:
@@ -553,8 +584,11 @@ class ClientSession:
         if after is None:
             self._baseline(room)
             return
-        self._request(wire.History(room, CATCH_UP_LIMIT, wire.AFTER, after),
-                      lambda reply: self._caught_up(room, reply), user=False)
+        self._request(
+            wire.History(room, CATCH_UP_LIMIT, wire.AFTER, after),
+            lambda reply: self._caught_up(room, reply),
+            user=False,
+        )
 
     def _caught_up(self, room: str, reply: Reply) -> None:
         if not reply.ok:
@@ -566,8 +600,12 @@ class ClientSession:
                 self.state.seen.add(line.msgid)
                 continue
             if self.state.seen.add(line.msgid):
-                self._queue_message(room, line.sender, line.text,
-                                    render.parse_timestamp(line.timestamp) or self.now())
+                self._queue_message(
+                    room,
+                    line.sender,
+                    line.text,
+                    render.parse_timestamp(line.timestamp) or self.now(),
+                )
         if len(reply.history) >= CATCH_UP_LIMIT:
             self._catch_up(room)
 
@@ -603,13 +641,22 @@ class ClientSession:
 
     def _queue_message(self, conversation: str, sender: str, text: str, when: datetime) -> None:
         self._queue_display(
-            lambda: self._show_message(conversation, sender, text, when), waits_for=sender)
+            lambda: self._show_message(conversation, sender, text, when), waits_for=sender
+        )
 
     def _show_message(self, conversation: str, sender: str, text: str, when: datetime) -> None:
         focused = self.state.count_unread(conversation)
-        self.show(render.message(
-            self.style, when, conversation, self._sender(sender), text,
-            focused=focused, now=self.now()))
+        self.show(
+            render.message(
+                self.style,
+                when,
+                conversation,
+                self._sender(sender),
+                text,
+                focused=focused,
+                now=self.now(),
+            )
+        )
 
     def _sender(self, username: str) -> str:
         return render.sender_label(username, self.state.name_of(username))
@@ -631,7 +678,7 @@ class ClientSession:
             text = render.parted(event.room, event.username, when, self.style)
         self._queue_display(lambda: self.show(text))
 
-    def _queue_display(self, show: Callable[[], None], waits_for: Optional[str] = None) -> None:
+    def _queue_display(self, show: Callable[[], None], waits_for: str | None = None) -> None:
         """Show ``show`` in arrival order, once ``waits_for``'s name is known."""
         if waits_for is not None and not self.state.knows_name(waits_for):
             self._look_up(waits_for)
@@ -693,7 +740,7 @@ class ClientSession:
             else:
                 return  # before the first login, lines wait for it
 
-    def _ask(self, question: str, secret: bool = False) -> "defer.Deferred[str]":
+    def _ask(self, question: str, secret: bool = False) -> defer.Deferred[str]:
         d: defer.Deferred[str] = defer.Deferred()
         self._question = d
         self._question_secret = secret
@@ -748,8 +795,9 @@ class ClientSession:
             self._request(wire.Whois(intent.username), self._whois_shown)
         elif isinstance(intent, commands.ShowHistory):
             target = intent.target or self.state.focus
-            self._request(wire.History(target, intent.limit),
-                          lambda reply: self._history_shown(target, reply))
+            self._request(
+                wire.History(target, intent.limit), lambda reply: self._history_shown(target, reply)
+            )
         elif isinstance(intent, commands.SetName):
             self._request(wire.Name(intent.display_name), self._renamed)
         elif isinstance(intent, commands.ChangePassword):
@@ -766,8 +814,9 @@ class ClientSession:
     # ------------------------------------------------------------------
     # Sending
 
-    def _request(self, command: wire.Command, on_reply: Callable[[Reply], None],
-                 user: bool = True) -> None:
+    def _request(
+        self, command: wire.Command, on_reply: Callable[[Reply], None], user: bool = True
+    ) -> None:
         """Send now if logged in; else keep it for the next login.
 
         ``user`` commands wait in the outbox while disconnected and are sent
@@ -775,6 +824,7 @@ class ClientSession:
         a catch-up) are only sent on the current connection, since every
         login makes its own.
         """
+
         def handle(reply: Reply) -> None:
             on_reply(reply)
             self._maybe_finish()
@@ -790,16 +840,18 @@ class ClientSession:
             assert self.connection is not None
             self.connection.request(pending.command, pending.on_reply, resend=True)
 
-    def _send_text(self, target: Optional[str], text: str,
-                   on_done: Optional[Callable[[bool], None]] = None) -> None:
+    def _send_text(
+        self, target: str | None, text: str, on_done: Callable[[bool], None] | None = None
+    ) -> None:
         target = target or self.state.focus
         command = wire.Send(self.new_client_id(), target, wire.escape_body(text))
         if not (self.ready and self.connection is not None) and self.ever_ready:
             self.notice("not connected: the message will be sent after reconnecting")
         self._request(command, lambda reply: self._sent(command, reply, on_done))
 
-    def _sent(self, command: wire.Send, reply: Reply,
-              on_done: Optional[Callable[[bool], None]]) -> None:
+    def _sent(
+        self, command: wire.Send, reply: Reply, on_done: Callable[[bool], None] | None
+    ) -> None:
         if reply.ok:
             try:
                 msgid = wire.parse_msgid(reply.final.fields[0])
@@ -821,6 +873,7 @@ class ClientSession:
             def again() -> None:
                 self._retrying.pop(command.client_id, None)
                 self._request(command, lambda r: self._sent(command, r, on_done))
+
             self._retrying[command.client_id] = self.clock.callLater(RATE_LIMIT_RETRY, again)
             return
         where = render.conversation_label(command.target)
@@ -852,8 +905,11 @@ class ClientSession:
             else:
                 if self.state.focus == room:
                     self.state.set_focus(before)
-                self.show(render.server_error(reply.final.code, reply.final.reason,
-                                              self.style, f"cannot join {room}"))
+                self.show(
+                    render.server_error(
+                        reply.final.code, reply.final.reason, self.style, f"cannot join {room}"
+                    )
+                )
 
         self._request(wire.Join(room), joined)
 
@@ -866,8 +922,11 @@ class ClientSession:
                 self.state.part(room)
                 self.notice(f"left {room}; talking in {self.state.focus}")
             else:
-                self.show(render.server_error(reply.final.code, reply.final.reason,
-                                              self.style, f"cannot leave {room}"))
+                self.show(
+                    render.server_error(
+                        reply.final.code, reply.final.reason, self.style, f"cannot leave {room}"
+                    )
+                )
 
         self._request(wire.Part(room), parted)
 
@@ -921,10 +980,18 @@ class ClientSession:
             when = render.parse_timestamp(line.timestamp) or self.now()
             # Shown as asked for, without touching the unread counts.
             self._queue_display(
-                lambda line=line, when=when: self.show(render.message(
-                    self.style, when, target, self._sender(line.sender), line.text,
-                    now=self.now())),
-                waits_for=line.sender)
+                lambda line=line, when=when: self.show(
+                    render.message(
+                        self.style,
+                        when,
+                        target,
+                        self._sender(line.sender),
+                        line.text,
+                        now=self.now(),
+                    )
+                ),
+                waits_for=line.sender,
+            )
         self._queue_display(lambda: self.notice(f"end of history ({len(reply.history)})"))
 
     def _renamed(self, reply: Reply) -> None:
@@ -974,9 +1041,11 @@ class ClientSession:
 
     def _unsent_count(self) -> int:
         pending = self.connection.pending if self.connection is not None else ()
-        return (sum(isinstance(p.command, wire.Send) for p in self.outbox)
-                + sum(isinstance(p.command, wire.Send) for p in pending)
-                + len(self._retrying))
+        return (
+            sum(isinstance(p.command, wire.Send) for p in self.outbox)
+            + sum(isinstance(p.command, wire.Send) for p in pending)
+            + len(self._retrying)
+        )
 
     def _outstanding(self) -> bool:
         """Is anything typed still waiting to be sent, answered or shown?"""
@@ -996,8 +1065,9 @@ class ClientSession:
         if self._outstanding():
             unsent = self._unsent_count()
             if unsent and not self.ready:
-                self.notice(f"waiting up to {self.quit_timeout:.0f} s for {unsent} "
-                            "message(s) to be sent")
+                self.notice(
+                    f"waiting up to {self.quit_timeout:.0f} s for {unsent} message(s) to be sent"
+                )
             self._quit_timer = self.clock.callLater(self.quit_timeout, self._give_up)
         self._maybe_finish()
 
@@ -1040,4 +1110,3 @@ class ClientSession:
             d.cancel()
         self.exit_status = status
         self.terminal.exit(status)
-

@@ -10,7 +10,8 @@ after a reconnect), and the display names learned so far.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import Callable, Deque, Dict, Generic, Iterator, List, Optional, Set, Tuple, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from messenger import wire
 
@@ -27,8 +28,8 @@ class SeenIds:
 
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
-        self._ids: Set[int] = set()
-        self._order: Deque[int] = deque()
+        self._ids: set[int] = set()
+        self._order: deque[int] = deque()
 
     def __contains__(self, msgid: object) -> bool:
         return msgid in self._ids
@@ -56,7 +57,7 @@ class DisplayQueue(Generic[T]):
     """
 
     def __init__(self) -> None:
-        self._items: Deque[Tuple[Optional[str], T]] = deque()
+        self._items: deque[tuple[str | None, T]] = deque()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -64,18 +65,18 @@ class DisplayQueue(Generic[T]):
     def __iter__(self) -> Iterator[T]:
         return (item for _, item in self._items)
 
-    def add(self, item: T, waits_for: Optional[str] = None) -> None:
+    def add(self, item: T, waits_for: str | None = None) -> None:
         """Queue ``item``; ``waits_for`` is a user name it needs, if any."""
         self._items.append((waits_for, item))
 
-    def release(self, known: Callable[[str], bool]) -> List[T]:
+    def release(self, known: Callable[[str], bool]) -> list[T]:
         """Take the items at the front whose names are known, in order."""
         ready = []
         while self._items and (self._items[0][0] is None or known(self._items[0][0])):
             ready.append(self._items.popleft()[1])
         return ready
 
-    def release_all(self) -> List[T]:
+    def release_all(self) -> list[T]:
         ready = [item for _, item in self._items]
         self._items.clear()
         return ready
@@ -86,19 +87,19 @@ class ClientState:
 
     def __init__(self, focus: str = wire.GENERAL_ROOM) -> None:
         #: Canonical user name once logged in.
-        self.username: Optional[str] = None
-        self.display_name: Optional[str] = None
+        self.username: str | None = None
+        self.display_name: str | None = None
         #: Where plain lines go: a room or a user name.
         self.focus: str = focus
         #: Rooms we are a member of, in the order we learned them.
-        self.rooms: Dict[str, None] = {}
+        self.rooms: dict[str, None] = {}
         #: Conversation (room or user name) -> messages shown while out of focus.
-        self.unread: "OrderedDict[str, int]" = OrderedDict()
+        self.unread: OrderedDict[str, int] = OrderedDict()
         self.seen = SeenIds()
         #: Room -> the newest message id seen there (where a catch-up starts).
-        self.last_seen: Dict[str, int] = {}
+        self.last_seen: dict[str, int] = {}
         #: User name -> display name, or None when looked up and not found.
-        self.display_names: Dict[str, Optional[str]] = {}
+        self.display_names: dict[str, str | None] = {}
 
     # Focus and unread counts
 
@@ -118,7 +119,7 @@ class ClientState:
 
     # Rooms
 
-    def set_rooms(self, rooms: List[str]) -> None:
+    def set_rooms(self, rooms: list[str]) -> None:
         self.rooms = dict.fromkeys(rooms)
 
     def join(self, room: str) -> None:
@@ -141,8 +142,8 @@ class ClientState:
     def knows_name(self, username: str) -> bool:
         return username in self.display_names
 
-    def name_of(self, username: str) -> Optional[str]:
+    def name_of(self, username: str) -> str | None:
         return self.display_names.get(username)
 
-    def learn_name(self, username: str, display_name: Optional[str]) -> None:
+    def learn_name(self, username: str, display_name: str | None) -> None:
         self.display_names[username] = display_name

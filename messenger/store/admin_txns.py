@@ -10,8 +10,8 @@ than written again.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from messenger.store import txns
 from messenger.store.interface import UserRecord, conversation_key
@@ -40,7 +40,7 @@ class Stats:
     #: Direct messages not acknowledged by their recipient yet.
     waiting: int
     #: When the oldest waiting message was accepted, or None.
-    oldest_waiting: Optional[float]
+    oldest_waiting: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +49,11 @@ class MessageRow:
 
     msgid: int
     sender: str
-    recipient: Optional[str]
-    room: Optional[str]
+    recipient: str | None
+    room: str | None
     body: str
     created_at: float
-    delivered_at: Optional[float]
+    delivered_at: float | None
     receipt_sent: bool
 
 
@@ -61,7 +61,7 @@ class MessageRow:
 # schema
 
 
-def is_messenger_database_txn(cur) -> Tuple[int, bool]:
+def is_messenger_database_txn(cur) -> tuple[int, bool]:
     """The schema version (0 when there is none) and whether the database
     holds any table at all (an empty database can be given the schema)."""
     cur.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
@@ -75,12 +75,12 @@ def is_messenger_database_txn(cur) -> Tuple[int, bool]:
 _USER_COLUMNS = "username, password_hash, display_name, created_at, last_seen, pending_count"
 
 
-def list_users_txn(cur) -> List[UserRecord]:
+def list_users_txn(cur) -> list[UserRecord]:
     cur.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username")
     return [UserRecord(*row) for row in cur.fetchall()]
 
 
-def existing_usernames_txn(cur, usernames: Iterable[str]) -> List[str]:
+def existing_usernames_txn(cur, usernames: Iterable[str]) -> list[str]:
     """Which of ``usernames`` already have an account, sorted."""
     found = []
     for username in usernames:
@@ -138,7 +138,7 @@ def delete_user_txn(cur, username: str) -> bool:
     return True
 
 
-def update_user_txn(cur, username: str, password_hash: str, display_name: Optional[str]) -> None:
+def update_user_txn(cur, username: str, password_hash: str, display_name: str | None) -> None:
     """Replace the password hash (revoking tokens) and, if given, the display name."""
     txns.set_password_hash_txn(cur, username, password_hash)
     if display_name is not None:
@@ -151,7 +151,7 @@ def import_user_txn(
     password_hash: str,
     display_name: str,
     created_at: float,
-    last_seen: Optional[float],
+    last_seen: float | None,
 ) -> bool:
     """Create an imported account (a member of #general, as every account
     is), keeping its creation and last-seen times.  False if taken."""
@@ -166,7 +166,7 @@ def import_user_txn(
 # rooms
 
 
-def list_rooms_txn(cur) -> List[RoomSummary]:
+def list_rooms_txn(cur) -> list[RoomSummary]:
     cur.execute(
         "SELECT r.name, r.created_at,"
         " (SELECT count(*) FROM room_members m WHERE m.room = r.name),"
@@ -176,7 +176,7 @@ def list_rooms_txn(cur) -> List[RoomSummary]:
     return [RoomSummary(*row) for row in cur.fetchall()]
 
 
-def room_members_txn(cur, room: str) -> Optional[List[Member]]:
+def room_members_txn(cur, room: str) -> list[Member] | None:
     """The members of ``room`` by username, or None if there is no such room."""
     cur.execute("SELECT 1 FROM rooms WHERE name = ?", (room,))
     if cur.fetchone() is None:
@@ -226,7 +226,7 @@ def message_count_txn(cur) -> int:
 _MESSAGE_COLUMNS = "id, sender, recipient, room, body, created_at, delivered_at, receipt_sent"
 
 
-def messages_page_txn(cur, after_id: int, limit: int) -> List[MessageRow]:
+def messages_page_txn(cur, after_id: int, limit: int) -> list[MessageRow]:
     """Messages with an id above ``after_id``, in id order, at most ``limit``."""
     cur.execute(
         f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id > ? ORDER BY id LIMIT ?",
@@ -259,7 +259,7 @@ def highest_message_id_txn(cur) -> int:
     return max(highest, row[0] if row else 0)
 
 
-def insert_messages_txn(cur, messages: Sequence[MessageRow], keep_ids: bool) -> List[int]:
+def insert_messages_txn(cur, messages: Sequence[MessageRow], keep_ids: bool) -> list[int]:
     """Store imported messages in the given order; returns their ids.
 
     With ``keep_ids`` each keeps its ``msgid`` (the caller checks that they
@@ -302,7 +302,7 @@ def recount_pending_txn(cur) -> None:
     )
 
 
-def all_members_txn(cur) -> List[Tuple[str, str, float]]:
+def all_members_txn(cur) -> list[tuple[str, str, float]]:
     """Every membership as (room, username, joined_at), by room then user."""
     cur.execute("SELECT room, username, joined_at FROM room_members ORDER BY room, username")
     return [tuple(row) for row in cur.fetchall()]

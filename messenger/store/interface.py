@@ -9,8 +9,8 @@ own pool.  Times are seconds since the epoch, as floats.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import FrozenSet, Optional, Sequence
 
 from zope.interface import Interface
 
@@ -21,7 +21,7 @@ class UserRecord:
     password_hash: str
     display_name: str
     created_at: float
-    last_seen: Optional[float]
+    last_seen: float | None
     pending_count: int
 
 
@@ -31,7 +31,7 @@ class LoginRecord:
     (another program, say messenger-admin, may have changed them)."""
 
     user: UserRecord
-    rooms: FrozenSet[str]
+    rooms: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +39,10 @@ class NewMessage:
     """A message to store.  Exactly one of ``recipient`` and ``room`` is set."""
 
     sender: str
-    recipient: Optional[str]
-    room: Optional[str]
+    recipient: str | None
+    room: str | None
     body: str
-    client_id: Optional[str] = None
+    client_id: str | None = None
 
 
 class MessageRejected(enum.Enum):
@@ -58,8 +58,8 @@ class MessageRejected(enum.Enum):
 class StoredMessage:
     msgid: int
     sender: str
-    recipient: Optional[str]
-    room: Optional[str]
+    recipient: str | None
+    room: str | None
     body: str
     created_at: float
     #: True when a SEND reused a client_id: this is the earlier message and
@@ -91,7 +91,7 @@ class BatchResult:
     #: One entry per message of the batch, in order.
     messages: Sequence[StoredMessage | MessageRejected]
     #: One entry per ack of the batch: None when it changed nothing.
-    acks: Sequence[Optional[AckResult]]
+    acks: Sequence[AckResult | None]
 
 
 class IMessageStore(Interface):
@@ -178,7 +178,7 @@ class IMessageStore(Interface):
         """Remove the member.  Fires with True if the user was a member."""
 
 
-def conversation_key(user_or_room: str, other: Optional[str] = None) -> str:
+def conversation_key(user_or_room: str, other: str | None = None) -> str:
     """The key under which a conversation's messages are kept.
 
     A room is its own key; a direct conversation is the pair of usernames in

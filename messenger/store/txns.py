@@ -9,8 +9,8 @@ Synapse's database engines do) rather than the SQL being written twice.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from importlib import resources
-from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from messenger.store.interface import (
     AckResult,
@@ -30,7 +30,7 @@ SEND_KEY_LIFETIME = 24 * 60 * 60
 _SCHEMA_PACKAGE = "messenger.store.schema"
 
 
-def schema_versions() -> List[Tuple[int, str]]:
+def schema_versions() -> list[tuple[int, str]]:
     """Every schema file shipped with the package, as (version, sql)."""
     files = []
     for entry in resources.files(_SCHEMA_PACKAGE).iterdir():
@@ -41,9 +41,7 @@ def schema_versions() -> List[Tuple[int, str]]:
 
 
 def current_version_txn(cur) -> int:
-    cur.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'"
-    )
+    cur.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'")
     if cur.fetchone() is None:
         return 0
     cur.execute("SELECT version FROM schema_version")
@@ -88,7 +86,7 @@ def upgrade_schema_txn(cur) -> int:
     return version
 
 
-def _statements(sql: str) -> List[str]:
+def _statements(sql: str) -> list[str]:
     # Schema files hold plain DDL and INSERTs; no statement holds a ';'
     # inside a string, so splitting on it is safe.
     lines = [line.split("--", 1)[0] for line in sql.splitlines()]
@@ -106,8 +104,7 @@ def create_user_txn(cur, username: str, password_hash: str, display_name: str, n
     if cur.fetchone() is not None:
         return False
     cur.execute(
-        "INSERT INTO users (username, password_hash, display_name, created_at)"
-        " VALUES (?, ?, ?, ?)",
+        "INSERT INTO users (username, password_hash, display_name, created_at) VALUES (?, ?, ?, ?)",
         (username, password_hash, display_name, now),
     )
     cur.execute(
@@ -117,7 +114,7 @@ def create_user_txn(cur, username: str, password_hash: str, display_name: str, n
     return True
 
 
-def get_user_txn(cur, username: str) -> Optional[UserRecord]:
+def get_user_txn(cur, username: str) -> UserRecord | None:
     cur.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,))
     row = cur.fetchone()
     return UserRecord(*row) if row else None
@@ -156,14 +153,14 @@ def token_valid_txn(cur, username: str, token_hash: str, now: float) -> bool:
     return row is not None and row[0] > now
 
 
-def login_record_txn(cur, username: str) -> Optional[LoginRecord]:
+def login_record_txn(cur, username: str) -> LoginRecord | None:
     user = get_user_txn(cur, username)
     if user is None:
         return None
     return LoginRecord(user, frozenset(rooms_of_txn(cur, username)))
 
 
-def resume_record_txn(cur, username: str, token_hash: str, now: float) -> Optional[LoginRecord]:
+def resume_record_txn(cur, username: str, token_hash: str, now: float) -> LoginRecord | None:
     if not token_valid_txn(cur, username, token_hash, now):
         return None
     return login_record_txn(cur, username)
@@ -176,7 +173,7 @@ def resume_record_txn(cur, username: str, token_hash: str, now: float) -> Option
 def commit_batch_txn(
     cur,
     messages: Sequence[NewMessage],
-    acks: Sequence[Tuple[str, int]],
+    acks: Sequence[tuple[str, int]],
     receipts_sent: Sequence[int],
     now: float,
     max_pending: int,
@@ -190,7 +187,7 @@ def commit_batch_txn(
     ack_results = [_ack(cur, recipient, msgid, now, pending) for recipient, msgid in acks]
     pending.write()
     for start in range(0, len(receipts_sent), _IDS_PER_STATEMENT):
-        chunk = receipts_sent[start:start + _IDS_PER_STATEMENT]
+        chunk = receipts_sent[start : start + _IDS_PER_STATEMENT]
         cur.execute(
             f"UPDATE messages SET receipt_sent = 1 WHERE id IN ({','.join('?' * len(chunk))})",
             chunk,
@@ -207,10 +204,10 @@ class _PendingCounts:
 
     def __init__(self, cur) -> None:
         self._cur = cur
-        self._counts: Dict[str, int] = {}
-        self._changed: Set[str] = set()
+        self._counts: dict[str, int] = {}
+        self._changed: set[str] = set()
 
-    def get(self, username: str) -> Optional[int]:
+    def get(self, username: str) -> int | None:
         """The count, or None if there is no such user."""
         if username not in self._counts:
             self._cur.execute("SELECT pending_count FROM users WHERE username = ?", (username,))
@@ -283,7 +280,7 @@ def _store_message(cur, m: NewMessage, now: float, max_pending: int, pending: _P
     return StoredMessage(msgid, m.sender, m.recipient, m.room, m.body, now)
 
 
-def _ack(cur, recipient: str, msgid: int, now: float, pending: _PendingCounts) -> Optional[AckResult]:
+def _ack(cur, recipient: str, msgid: int, now: float, pending: _PendingCounts) -> AckResult | None:
     cur.execute(
         "UPDATE messages SET delivered_at = ?"
         " WHERE id = ? AND recipient = ? AND delivered_at IS NULL RETURNING sender",
@@ -299,7 +296,7 @@ def _ack(cur, recipient: str, msgid: int, now: float, pending: _PendingCounts) -
 _MESSAGE_COLUMNS = "id, sender, recipient, room, body, created_at"
 
 
-def pending_messages_txn(cur, recipient: str, after_id: int, limit: int) -> List[StoredMessage]:
+def pending_messages_txn(cur, recipient: str, after_id: int, limit: int) -> list[StoredMessage]:
     cur.execute(
         f"SELECT {_MESSAGE_COLUMNS} FROM messages"
         " WHERE recipient = ? AND delivered_at IS NULL AND id > ?"
@@ -309,7 +306,7 @@ def pending_messages_txn(cur, recipient: str, after_id: int, limit: int) -> List
     return [StoredMessage(*row) for row in cur.fetchall()]
 
 
-def pending_receipts_txn(cur, sender: str) -> List[Receipt]:
+def pending_receipts_txn(cur, sender: str) -> list[Receipt]:
     cur.execute(
         "SELECT id, recipient, delivered_at FROM messages"
         " WHERE sender = ? AND delivered_at IS NOT NULL AND receipt_sent = 0"
@@ -320,8 +317,8 @@ def pending_receipts_txn(cur, sender: str) -> List[Receipt]:
 
 
 def history_txn(
-    cur, conversation: str, limit: int, direction: Optional[str], cursor: Optional[int]
-) -> List[StoredMessage]:
+    cur, conversation: str, limit: int, direction: str | None, cursor: int | None
+) -> list[StoredMessage]:
     if direction == "after":
         cur.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation = ? AND id > ?"
@@ -348,8 +345,8 @@ def history_txn(
 # rooms
 
 
-def load_memberships_txn(cur) -> Dict[str, Set[str]]:
-    rooms: Dict[str, Set[str]] = {}
+def load_memberships_txn(cur) -> dict[str, set[str]]:
+    rooms: dict[str, set[str]] = {}
     cur.execute("SELECT name FROM rooms")
     for (name,) in cur.fetchall():
         rooms[name] = set()
@@ -359,7 +356,7 @@ def load_memberships_txn(cur) -> Dict[str, Set[str]]:
     return rooms
 
 
-def rooms_of_txn(cur, username: str) -> Set[str]:
+def rooms_of_txn(cur, username: str) -> set[str]:
     cur.execute("SELECT room FROM room_members WHERE username = ?", (username,))
     return {room for (room,) in cur.fetchall()}
 

@@ -24,7 +24,6 @@ import itertools
 import os
 import shutil
 import tempfile
-from typing import List, Optional
 
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
@@ -65,12 +64,14 @@ def database_path(testcase) -> str:
 class Client:
     """One connection to the harness server, seen from the client side."""
 
-    def __init__(self, harness: "Harness", protocol: MessengerProtocol, transport: StringTransport) -> None:
+    def __init__(
+        self, harness: Harness, protocol: MessengerProtocol, transport: StringTransport
+    ) -> None:
         self.harness = harness
         self.protocol = protocol
         self.transport = transport
         self.lost = False
-        self._held: List[str] = []
+        self._held: list[str] = []
 
     # -- input to the server ----------------------------------------------
 
@@ -82,7 +83,7 @@ class Client:
         if not self.lost:
             self.protocol.dataReceived(data)
 
-    def command(self, *lines: str) -> List[str]:
+    def command(self, *lines: str) -> list[str]:
         """Send, let the server settle, and return (and clear) what came back."""
         self.send(*lines)
         self.harness.settle()
@@ -90,18 +91,18 @@ class Client:
 
     # -- output from the server ---------------------------------------
 
-    def lines(self) -> List[str]:
+    def lines(self) -> list[str]:
         """Every line the server sent since the last call, then forget them."""
         lines = self._held + self._take()
         self._held = []
         return lines
 
-    def peek(self) -> List[str]:
+    def peek(self) -> list[str]:
         """Like :meth:`lines`, without forgetting them."""
         self._held += self._take()
         return list(self._held)
 
-    def _take(self) -> List[str]:
+    def _take(self) -> list[str]:
         data = self.transport.value()
         self.transport.clear()
         if not data:
@@ -143,7 +144,7 @@ class Harness:
 
     def __init__(
         self,
-        hash_delay: Optional[float] = None,
+        hash_delay: float | None = None,
         store=None,
         start: float = START,
         **options,
@@ -161,12 +162,13 @@ class Harness:
             # as it would in the server's thread pool.
             def run(f, *args):
                 return task.deferLater(self.clock, hash_delay, f, *args)
+
         self.hasher = PasswordHasher(None, 1, 8, run_in_thread=run)
         self.store = store if store is not None else ImmediateSqliteStore()
         self.service = MessengerService(self.store, self.config, self.clock, self.hasher)
         self.service.startService()
         self.factory = MessengerFactory(self.service, self.config, self.clock)
-        self.clients: List[Client] = []
+        self.clients: list[Client] = []
         self._addresses = itertools.count(1)
 
     # -- time -----------------------------------------------------------------
@@ -203,7 +205,7 @@ class Harness:
 
     # -- connections ---------------------------------------------------------
 
-    def connect(self, address: Optional[str] = None, greet: bool = True) -> Client:
+    def connect(self, address: str | None = None, greet: bool = True) -> Client:
         """Open a connection; by default from an address of its own.
 
         With ``greet`` the HELLO line is checked and consumed.
@@ -222,7 +224,9 @@ class Harness:
 
     # -- accounts --------------------------------------------------------------
 
-    def register(self, username: str, password: str = PASSWORD, display_name: Optional[str] = None) -> None:
+    def register(
+        self, username: str, password: str = PASSWORD, display_name: str | None = None
+    ) -> None:
         """Create an account over a connection of its own, then close it."""
         if display_name is None:
             display_name = username.capitalize()
@@ -234,7 +238,7 @@ class Harness:
         client.disconnect()
         self.settle()
 
-    def login(self, username: str, password: str = PASSWORD, address: Optional[str] = None) -> Client:
+    def login(self, username: str, password: str = PASSWORD, address: str | None = None) -> Client:
         """A new connection logged in as ``username``.
 
         The greeting and ``OK|LOGIN`` are consumed; events that follow the
@@ -248,7 +252,7 @@ class Harness:
         client._held = lines[1:]
         return client
 
-    def users(self, *usernames: str) -> List[Client]:
+    def users(self, *usernames: str) -> list[Client]:
         """Register every user, log each in, and clear everyone's output."""
         for name in usernames:
             self.register(name)

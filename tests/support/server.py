@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 HOST = "127.0.0.1"
 #: The repository root: on PYTHONPATH so ``twisted/plugins`` is found
@@ -59,7 +59,7 @@ def is_reply(line: str, verb: str) -> bool:
     return len(fields) >= 2 and fields[0] in ("OK", "ERR") and fields[1] == verb
 
 
-def _ephemeral_range() -> Tuple[int, int]:
+def _ephemeral_range() -> tuple[int, int]:
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
             low, high = (int(n) for n in f.read().split())
@@ -97,7 +97,9 @@ def twistd_env() -> dict:
     return env
 
 
-def run_twistd(args: Sequence[str], timeout: float = 60.0, cwd: Optional[str] = None) -> subprocess.CompletedProcess:
+def run_twistd(
+    args: Sequence[str], timeout: float = 60.0, cwd: str | None = None
+) -> subprocess.CompletedProcess:
     """Run ``twistd <args>`` to completion (for --help and bad options)."""
     return subprocess.run(
         TWISTD + list(args),
@@ -118,15 +120,15 @@ class LineClient:
         port: int,
         host: str = HOST,
         timeout: float = DEFAULT_TIMEOUT,
-        ssl_context: Optional[ssl.SSLContext] = None,
-        server_hostname: Optional[str] = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
         read_hello: bool = True,
     ) -> None:
         self.timeout = timeout
         self._buffer = b""
         self.eof = False
         #: Lines that ``command`` read while waiting for its reply.
-        self.events: List[str] = []
+        self.events: list[str] = []
         raw = socket.create_connection((host, port), timeout=timeout)
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -137,7 +139,7 @@ class LineClient:
             raise
         self.sock = raw
         #: The first line the server sent (``HELLO|1|...``), if read.
-        self.hello: Optional[str] = self.read_line() if read_hello else None
+        self.hello: str | None = self.read_line() if read_hello else None
 
     # -- writing ------------------------------------------------------------
 
@@ -158,7 +160,7 @@ class LineClient:
         self.sock.settimeout(remaining)
         try:
             data = self.sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             raise TimeoutError("no line from the server in time") from None
         except (ConnectionResetError, ssl.SSLEOFError):
             data = b""
@@ -167,7 +169,7 @@ class LineClient:
             raise ConnectionClosed("the server closed the connection")
         self._buffer += data
 
-    def read_line(self, timeout: Optional[float] = None) -> str:
+    def read_line(self, timeout: float | None = None) -> str:
         """The next line, without its LF; TimeoutError or ConnectionClosed."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while b"\n" not in self._buffer:
@@ -177,7 +179,9 @@ class LineClient:
         line, self._buffer = self._buffer.split(b"\n", 1)
         return line.decode("utf-8")
 
-    def read_until(self, predicate: Callable[[str], bool], timeout: Optional[float] = None) -> List[str]:
+    def read_until(
+        self, predicate: Callable[[str], bool], timeout: float | None = None
+    ) -> list[str]:
         """Lines up to and including the first one ``predicate`` accepts."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         lines = []
@@ -187,13 +191,13 @@ class LineClient:
             if predicate(line):
                 return lines
 
-    def read_until_line(self, expected: str, timeout: Optional[float] = None) -> List[str]:
+    def read_until_line(self, expected: str, timeout: float | None = None) -> list[str]:
         return self.read_until(lambda line: line == expected, timeout)
 
-    def read_until_prefix(self, prefix: str, timeout: Optional[float] = None) -> List[str]:
+    def read_until_prefix(self, prefix: str, timeout: float | None = None) -> list[str]:
         return self.read_until(lambda line: line.startswith(prefix), timeout)
 
-    def read_until_closed(self, timeout: Optional[float] = None) -> List[str]:
+    def read_until_closed(self, timeout: float | None = None) -> list[str]:
         """Every line until the server closes the connection."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         lines = []
@@ -206,16 +210,16 @@ class LineClient:
                     self._buffer = b""
                 return lines
 
-    def command(self, line: str, timeout: Optional[float] = None) -> str:
+    def command(self, line: str, timeout: float | None = None) -> str:
         """Send one command and return its reply (``OK|VERB...`` or
         ``ERR|VERB|...``); events read meanwhile are kept in ``events``."""
         verb = line.split("|", 1)[0].upper()
         self.send(line)
-        lines = self.read_until(lambda l: is_reply(l, verb), timeout)
+        lines = self.read_until(lambda ln: is_reply(ln, verb), timeout)
         self.events.extend(lines[:-1])
         return lines[-1]
 
-    def expect_event(self, prefix: str, timeout: Optional[float] = None) -> str:
+    def expect_event(self, prefix: str, timeout: float | None = None) -> str:
         """The first line starting with ``prefix``, from ``events`` or read
         now; lines read meanwhile that do not match go to ``events``."""
         for index, line in enumerate(self.events):
@@ -231,7 +235,7 @@ class LineClient:
         except OSError:
             pass
 
-    def __enter__(self) -> "LineClient":
+    def __enter__(self) -> LineClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -250,7 +254,7 @@ class ServerProcess:
         self,
         testcase,
         *extra_args: str,
-        tls: Optional[Tuple[str, str]] = None,
+        tls: tuple[str, str] | None = None,
         start: bool = True,
         ready_timeout: float = 20.0,
         fast_hash: bool = True,
@@ -263,7 +267,7 @@ class ServerProcess:
         self.extra_args = list(extra_args)
         self.fast_hash = fast_hash
         self.ready_timeout = ready_timeout
-        self.process: Optional[subprocess.Popen] = None
+        self.process: subprocess.Popen | None = None
         self._log_file = None
         self._testcase = testcase
         testcase.addCleanup(self.cleanup)
@@ -279,8 +283,17 @@ class ServerProcess:
         key, cert = self.tls
         return f"ssl:{self.port}:interface={HOST}:privateKey={key}:certKey={cert}"
 
-    def command(self) -> List[str]:
-        args = TWISTD + ["-n", "--pidfile", "", "messenger", "--listen", self.listen, "--db", self.db]
+    def command(self) -> list[str]:
+        args = TWISTD + [
+            "-n",
+            "--pidfile",
+            "",
+            "messenger",
+            "--listen",
+            self.listen,
+            "--db",
+            self.db,
+        ]
         if self.fast_hash:
             args += FAST_HASH_ARGS
         return args + self.extra_args
@@ -358,7 +371,9 @@ class ServerProcess:
             return self._wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"the server did not exit within {timeout} s:\n{self.log_tail()}") from None
+            raise AssertionError(
+                f"the server did not exit within {timeout} s:\n{self.log_tail()}"
+            ) from None
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM, then the exit status (AssertionError if not in time)."""
@@ -434,7 +449,7 @@ def make_certificates(directory: str) -> dict:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Messenger test CA")])
     ca_cert = (
@@ -448,13 +463,21 @@ def make_certificates(directory: str) -> dict:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
