@@ -9,7 +9,7 @@ keep up.
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import ServerFactory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -41,24 +41,29 @@ class OutputThrottle:
     """Registered with the transport to learn when its send buffer is full.
 
     While the transport is paused, deliveries stop (the messages stay
-    stored) and whatever is still written (replies, room lines) is counted.
-    A reader is too slow when that count passes ``--max-outbuf`` or when it
-    stays stuck for longer than ``--idle-timeout``.
+    stored), no further commands are read (a client's own requests pace it)
+    and the events still pushed (room lines, presence, ...) are counted.  A
+    reader is too slow when the pushed events it has not read pass
+    ``--max-outbuf`` or when it stays stuck for longer than
+    ``--idle-timeout``; replies to its own commands never make it so.
     """
 
-    __slots__ = ("_protocol", "paused", "buffered", "_deadline")
+    __slots__ = ("_protocol", "paused", "events", "replies", "_deadline")
 
     def __init__(self, protocol: MessengerProtocol) -> None:
         self._protocol = protocol
         self.paused = False
-        self.buffered = 0
-        self._deadline = None
+        #: Bytes of events and of replies written since the pause.
+        self.events = 0
+        self.replies = 0
+        self._deadline: IDelayedCall | None = None
 
     def pauseProducing(self) -> None:
         if self.paused:
             return
         self.paused = True
-        self.buffered = 0
+        self.events = 0
+        self.replies = 0
         factory = self._protocol.factory
         self._deadline = factory.clock.callLater(
             factory.config.idle_timeout, self._protocol.too_slow
@@ -67,7 +72,8 @@ class OutputThrottle:
 
     def resumeProducing(self) -> None:
         self.paused = False
-        self.buffered = 0
+        self.events = 0
+        self.replies = 0
         self.cancel_deadline()
         self._protocol.output_resumed()
 
@@ -79,6 +85,18 @@ class OutputThrottle:
         if self._deadline is not None and self._deadline.active():
             self._deadline.cancel()
         self._deadline = None
+
+    def unread_events(self, transport: object) -> int:
+        """The bytes of pushed events the reader has not taken yet.
+
+        Where the transport tells its unsent bytes, those less the replies
+        written since the pause (reading stops at the pause, so they are few
+        and recent); otherwise the events written since the pause.
+        """
+        unsent = unsent_bytes(transport)
+        if unsent is None:
+            return self.events
+        return unsent - min(self.replies, unsent)
 
 
 @implementer(IPeer)
@@ -97,26 +115,42 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         self.address = "?"
         self._throttle = OutputThrottle(self)
         self._refusing = False
-        self._abort_later = None
+        self._abort_later: IDelayedCall | None = None
+        #: Barriers under way: commands are not read until they are done.
+        self._read_holds = 0
+        #: Unsent bytes past which the transport pauses its producer.
+        self._full_at = 0
 
     # -- IPeer ----------------------------------------------------------------
 
-    def send(self, message: wire.ServerMessage) -> None:
+    def _encode(self, message: wire.ServerMessage) -> bytes:
         factory = self.factory
         # A room line or a presence event goes to many connections in a row:
         # encode it once (messages are frozen, so identity is enough).
         if message is not factory.last_sent:
             factory.last_sent = message
             factory.last_sent_bytes = message.to_line().encode("utf-8") + b"\n"
-        data = factory.last_sent_bytes
+        return factory.last_sent_bytes
+
+    def send(self, message: wire.ServerMessage) -> None:
+        """Write a pushed event: these are what --max-outbuf limits."""
+        data = self._encode(message)
+        self.transport.write(data)
+        throttle = self._throttle
+        if throttle.paused:
+            throttle.events += len(data)
+            if throttle.unread_events(self.transport) > self.factory.config.max_outbuf:
+                self.too_slow()
+
+    def reply(self, message: wire.ServerMessage) -> None:
+        """Write a reply to the client's own command: never too slow, however
+        large, because no further command is read while the output is full."""
+        data = self._encode(message)
         self.transport.write(data)
         if self._throttle.paused:
-            self._throttle.buffered += len(data)
-            unsent = unsent_bytes(self.transport)
-            if unsent is None:
-                unsent = self._throttle.buffered  # at least what came since the pause
-            if unsent > self.factory.config.max_outbuf:
-                self.too_slow()
+            self._throttle.replies += len(data)
+            if not self.paused:
+                self._update_reading()  # a TLS pause may have become a full buffer
 
     def too_slow(self) -> None:
         if self.session is not None and not self.session.closed:
@@ -143,11 +177,34 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         )
 
     def pause_reading(self) -> None:
-        self.pauseProducing()
+        self._read_holds += 1
+        self._update_reading()
 
     def resume_reading(self) -> None:
-        if self.transport is not None and not self.transport.disconnecting:
+        self._read_holds -= 1
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        """Read commands unless a barrier or a full send buffer holds them."""
+        hold = self._read_holds > 0 or (self._throttle.paused and self._send_buffer_full())
+        if hold == self.paused:
+            return
+        transport = self.transport
+        if transport is None or transport.disconnecting:
+            return
+        if hold:
+            self.pauseProducing()
+        else:
             self.resumeProducing()
+
+    def _send_buffer_full(self) -> bool:
+        """Whether the transport's pause means a full buffer.
+
+        TLS also pauses its producer while its handshake is under way; to
+        stop reading then would stall the handshake for good.
+        """
+        unsent = unsent_bytes(self.transport)
+        return unsent is None or unsent > self._full_at
 
     # -- connection ---------------------------------------------------------
 
@@ -183,6 +240,7 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         size = getattr(tcp, "bufferSize", None)
         if isinstance(size, int):
             tcp.bufferSize = min(size, max(1, self.factory.config.max_outbuf // 2))
+            self._full_at = tcp.bufferSize
 
     def connectionLost(self, reason) -> None:
         self.setTimeout(None)
@@ -201,12 +259,14 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
             self.transport.loseConnection()
 
     def output_paused(self) -> None:
+        self._update_reading()
         if self.session is not None:
             self.session.output_paused()
 
     def output_resumed(self) -> None:
         if self.session is not None:
             self.session.output_resumed()
+        self._update_reading()
 
     # -- input ----------------------------------------------------------------
 

@@ -55,6 +55,11 @@ def _too_many_failures(verb: str) -> wire.Err:
 
 BARRIERS = (wire.Usr, wire.Login, wire.Resume, wire.Join, wire.Part, wire.Name, wire.Passwd)
 
+#: Commands whose reply can be large (a HISTORY page of 500 long messages is
+#: about 4 MB): no further command is read until such a reply is written,
+#: so a client holds the server to about one reply of memory by asking.
+LARGE_REPLIES = (wire.History, wire.Who, wire.Members, wire.Rooms)
+
 
 class IPeer(Interface):
     """What a session needs from its connection."""
@@ -62,7 +67,10 @@ class IPeer(Interface):
     address = Attribute("The client's address (host), for per-address limits.")
 
     def send(message):
-        """Write one server message."""
+        """Write one pushed event (R, C, DLV, ON, OFF, JOINED, PARTED)."""
+
+    def reply(message):
+        """Write one line of the reply to a command of this client."""
 
     def close(bye):
         """Write ``bye`` and close the connection."""
@@ -123,7 +131,10 @@ class Session:
         except Exception:
             self.log.failure("handling {verb} failed", verb=command.NAME)
             result = [wire.err(command.NAME, 500, "server error")]
-        self._reply(result, command.NAME, isinstance(command, BARRIERS))
+        if isinstance(command, LARGE_REPLIES):
+            self._reply_large(result, command.NAME)
+        else:
+            self._reply(result, command.NAME, isinstance(command, BARRIERS))
 
     def handle_error(self, error: wire.RemoteProtocolError) -> None:
         """A line that did not parse (rule 5), or ``?`` errors."""
@@ -214,6 +225,28 @@ class Session:
         result.addErrback(server_error)
         result.addCallback(filled)
 
+    def _reply_large(self, result: Items | Deferred, verb: str) -> None:
+        """Like _reply, reading no further command until this is written."""
+        if not isinstance(result, Deferred) and not self._slots:
+            self._emit(result)  # a full send buffer pauses reading by itself
+            return
+        self.peer.pause_reading()
+
+        def written(outcome: Items | Failure) -> Items:
+            if isinstance(outcome, Failure):
+                self.log.failure("handling {verb} failed", outcome, verb=verb)
+                outcome = [wire.err(verb, 500, "server error")]
+            return [*outcome, self._resume_reading]
+
+        if isinstance(result, Deferred):
+            result.addBoth(written)
+        else:
+            result = written(result)
+        self._reply(result, verb)
+
+    def _resume_reading(self) -> None:
+        self.peer.resume_reading()
+
     def _drain(self) -> None:
         slots = self._slots
         while slots and slots[0].items is not None:
@@ -233,7 +266,7 @@ class Session:
             if callable(item):
                 item()
             else:
-                self.peer.send(item)
+                self.peer.reply(item)
 
     # -- accounts ---------------------------------------------------------
 
