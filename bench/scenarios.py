@@ -178,7 +178,6 @@ class Setup(Scenario):
                 password,
                 handler,
                 int(spec.get("token_connections", 64)),
-                bool(spec.get("part_general")),
             ),
             self.timeout,
         )
@@ -209,13 +208,12 @@ class Setup(Scenario):
         if self.errors.counts.get("USR"):
             raise RuntimeError(f"sign-up failed: {self.errors.examples[:3]}")
 
-    async def _tokens(self, names, password, handler, connections, part_general) -> dict[str, str]:
+    async def _tokens(self, names, password, handler, connections) -> dict[str, str]:
         tokens: dict[str, str] = {}
 
         async def worker(part: list[str]) -> None:
             for name in part:
                 lines = [b"LOGIN|%s|%s\n" % (name.encode(), password.encode()), b"TOKEN\n"]
-                lines += [b"PART|#general\n"] if part_general else []
                 conn, futures = await self.open(handler, None, lines + [b"QUIT\n"])
                 replies = [await f for f in futures]
                 if not all(is_ok(r) for r in replies):

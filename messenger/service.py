@@ -170,12 +170,16 @@ class MessengerService(Service):
         self._shutdown_requested = True
 
     def _tell_neighbours(self, user: str, event: wire.ServerMessage) -> None:
-        told = {user}
-        for room in self.rooms.rooms_of(user):
-            for session in self._online_members(room):
-                if session.username not in told:
-                    told.add(session.username)
-                    session.send_event(event)
+        """``event`` (ON or OFF) once to each online user who shares a room
+        of at most --presence-room-limit members with ``user``."""
+        limit = self.config.presence_room_limit
+        if limit <= 0:
+            return
+        online = self.online
+        for other in self.rooms.presence_audience(user, limit):
+            session = online.get(other)
+            if session is not None:
+                session.send_event(event)
 
     def _tell_room(self, room: str, event: wire.ServerMessage, but: str) -> None:
         for session in self._online_members(room):

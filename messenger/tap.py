@@ -35,6 +35,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError
+    return number
+
+
 def _positive_float(value: str) -> float:
     number = float(value)
     if not number > 0 or number == float("inf"):
@@ -62,7 +69,12 @@ _SETTINGS: dict[str, tuple] = {
     "max-outbuf": (
         "max_outbuf",
         _positive_int,
-        "bytes of unsent output before a slow reader is closed",
+        "bytes of unread pushed events before a slow reader is closed",
+    ),
+    "presence-room-limit": (
+        "presence_room_limit",
+        _non_negative_int,
+        "ON/OFF only through rooms of at most this many members; 0: no presence",
     ),
     "token-ttl": ("token_ttl", _positive_float, "seconds a session token stays valid"),
     "argon2-time-cost": ("argon2_time_cost", _positive_int, "Argon2id iterations"),
