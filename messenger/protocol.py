@@ -9,18 +9,30 @@ keep up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
-from twisted.internet.protocol import ServerFactory
+from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from messenger import wire
 from messenger.config import ServerConfig
 from messenger.session import IPeer, Session
 
+if TYPE_CHECKING:
+    from messenger.service import MessengerService
+
 _INVALID_UTF8 = wire.RemoteProtocolError("?", 400, "invalid UTF-8")
+
+#: Output held for the end of the reactor turn is written at once past
+#: this many bytes (a big reply must reach the transport, and fill it, as
+#: it is made: that is what stops the reading of further commands).
+FLUSH_AT = 16384
 
 
 def unsent_bytes(transport) -> int | None:
@@ -103,6 +115,10 @@ class OutputThrottle:
 class MessengerProtocol(LineReceiver, TimeoutMixin):
     log = Logger()
     delimiter = b"\n"
+    #: A TCP transport (or TLS, or a test's StringTransport): what the code
+    #: below uses of it (producers, abortConnection, bufferSize, ...) is more
+    #: than ITransport says.
+    transport: Any
 
     def __init__(self, factory: MessengerFactory) -> None:
         self.factory = factory
@@ -110,7 +126,6 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         self._max_line = config.max_line
         # A line may end with CRLF: leave room for the CR before the LF.
         self.MAX_LENGTH = config.max_line + 1
-        self.callLater = factory.clock.callLater  # for TimeoutMixin
         self.session: Session | None = None
         self.address = "?"
         self._throttle = OutputThrottle(self)
@@ -120,6 +135,16 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         self._read_holds = 0
         #: Unsent bytes past which the transport pauses its producer.
         self._full_at = 0
+        #: Lines held for one write at the end of this reactor turn, their
+        #: size, and how many of those bytes are pushed events.
+        self._out: list[bytes] | None = None
+        self._out_size = 0
+        self._out_events = 0
+        self._connected_at = 0.0
+
+    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
+        """TimeoutMixin's timer, on the injected clock."""
+        return self.factory.clock.callLater(period, func)
 
     # -- IPeer ----------------------------------------------------------------
 
@@ -135,21 +160,52 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
     def send(self, message: wire.ServerMessage) -> None:
         """Write a pushed event: these are what --max-outbuf limits."""
         data = self._encode(message)
-        self.transport.write(data)
-        throttle = self._throttle
-        if throttle.paused:
-            throttle.events += len(data)
-            if throttle.unread_events(self.transport) > self.factory.config.max_outbuf:
-                self.too_slow()
+        if self.factory.coalesce_writes:
+            self._hold(data, len(data))
+        else:
+            self._write(data, len(data))
 
     def reply(self, message: wire.ServerMessage) -> None:
         """Write a reply to the client's own command: never too slow, however
         large, because no further command is read while the output is full."""
         data = self._encode(message)
+        if self.factory.coalesce_writes:
+            self._hold(data, 0)
+        else:
+            self._write(data, 0)
+
+    def _hold(self, data: bytes, events: int) -> None:
+        """Keep ``data`` for one write per connection per reactor turn."""
+        out = self._out
+        if out is None:
+            out = self._out = []
+            self.factory.flush_later(self)
+        out.append(data)
+        self._out_events += events
+        self._out_size += len(data)
+        if self._out_size >= FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the lines held for this turn, in order, in one write."""
+        out = self._out
+        if out is None:
+            return
+        events = self._out_events
+        self._out = None
+        self._out_size = self._out_events = 0
+        self._write(out[0] if len(out) == 1 else b"".join(out), events)
+
+    def _write(self, data: bytes, events: int) -> None:
+        """Write ``data``, of which ``events`` bytes are pushed events."""
         self.transport.write(data)
-        if self._throttle.paused:
-            self._throttle.replies += len(data)
-            if not self.paused:
+        throttle = self._throttle
+        if throttle.paused:
+            throttle.events += events
+            throttle.replies += len(data) - events
+            if events and throttle.unread_events(self.transport) > self.factory.config.max_outbuf:
+                self.too_slow()
+            elif not self.paused:
                 self._update_reading()  # a TLS pause may have become a full buffer
 
     def too_slow(self) -> None:
@@ -158,6 +214,10 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
             self.session.close(wire.BYE_TOO_SLOW)
 
     def close(self, bye: wire.Bye) -> None:
+        if self._throttle.paused:
+            self._out = None  # dropped with the rest of the buffer below
+        else:
+            self.flush()
         stuck = self._throttle.paused
         self.transport.write(bye.to_line().encode("utf-8") + b"\n")
         self.setTimeout(None)
@@ -217,7 +277,7 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
             self.transport.loseConnection()
             return
         self.session = outcome
-        self.log.info("connection from {address}", address=self.address)
+        self._connected_at = self.factory.clock.seconds()
         try:
             # Without it room fan-out stalls on delayed ACKs.
             self.transport.setTcpNoDelay(True)
@@ -232,24 +292,31 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         """Have the transport pause deliveries at half of --max-outbuf at
         the latest, so the other half is room for replies and room lines
         before the reader counts as too slow."""
-        tcp = (
-            self.transport.transport
-            if isinstance(self.transport, ProtocolWrapper)
-            else self.transport
-        )
+        tcp: Any = self.transport
+        if isinstance(tcp, ProtocolWrapper):
+            tcp = tcp.transport
         size = getattr(tcp, "bufferSize", None)
         if isinstance(size, int):
-            tcp.bufferSize = min(size, max(1, self.factory.config.max_outbuf // 2))
-            self._full_at = tcp.bufferSize
+            self._full_at = min(size, max(1, self.factory.config.max_outbuf // 2))
+            tcp.bufferSize = self._full_at
 
-    def connectionLost(self, reason) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.setTimeout(None)
         self._throttle.cancel_deadline()
         if self._abort_later is not None and self._abort_later.active():
             self._abort_later.cancel()
-        if self.session is not None:
-            self.log.info("{address} disconnected", address=self.address)
-            self.session.disconnected()
+        self._out = None
+        session = self.session
+        if session is not None:
+            # One line per connection (a login adds its own): logging costs
+            # about as much as the rest of a short connection's work.
+            self.log.info(
+                "connection from {address} closed after {seconds:.1f} s{user}",
+                address=self.address,
+                seconds=self.factory.clock.seconds() - self._connected_at,
+                user="" if session.username is None else f" ({session.username})",
+            )
+            session.disconnected()
             self.session = None
 
     def timeoutConnection(self) -> None:
@@ -315,12 +382,33 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
 class MessengerFactory(ServerFactory):
     noisy = False
 
-    def __init__(self, service, config: ServerConfig, clock: IReactorTime) -> None:
+    def __init__(
+        self,
+        service: MessengerService,
+        config: ServerConfig,
+        clock: IReactorTime,
+        coalesce_writes: bool = False,
+    ) -> None:
         self.service = service
         self.config = config
         self.clock = clock
         self.last_sent: wire.ServerMessage | None = None
         self.last_sent_bytes = b""
+        #: Write each connection's lines of one reactor turn at once, at the
+        #: end of the turn (the server does; unit tests read output at once).
+        self.coalesce_writes = coalesce_writes
+        self._unflushed: list[MessengerProtocol] = []
+
+    def flush_later(self, protocol: MessengerProtocol) -> None:
+        """Have ``protocol.flush`` called at the end of this reactor turn."""
+        if not self._unflushed:
+            self.clock.callLater(0, self._flush_all)
+        self._unflushed.append(protocol)
+
+    def _flush_all(self) -> None:
+        protocols, self._unflushed = self._unflushed, []
+        for protocol in protocols:
+            protocol.flush()
 
     def buildProtocol(self, addr) -> MessengerProtocol:
         return MessengerProtocol(self)

@@ -217,8 +217,8 @@ class MessengerService(Service):
         if message.room is None:
             self.waiting += 1
             session = self.online.get(message.recipient)
-            if session is not None and session.queue is not None:
-                session.queue.push_live(message)
+            if session is not None:
+                session.deliver(message)
             return
         event = wire.C(message.room, message.sender, message.msgid, message.body)
         self._tell_room(message.room, event, but=message.sender)
@@ -245,7 +245,7 @@ class MessengerService(Service):
         session = self.online.get(result.sender)
         # A closed session stays in ``online`` until its connection is gone;
         # a receipt handed to it would be marked sent and never arrive.
-        if session is not None and session.queue is not None and not session.closed:
+        if session is not None and session.delivering and not session.closed:
             self._hand_over_receipt(session, result.msgid, result.recipient, result.delivered_at)
 
     def _hand_over_receipt(

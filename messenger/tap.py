@@ -232,7 +232,7 @@ def makeService(options: Options, reactor=None) -> IService:
     # The core first: MultiService stops its children last to first, so the
     # listeners stop accepting before the core says goodbye and flushes.
     core.setServiceParent(top)
-    factory = MessengerFactory(core, config, reactor)
+    factory = MessengerFactory(core, config, reactor, coalesce_writes=True)
     for description in options["listen"]:
         _listener(reactor, description, factory).setServiceParent(top)
     if metrics is not None:
