@@ -308,8 +308,9 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         self._out = None
         session = self.session
         if session is not None:
-            # One line per connection (a login adds its own): logging costs
-            # about as much as the rest of a short connection's work.
+            # One line per connection, naming its user if it logged in: a log
+            # line costs about as much as the rest of a connect, RESUME and
+            # QUIT (tens of µs), so there is none at connect or login.
             self.log.info(
                 "connection from {address} closed after {seconds:.1f} s{user}",
                 address=self.address,
@@ -395,7 +396,8 @@ class MessengerFactory(ServerFactory):
         self.last_sent: wire.ServerMessage | None = None
         self.last_sent_bytes = b""
         #: Write each connection's lines of one reactor turn at once, at the
-        #: end of the turn (the server does; unit tests read output at once).
+        #: end of the turn: for transports where a write is costly (one
+        #: WebSocket frame each, say).  Over TCP it costs more than it saves.
         self.coalesce_writes = coalesce_writes
         self._unflushed: list[MessengerProtocol] = []
 

@@ -398,10 +398,9 @@ class Session:
         service.rooms.set_rooms_of(user.username, set(record.rooms))
         self.username = user.username
         self.display_name = user.display_name
+        # Not logged here: the connection's one line, at its close, names
+        # the user (a log line costs about as much as the rest of a RESUME).
         service.metrics.login(True)
-        self.log.info(
-            "{user} logged in from {address}", user=user.username, address=self.peer.address
-        )
         service.session_started(self)
         return [wire.ok(verb, user.username, user.display_name), self._start_delivery]
 

@@ -1,9 +1,9 @@
-"""How the server writes: one write per connection per reactor turn.
+"""One write per connection per reactor turn, with ``coalesce_writes``.
 
-The server (``twistd messenger``) holds each connection's lines until the
-end of the reactor turn and writes them at once; these tests turn that on
-in the harness (whose other tests read every line as it is written) and end
-the turn with ``clock.advance(0)``.
+With it the factory holds each connection's lines until the end of the
+reactor turn and writes them at once (for transports where each write is
+costly; over TCP the server leaves it off, see messenger/tap.py).  These
+tests turn it on in the harness and end the turn with ``clock.advance(0)``.
 """
 
 from __future__ import annotations
