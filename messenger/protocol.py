@@ -9,19 +9,19 @@ keep up.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.policies import ProtocolWrapper, TimeoutMixin
+from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from messenger import wire
 from messenger.config import ServerConfig
+from messenger.limits import IdleDeadlines
 from messenger.session import IPeer, Session
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class OutputThrottle:
 
 
 @implementer(IPeer)
-class MessengerProtocol(LineReceiver, TimeoutMixin):
+class MessengerProtocol(LineReceiver):
     log = Logger()
     delimiter = b"\n"
     #: A TCP transport (or TLS, or a test's StringTransport): what the code
@@ -141,10 +141,6 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         self._out_size = 0
         self._out_events = 0
         self._connected_at = 0.0
-
-    def callLater(self, period: float, func: Callable[[], object]) -> IDelayedCall:
-        """TimeoutMixin's timer, on the injected clock."""
-        return self.factory.clock.callLater(period, func)
 
     # -- IPeer ----------------------------------------------------------------
 
@@ -220,7 +216,7 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
             self.flush()
         stuck = self._throttle.paused
         self.transport.write(bye.to_line().encode("utf-8") + b"\n")
-        self.setTimeout(None)
+        self.factory.idle.stop(self)
         self._throttle.cancel_deadline()
         # Were the BYE to fill the buffer, the transport would pause and later
         # resume its producer instead of closing.
@@ -285,7 +281,7 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
             pass  # not TCP (a test transport, say)
         self._limit_send_buffer()
         self.transport.registerProducer(self._throttle, True)
-        self.setTimeout(self.factory.config.idle_timeout)
+        self.factory.idle.start(self)
         self.send(wire.Hello(wire.PROTOCOL_VERSION, self.factory.config.name))
 
     def _limit_send_buffer(self) -> None:
@@ -301,7 +297,7 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
             tcp.bufferSize = self._full_at
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self.setTimeout(None)
+        self.factory.idle.stop(self)
         self._throttle.cancel_deadline()
         if self._abort_later is not None and self._abort_later.active():
             self._abort_later.cancel()
@@ -342,7 +338,7 @@ class MessengerProtocol(LineReceiver, TimeoutMixin):
         if self._refusing:
             return
         # Any byte counts as activity, even a line not finished yet.
-        self.resetTimeout()
+        self.factory.idle.touch(self)
         super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:
@@ -399,6 +395,10 @@ class MessengerFactory(ServerFactory):
         #: end of the turn: for transports where a write is costly (one
         #: WebSocket frame each, say).  Over TCP it costs more than it saves.
         self.coalesce_writes = coalesce_writes
+        #: --idle-timeout for every connection, on one timer.
+        self.idle: IdleDeadlines[MessengerProtocol] = IdleDeadlines(
+            clock, config.idle_timeout, MessengerProtocol.timeoutConnection
+        )
         self._unflushed: list[MessengerProtocol] = []
 
     def flush_later(self, protocol: MessengerProtocol) -> None:

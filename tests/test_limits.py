@@ -78,6 +78,31 @@ class IdleTimeoutTests(SynchronousTestCase):
         self.assertEqual(client.lines(), ["BYE|408|idle timeout"])
         self.assertTrue(client.closed)
 
+    def test_each_connection_times_out_after_its_own_last_line(self):
+        """The timeout counts from each connection's own last line: one
+        connection's activity neither delays nor hastens another's."""
+        first = self.h.connect()
+        self.h.advance(1)
+        second = self.h.connect()
+        self.h.advance(4)
+        first.command("PING")  # 5 s after first connected, 4 s after second
+        self.h.advance(5.5)  # second silent for 9.5 s
+        self.assertFalse(second.closed)
+        self.h.advance(0.5)
+        self.assertTrue(second.closed)
+        self.assertFalse(first.closed)  # silent for 6 s
+        self.h.advance(3.5)
+        self.assertFalse(first.closed)
+        self.h.advance(0.5)
+        self.assertTrue(first.closed)
+
+    def test_idle_connections_share_one_timer(self):
+        """Hundreds of silent connections cost no timer each (memory)."""
+        before = len(self.h.clock.getDelayedCalls())
+        for _ in range(900):
+            self.h.connect()
+        self.assertLessEqual(len(self.h.clock.getDelayedCalls()) - before, 1)
+
 
 class RateLimitTests(SynchronousTestCase):
     def setUp(self):
