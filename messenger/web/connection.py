@@ -1,0 +1,163 @@
+"""One WebSocket connection seen as a line transport.
+
+:class:`WebSocketConnection` receives the WebSocket's events and plays the
+part of a TCP transport for an unchanged :class:`MessengerProtocol`: each
+text message is fed to it as one line, each line it writes leaves as one
+text message.  Flow control, the unsent-byte count, closing and the peer's
+address map onto the HTTP connection underneath, so every limit of the TCP
+server (line length, rate, idle time, slow readers, --max-clients) holds
+as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.interfaces import IProtocol, IPushProducer
+from twisted.protocols.policies import ProtocolWrapper
+from twisted.python.failure import Failure
+from twisted.web.server import Request
+from twisted.web.websocket import WebSocketTransport
+
+from messenger import wire
+
+#: Close code for a connection the server ends (RFC 6455: normal closure).
+NORMAL_CLOSURE = 1000
+_BINARY = wire.RemoteProtocolError("?", 400, "binary messages are not supported")
+_SEVERAL_LINES = wire.RemoteProtocolError("?", 400, "one line per WebSocket message")
+#: What the protocol's unsent-byte count reads from the socket transport.
+_BUFFER_ATTRIBUTES = frozenset({"dataBuffer", "offset", "_tempDataLen"})
+
+
+class WebSocketConnection:
+    """A :class:`twisted.web.websocket.WebSocketProtocol` that drives one
+    line protocol, and that protocol's transport.
+
+    ``socket`` is the HTTP connection's own transport (TCP, or TLS over
+    TCP); ``channel`` the HTTP channel, still the socket's registered
+    producer, through which our producer learns when the socket's send
+    buffer is full.
+    """
+
+    def __init__(self, protocol: IProtocol, request: Request, max_line: int) -> None:
+        self.protocol: Any = protocol
+        self._channel: Any = request.channel
+        self._socket: Any = request.channel.transport
+        self._max_line = max_line
+        self._websocket: WebSocketTransport | None = None
+        self._partial = b""
+        self._closed = False
+        self.disconnecting = False
+
+    # -- WebSocketProtocol -------------------------------------------------
+
+    def negotiationStarted(self, transport: WebSocketTransport) -> None:
+        self._websocket = transport
+
+    def negotiationFinished(self) -> None:
+        # The HTTP channel's own timeout would end a quiet WebSocket after
+        # hours; the line protocol's idle timeout is the one that counts.
+        self._channel.setTimeout(None)
+        self.protocol.makeConnection(self)
+
+    def textMessageReceived(self, message: str) -> None:
+        if self._closed or self.disconnecting:
+            return
+        data = message.encode("utf-8")
+        if data.endswith(b"\n"):
+            data = data[:-1]
+        if len(data) > self._max_line:
+            # As for a TCP line that is too long: 413, BYE, close.
+            self.protocol.resetTimeout()
+            self.protocol.lineLengthExceeded(data)
+        elif b"\n" in data:
+            self._error(_SEVERAL_LINES)
+        else:
+            self.protocol.dataReceived(data + b"\n")
+
+    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
+        if not (self._closed or self.disconnecting):
+            self._error(_BINARY)
+
+    def pongReceived(self, payload: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._closed = True
+        self.protocol.connectionLost(reason)
+
+    def _error(self, error: wire.RemoteProtocolError) -> None:
+        # A message the line protocol never sees still counts as activity.
+        self.protocol.resetTimeout()
+        session = self.protocol.session
+        if session is not None and not session.closed:
+            session.handle_error(error)
+
+    # -- ITransport, for the line protocol ---------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self._closed or self._websocket is None:
+            return
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            self._websocket.sendTextMessage(line.decode("utf-8"))
+
+    def writeSequence(self, data) -> None:
+        self.write(b"".join(data))
+
+    def loseConnection(self) -> None:
+        if self._closed or self.disconnecting:
+            return
+        self.disconnecting = True
+        if self._websocket is not None:
+            self._websocket.loseConnection(NORMAL_CLOSURE)
+        else:
+            self._socket.loseConnection()
+
+    def abortConnection(self) -> None:
+        self.disconnecting = True
+        self._socket.abortConnection()
+
+    def getPeer(self):
+        return self._socket.getPeer()
+
+    def getHost(self):
+        return self._socket.getHost()
+
+    # -- flow control ------------------------------------------------------
+
+    def registerProducer(self, producer: IPushProducer, streaming: bool) -> None:
+        self._channel.registerProducer(producer, streaming)
+
+    def unregisterProducer(self) -> None:
+        self._channel.unregisterProducer()
+
+    def pauseProducing(self) -> None:
+        self._socket.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._socket.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self._socket.stopProducing()
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self._tcp().setTcpNoDelay(enabled)
+
+    @property
+    def bufferSize(self) -> int | None:
+        return getattr(self._tcp(), "bufferSize", None)
+
+    @bufferSize.setter
+    def bufferSize(self, size: int) -> None:
+        self._tcp().bufferSize = size
+
+    def _tcp(self) -> Any:
+        socket = self._socket
+        return socket.transport if isinstance(socket, ProtocolWrapper) else socket
+
+    def __getattr__(self, name: str) -> Any:
+        # The protocol measures a slow reader by the socket's unsent bytes.
+        if name in _BUFFER_ATTRIBUTES:
+            return getattr(self._socket, name)
+        raise AttributeError(name)
