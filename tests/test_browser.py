@@ -396,6 +396,7 @@ class Quality(BrowserTestCase):
         self.assertLessEqual(width, 360)
         page.click("#open-sidebar")
         page.locator("#sidebar").wait_for(state="visible")
+        page.wait_for_timeout(400)  # the drawer slides in
         self.screenshot(page, "mobile-sidebar")
         page.keyboard.press("Escape")
         page.locator("#sidebar").wait_for(state="hidden")

@@ -36,14 +36,23 @@ class Conversation {
 
   newestId() {
     for (let i = this.messages.length - 1; i >= 0; i--) {
-      if (this.messages[i].id !== null) return this.messages[i].id;
+      const m = this.messages[i];
+      if (m.id !== null && !m.event) return m.id;
     }
     return 0;
   }
 
   oldestId() {
-    for (const m of this.messages) if (m.id !== null) return m.id;
+    for (const m of this.messages) if (m.id !== null && !m.event) return m.id;
     return 0;
+  }
+
+  /** A membership change, placed after the messages that came before it. */
+  addEvent(event) {
+    event.id = this.newestId() + 0.5;
+    let i = this.messages.length;
+    while (i > 0 && (this.messages[i - 1].id === null || this.messages[i - 1].id > event.id)) i--;
+    this.messages.splice(i, 0, event);
   }
 
   /** Adds a stored message unless its id is known; true if it was new. */
@@ -421,11 +430,12 @@ export class Engine {
         } else {
           const c = this.conversations.get(room);
           if (c && c.loaded) {
-            c.messages.push({
-              id: null, event: true, sender: user, ts: new Date().toISOString(),
+            c.addEvent({
+              event: true, sender: user, ts: new Date().toISOString(),
               text: verb === "JOINED" ? "joined" : "left",
             });
           }
+          this.lookUp(user);
         }
         this.changed();
         return;
@@ -599,6 +609,16 @@ export class Engine {
     return p;
   }
 
+  /** Asks once for the display name of someone not met yet. */
+  lookUp(username) {
+    if (!username || this.people.has(username) || !this.ready) return;
+    this.person(username).pending = true;
+    this.request(`WHOIS|${username}`).then((r) => {
+      if (r.ok) this.notePerson(r.fields);
+      else if (r.code === 0) this.people.delete(username);
+    });
+  }
+
   notePerson([username, state, lastSeen, display]) {
     const p = this.person(username);
     p.online = state === "online";
@@ -639,6 +659,7 @@ export class Engine {
     const msgid = Number(id);
     this.write(`ACK|${msgid}`);
     this.addDm(sender);
+    this.lookUp(sender);
     const isNew = this.conversation(sender).add({
       id: msgid, sender, text: body, ts: new Date().toISOString(), status: null,
     });
@@ -647,6 +668,7 @@ export class Engine {
 
   roomMessage([, room, sender, id, body]) {
     const c = this.conversation(room);
+    this.lookUp(sender);
     const isNew = c.add({ id: Number(id), sender, text: body, ts: new Date().toISOString(), status: null });
     if (isNew) this.arrived(room, sender, body, false);
   }
@@ -743,6 +765,7 @@ export class Engine {
     for (const line of lines) {
       const [, , id, sender, ts, body] = fields(line, 6);
       const own = this.me && sender === this.me.username;
+      this.lookUp(sender);
       if (c.add({ id: Number(id), sender, ts, text: body, status: own ? "sent" : null, own })) added++;
     }
     return added;

@@ -124,6 +124,8 @@ function render() {
   renderLists();
   renderConversation();
   const unread = Object.values(state.conversations).reduce((n, c) => n + c.unread, 0);
+  $("open-sidebar").classList.toggle("has-unread", unread > 0);
+  $("open-sidebar").setAttribute("aria-label", unread ? `Show conversations, ${unread} unread` : "Show conversations");
   document.title = (unread ? `(${unread}) ` : "") + (active ? `${label(active)} · ` : "") + (state.serverName || "Messenger");
 }
 
@@ -380,15 +382,17 @@ function messageNode(m, compact) {
     hidden.textContent = `${displayOf(m.sender)}, ${time(m.ts)}: `;
     main.append(hidden);
   }
-  const text = document.createElement("div");
+  const line = document.createElement("div");
+  line.className = "line";
+  const text = document.createElement("span");
   text.className = "text";
   appendLinked(text, unescapeBody(m.text));
-  main.append(text);
-  if (m.own && m.status && !isRoom(active)) {
-    main.append(statusNode(m));
-  } else if (m.own && (m.status === "pending" || m.status === "failed")) {
-    main.append(statusNode(m));
+  line.append(text);
+  if (m.own && (m.status === "pending" || m.status === "failed" || (m.status && !isRoom(active)))) {
+    line.append(statusNode(m));
   }
+  main.append(line);
+  if (m.status === "pending") article.classList.add("pending");
   article.append(side, main);
   return article;
 }
@@ -397,12 +401,15 @@ function statusNode(m) {
   const s = document.createElement("span");
   s.className = `status-mark ${m.status}`;
   s.dataset.status = m.status;
-  s.textContent = {
+  const words = {
     pending: "Sending…",
-    sent: "✓ Sent",
-    delivered: "✓✓ Delivered",
+    sent: "Sent",
+    delivered: m.deliveredAt ? `Delivered ${time(m.deliveredAt)}` : "Delivered",
     failed: `Not sent: ${m.error || "error"}`,
   }[m.status];
+  s.title = words;
+  s.textContent = { sent: "✓", delivered: "✓✓" }[m.status] || words;
+  if (s.textContent !== words) s.setAttribute("aria-label", words);
   return s;
 }
 
