@@ -84,8 +84,8 @@ class BrowserTestCase(unittest.TestCase):
         return context
 
     def open(self, context=None, viewport=DESKTOP):
-        context = context or self.new_context(viewport)
-        page = context.new_page()
+        page = (context or self.new_context(viewport)).new_page()
+        page.set_viewport_size(viewport)
         page.on("pageerror", lambda error: self.page_errors.append(str(error)))
         page.goto(self.url)
         return page
@@ -118,7 +118,7 @@ class BrowserTestCase(unittest.TestCase):
 
     def open_conversation(self, page, target: str) -> None:
         page.click(f"a[data-target='{target}']")
-        page.wait_for_selector(f"a[data-target='{target}'][aria-current=page]")
+        page.wait_for_selector(f"a[data-target='{target}'][aria-current=page]", state="attached")
 
     def start_direct(self, page, username: str) -> None:
         page.click("#add-dm")
@@ -426,3 +426,89 @@ class Quality(BrowserTestCase):
         self.assertEqual(violations, [])
         shared = page.evaluate("typeof SharedWorker")
         self.assertEqual(shared, "function")
+
+
+class Showcase(BrowserTestCase):
+    server_args = ("--name", "Acme Team")
+
+    def test_a_busy_workspace_reads_well(self) -> None:
+        """A workspace with channels, people and unread messages: every
+        message shown once, in order, under the right names (and the
+        screenshots for the docs)."""
+        bob = self.tcp_user("bob", "Bob Martin")
+        carol = self.tcp_user("carol", "Carol Chen")
+        page = self.open()
+        self.sign_up(page, "alice", "Alice Liddell", remember=True)
+        for client in (bob, carol):
+            for room in ("#design", "#release"):
+                self.assertEqual(client.command(f"JOIN|{room}"), f"OK|JOIN|{room}")
+        page.click("#add-room")
+        page.fill("#room-name", "release")
+        page.press("#room-name", "Enter")
+        page.wait_for_selector("a[data-target='#release'][aria-current=page]")
+        page.click("#add-room")
+        page.fill("#room-name", "design")
+        page.press("#room-name", "Enter")
+        page.wait_for_selector("a[data-target='#design'][aria-current=page]")
+        self.open_conversation(page, "#release")
+        script = [
+            (
+                bob,
+                "#release",
+                "Release 2.4 is tagged. Changelog: https://example.org/changelog/2.4",
+            ),
+            (carol, "#release", "Nice! Staging looks good on my side."),
+            (None, "#release", "Great work both. I will announce it after lunch."),
+            (
+                bob,
+                "#release",
+                "One more thing: the migration takes about 3 minutes,\\n"
+                "so plan the window accordingly.",
+            ),
+            (carol, "#design", "New icons are in the shared folder."),
+            (carol, "#design", "Feedback welcome before Friday."),
+        ]
+        for client, target, text in script:
+            if client is None:
+                self.say(page, text.replace("\\n", "\n"))
+                self.wait_message(page, text.split("\\n")[0])
+            else:
+                self.assertTrue(client.command(f"MSG|{target}|{text}").startswith("OK|MSG|"))
+        self.wait_message(page, "plan the window")
+        self.assertTrue(
+            carol.command("MSG|alice|Do you have time for a quick call?").startswith("OK|MSG|")
+        )
+        page.locator("a[data-target='carol'] .badge").wait_for()
+        page.locator("a[data-target='#design'] .badge").wait_for()
+        self.assertEqual(page.inner_text("a[data-target='#design'] .badge"), "2")
+        self.assertEqual(
+            self.texts(page),
+            [
+                "Release 2.4 is tagged. Changelog: https://example.org/changelog/2.4",
+                "Nice! Staging looks good on my side.",
+                "Great work both. I will announce it after lunch.",
+                "One more thing: the migration takes about 3 minutes,\nso plan the window accordingly.",
+            ],
+        )
+        page.locator("#messages .head strong", has_text="Carol Chen").wait_for()
+        self.screenshot(page, "workspace")
+        self.open_conversation(page, "carol")
+        self.wait_message(page, "quick call")
+        self.say(page, "Sure, in 10 minutes?")
+        self.assertTrue(carol.expect_event("R|alice|").endswith("|Sure, in 10 minutes?"))
+        page.click("#open-who")
+        page.locator("#who-list .person").nth(2).wait_for()
+        self.assertEqual(page.locator("#who-list .person").count(), 3)
+        self.screenshot(page, "who")
+        page.keyboard.press("Escape")
+        mobile = self.open(page.context, viewport={"width": 360, "height": 740})
+        self.wait_signed_in(mobile)
+        self.open_conversation_narrow(mobile, "#release")
+        self.wait_message(mobile, "plan the window")
+        self.screenshot(mobile, "workspace-mobile")
+
+    def open_conversation_narrow(self, page, target: str) -> None:
+        page.click("#open-sidebar")
+        page.locator("#sidebar").wait_for(state="visible")
+        self.open_conversation(page, target)
+        page.locator("#sidebar").wait_for(state="hidden")

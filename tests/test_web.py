@@ -5,7 +5,9 @@ page is served with strict security headers."""
 from __future__ import annotations
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -159,6 +161,23 @@ def harness_time(harness: Harness) -> str:
 
 
 class WebSocketErrors(unittest.TestCase):
+    def test_events_after_the_browser_closed_are_dropped_quietly(self) -> None:
+        """Once the browser's close frame is in, lines for it are dropped
+        (no error) until the connection is gone."""
+        harness = Harness()
+        alice = logged_in(harness, "alice")
+        harness.register("bob")
+        bob = harness.login("bob")
+        alice.messages()
+        alice.channel.dataReceived(alice.ws.send(CloseConnection(1000)))
+        self.assertEqual(alice.messages(), [])
+        self.assertEqual(alice.closed_with, 1000)
+        bob.send("MSG|alice|are you there?")
+        harness.settle()
+        self.assertEqual(bob.lines(), ["OK|MSG|1"])
+        alice.channel.connectionLost(Failure(ConnectionDone()))
+        harness.settle()
+
     def test_a_binary_message_gets_400_and_the_connection_stays(self) -> None:
         """Binary frames are refused with the protocol's 400, not a close."""
         client = logged_in(Harness())

@@ -18,6 +18,7 @@ from twisted.protocols.policies import ProtocolWrapper
 from twisted.python.failure import Failure
 from twisted.web.server import Request
 from twisted.web.websocket import WebSocketTransport
+from wsproto.utilities import LocalProtocolError
 
 from messenger import wire
 
@@ -99,8 +100,13 @@ class WebSocketConnection:
         if self._closed or self._websocket is None:
             return
         *lines, self._partial = (self._partial + data).split(b"\n")
-        for line in lines:
-            self._websocket.sendTextMessage(line.decode("utf-8"))
+        try:
+            for line in lines:
+                self._websocket.sendTextMessage(line.decode("utf-8"))
+        except LocalProtocolError:
+            # The browser's close frame came first: the socket is closing,
+            # and what is left to say can no longer be sent.
+            self._closed = True
 
     def writeSequence(self, data) -> None:
         self.write(b"".join(data))
@@ -109,10 +115,13 @@ class WebSocketConnection:
         if self._closed or self.disconnecting:
             return
         self.disconnecting = True
-        if self._websocket is not None:
-            self._websocket.loseConnection(NORMAL_CLOSURE)
-        else:
-            self._socket.loseConnection()
+        try:
+            if self._websocket is not None:
+                self._websocket.loseConnection(NORMAL_CLOSURE)
+                return
+        except LocalProtocolError:
+            pass  # the close handshake is already done
+        self._socket.loseConnection()
 
     def abortConnection(self) -> None:
         self.disconnecting = True

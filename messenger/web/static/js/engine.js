@@ -611,11 +611,14 @@ export class Engine {
 
   /** Asks once for the display name of someone not met yet. */
   lookUp(username) {
-    if (!username || this.people.has(username) || !this.ready) return;
-    this.person(username).pending = true;
+    if (!username || !this.ready) return;
+    const p = this.person(username);
+    if (p.known || p.asking) return;
+    p.asking = true;
     this.request(`WHOIS|${username}`).then((r) => {
+      p.asking = false;
       if (r.ok) this.notePerson(r.fields);
-      else if (r.code === 0) this.people.delete(username);
+      else if (r.code === 404) p.known = true;
     });
   }
 
@@ -623,6 +626,7 @@ export class Engine {
     const p = this.person(username);
     p.online = state === "online";
     p.lastSeen = lastSeen === "-" ? null : lastSeen;
+    p.known = true;
     if (display) p.display = display;
     this.changed();
   }

@@ -14,6 +14,7 @@ let active = null;
 let nextRid = 1;
 const waiting = new Map();
 let signup = false;
+const memberCounts = new Map();
 
 // -- storage: the token only where "stay signed in" says --------------------
 
@@ -176,8 +177,19 @@ function renderHeader() {
   } else {
     banner.hidden = true;
   }
-  const canNotify = "Notification" in window && Notification.permission === "default";
-  $("notify").hidden = !canNotify;
+  renderNotifySetting();
+}
+
+function renderNotifySetting() {
+  const supported = "Notification" in window;
+  const permission = supported ? Notification.permission : "unsupported";
+  $("notify").hidden = permission !== "default";
+  $("notify-state").textContent = {
+    granted: "On: direct messages notify you while this page is in the background.",
+    denied: "Blocked in this browser's site settings.",
+    default: "Get a notification for direct messages while this page is in the background.",
+    unsupported: "Not available in this browser.",
+  }[permission];
 }
 
 function renderLists() {
@@ -246,7 +258,8 @@ function renderConversation() {
   }
   title.textContent = isRoom(active) ? active : displayOf(active);
   if (isRoom(active)) {
-    subtitle.textContent = "Channel";
+    const n = memberCounts.get(active);
+    subtitle.textContent = n ? `${n} member${n === 1 ? "" : "s"}` : "Channel";
   } else {
     const p = state.people[active];
     subtitle.textContent = isOnline(active)
@@ -462,6 +475,15 @@ function select(target, focusComposer) {
   }
   tell({ type: "open", target });
   tellView();
+  if (isRoom(target)) {
+    call({ type: "members", room: target }).then((r) => {
+      if (r.ok) memberCounts.set(target, r.members.length);
+      if (active === target && state) {
+        renderedKey = null;
+        renderConversation();
+      }
+    });
+  }
   if (state) {
     renderLists();
     renderConversation();
@@ -655,6 +677,7 @@ function wire() {
         dot.setAttribute("aria-hidden", "true");
         button.append(a, names, dot);
         if (u.username === state.me.username) {
+          small.textContent += " (you)";
           button.disabled = true;
         } else {
           button.addEventListener("click", async () => {
@@ -712,7 +735,7 @@ function wire() {
   });
   $("notify").addEventListener("click", async () => {
     await Notification.requestPermission();
-    renderHeader();
+    renderNotifySetting();
   });
   $("open-sidebar").addEventListener("click", () => {
     document.body.classList.add("sidebar-open");
