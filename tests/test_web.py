@@ -4,6 +4,10 @@ page is served with strict security headers."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
@@ -400,7 +404,9 @@ class Options(unittest.TestCase):
 
     def test_web_options_come_from_the_config_file(self) -> None:
         """[messenger] web = ... and web-origin = ..., space separated."""
-        path = self.mktemp()
+        directory = tempfile.mkdtemp(prefix="messenger-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "messenger.ini")
         with open(path, "w") as f:
             f.write("[messenger]\nweb = tcp:8080 tcp:8081\nweb-origin = https://a.example\n")
         options = self.parse("--config", path)
