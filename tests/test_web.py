@@ -203,6 +203,25 @@ class WebSocketErrors(unittest.TestCase):
         self.assertEqual(client.closed_with, 1000)
         self.assertTrue(client.transport.disconnecting)
 
+    def test_a_long_message_is_refused_before_it_is_complete(self) -> None:
+        """The server does not gather an endless message: once what came of
+        it cannot fit in --max-line, it answers 413 and closes."""
+        client = logged_in(Harness(max_line=100))
+        chunk = "x" * 10_000
+        for _ in range(20):
+            client.channel.dataReceived(client.ws.send(TextMessage(chunk, message_finished=False)))
+            if client.transport.disconnecting:
+                break
+        self.assertTrue(client.transport.disconnecting)
+        self.assertEqual(client.messages(), ["ERR|?|413|line too long", "BYE|413|line too long"])
+
+    def test_many_short_messages_in_one_read_are_not_too_long(self) -> None:
+        """The guard counts unfinished messages, not traffic."""
+        client = logged_in(Harness(max_line=100))
+        data = b"".join(client.ws.send(TextMessage(f"PING|{n}")) for n in range(90))
+        client.channel.dataReceived(data)
+        self.assertEqual(client.messages(), [f"OK|PING|{n}" for n in range(90)])
+
     def test_a_message_of_exactly_max_line_bytes_is_accepted(self) -> None:
         """The limit counts UTF-8 bytes, as on TCP."""
         client = logged_in(Harness(max_line=100))

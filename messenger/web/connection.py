@@ -26,6 +26,11 @@ from messenger import wire
 NORMAL_CLOSURE = 1000
 _BINARY = wire.RemoteProtocolError("?", 400, "binary messages are not supported")
 _SEVERAL_LINES = wire.RemoteProtocolError("?", 400, "one line per WebSocket message")
+#: Raw bytes of one unfinished message, per byte of --max-line, before the
+#: message counts as too long: room for frame headers (a message may come
+#: in many small frames) and for one read of the socket beyond the limit.
+_FRAMING_ALLOWANCE = 8
+_READ_SIZE = 65536
 #: What the protocol's unsent-byte count reads from the socket transport.
 _BUFFER_ATTRIBUTES = frozenset({"dataBuffer", "offset", "_tempDataLen"})
 
@@ -48,6 +53,10 @@ class WebSocketConnection:
         self._websocket: WebSocketTransport | None = None
         self._partial = b""
         self._closed = False
+        self._refusing = False
+        #: Bytes read since the last complete message (an upper bound).
+        self._unfinished = 0
+        self._completed = False
         self.disconnecting = False
 
     # -- WebSocketProtocol -------------------------------------------------
@@ -59,25 +68,47 @@ class WebSocketConnection:
         # The HTTP channel's own timeout would end a quiet WebSocket after
         # hours; the line protocol's idle timeout is the one that counts.
         self._channel.setTimeout(None)
+        self._bound_unfinished_messages()
         self.protocol.makeConnection(self)
 
+    def _bound_unfinished_messages(self) -> None:
+        """Twisted gathers a message's frames until it is complete, however
+        long: count what is read meanwhile, and refuse the message as soon
+        as it cannot fit in --max-line any more, as TCP does with a line."""
+        receive = self._channel.dataReceived  # the upgraded connection's
+        limit = self._max_line * _FRAMING_ALLOWANCE + _READ_SIZE
+
+        def received(data: bytes) -> None:
+            if self._refusing:
+                return
+            self._completed = False
+            receive(data)
+            if self._completed:
+                self._unfinished = 0
+            else:
+                self._unfinished += len(data)
+            if self._unfinished > limit and not (self._closed or self.disconnecting):
+                self._too_long(b"")
+
+        self._channel.dataReceived = received
+
     def textMessageReceived(self, message: str) -> None:
-        if self._closed or self.disconnecting:
+        self._completed = True
+        if self._closed or self.disconnecting or self._refusing:
             return
         data = message.encode("utf-8")
         if data.endswith(b"\n"):
             data = data[:-1]
         if len(data) > self._max_line:
-            # As for a TCP line that is too long: 413, BYE, close.
-            self.protocol.resetTimeout()
-            self.protocol.lineLengthExceeded(data)
+            self._too_long(data)
         elif b"\n" in data:
             self._error(_SEVERAL_LINES)
         else:
             self.protocol.dataReceived(data + b"\n")
 
     def bytesMessageReceived(self, data: bytes | bytearray) -> None:
-        if not (self._closed or self.disconnecting):
+        self._completed = True
+        if not (self._closed or self.disconnecting or self._refusing):
             self._error(_BINARY)
 
     def pongReceived(self, payload: bytes) -> None:
@@ -86,6 +117,13 @@ class WebSocketConnection:
     def connectionLost(self, reason: Failure) -> None:
         self._closed = True
         self.protocol.connectionLost(reason)
+
+    def _too_long(self, data: bytes) -> None:
+        # As for a TCP line that is too long: 413, BYE, close; and, as on
+        # TCP, nothing read after it is looked at.
+        self._refusing = True
+        self.protocol.resetTimeout()
+        self.protocol.lineLengthExceeded(data)
 
     def _error(self, error: wire.RemoteProtocolError) -> None:
         # A message the line protocol never sees still counts as activity.
