@@ -188,9 +188,9 @@ class TwoPeople(BrowserTestCase):
         self.wait_message(bob, "I am free until noon")
         bob.wait_for_selector("#messages .status-mark[data-status=delivered]")
         self.assertEqual(alice.locator("a[data-target='bob'] .badge").count(), 0)
-        self.screenshot(bob, "direct")
+        self.screenshot(bob, "chat-direct")
         self.open_conversation(alice, "#general")
-        self.screenshot(alice, "room")
+        self.screenshot(alice, "chat-room")
 
 
 class Sessions(BrowserTestCase):
@@ -495,7 +495,15 @@ class Showcase(BrowserTestCase):
         self.open_conversation(page, "carol")
         self.wait_message(page, "quick call")
         self.say(page, "Sure, in 10 minutes?")
-        self.assertTrue(carol.expect_event("R|alice|").endswith("|Sure, in 10 minutes?"))
+        reply = carol.expect_event("R|alice|")
+        self.assertTrue(reply.endswith("|Sure, in 10 minutes?"))
+        carol.send(f"ACK|{reply.split('|')[2]}")
+        page.wait_for_selector("#messages .status-mark[data-status=delivered]")
+        self.assertTrue(
+            carol.command("MSG|alice|Perfect, I will send you the link.").startswith("OK|MSG|")
+        )
+        self.wait_message(page, "send you the link")
+        self.screenshot(page, "direct")
         page.click("#open-who")
         page.locator("#who-list .person").nth(2).wait_for()
         self.assertEqual(page.locator("#who-list .person").count(), 3)
