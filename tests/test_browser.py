@@ -21,7 +21,7 @@ import pytest
 try:
     from playwright.sync_api import expect
 except ImportError:  # skipped in setUp
-    expect = None
+    expect = None  # type: ignore[assignment]
 
 from tests.support.server import HOST, LineClient, ServerProcess, free_port, is_reply
 
@@ -451,7 +451,7 @@ class Showcase(BrowserTestCase):
         page.press("#room-name", "Enter")
         page.wait_for_selector("a[data-target='#design'][aria-current=page]")
         self.open_conversation(page, "#release")
-        script = [
+        script: list[tuple[LineClient | None, str, str]] = [
             (
                 bob,
                 "#release",
@@ -468,12 +468,12 @@ class Showcase(BrowserTestCase):
             (carol, "#design", "New icons are in the shared folder."),
             (carol, "#design", "Feedback welcome before Friday."),
         ]
-        for client, target, text in script:
-            if client is None:
+        for author, target, text in script:
+            if author is None:
                 self.say(page, text.replace("\\n", "\n"))
                 self.wait_message(page, text.split("\\n")[0])
             else:
-                self.assertTrue(client.command(f"MSG|{target}|{text}").startswith("OK|MSG|"))
+                self.assertTrue(author.command(f"MSG|{target}|{text}").startswith("OK|MSG|"))
         self.wait_message(page, "plan the window")
         self.assertTrue(
             carol.command("MSG|alice|Do you have time for a quick call?").startswith("OK|MSG|")

@@ -49,7 +49,7 @@ class WebClient:
         self.channel = site.buildProtocol(peer)
         self.channel.makeConnection(self.transport)
         self.ws = WSConnection(ConnectionType.CLIENT)
-        headers = [("Origin", origin)] if origin is not None else []
+        headers = [(b"Origin", origin.encode())] if origin is not None else []
         self.channel.dataReceived(
             self.ws.send(Request(host=HOST, target="/ws", extra_headers=headers))
         )
@@ -277,10 +277,12 @@ class WebSocketLimits(unittest.TestCase):
         alice = logged_in(harness, "alice")
         bob = logged_in(harness, "bob")
         alice.messages()
-        alice.transport.producer.pauseProducing()  # what a full socket does
+        socket_producer = alice.transport.producer
+        assert socket_producer is not None
+        socket_producer.pauseProducing()  # what a full socket does
         self.assertEqual(bob.command("MSG|alice|wait"), ["OK|MSG|1"])
         self.assertEqual(alice.messages(), [])
-        alice.transport.producer.resumeProducing()
+        socket_producer.resumeProducing()
         self.assertEqual(alice.messages(), ["R|bob|1|wait"])
 
 
@@ -320,14 +322,14 @@ class Page(unittest.TestCase):
 
         self.reactor = reactor
         site = make_site(Harness().factory)
-        self.port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.port = reactor.listenTCP(0, site, interface="127.0.0.1")  # type: ignore[arg-type]
         self.addCleanup(self.port.stopListening)
 
     async def get(self, path: str):
         from twisted.web.client import Agent, readBody
 
         agent = Agent(self.reactor)
-        url = f"http://127.0.0.1:{self.port.getHost().port}{path}"
+        url = f"http://127.0.0.1:{self.port.getHost().port}{path}"  # type: ignore[attr-defined]
         response = await agent.request(b"GET", url.encode())
         body = await readBody(response)
         return response.code, response.headers, body
