@@ -352,6 +352,27 @@ class Restart(BrowserTestCase):
             reader.read_line(timeout=1)  # and nothing more
 
 
+class Fallback(BrowserTestCase):
+    def test_without_a_shared_worker_the_tab_keeps_its_own_connection(self) -> None:
+        """The in-tab engine (browsers without SharedWorker) works the same:
+        sign up, talk both ways, reload and resume."""
+        bob = self.tcp_user("bob")
+        context = self.new_context()
+        page = context.new_page()
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.goto(self.url + "?engine=tab")
+        self.sign_up(page, "alice", "Alice", remember=True)
+        self.assertTrue(bob.command("MSG|alice|fallback works?").startswith("OK|MSG|"))
+        page.locator("a[data-target='bob']").wait_for()
+        self.open_conversation(page, "bob")
+        self.wait_message(page, "fallback works?")
+        self.say(page, "it does")
+        self.assertTrue(bob.expect_event("R|alice|").endswith("|it does"))
+        page.reload()
+        self.wait_signed_in(page)
+        self.wait_message(page, "it does")
+
+
 class Quality(BrowserTestCase):
     def test_keyboard_only_use(self) -> None:
         """Tab order reaches the form; Enter sends, Shift+Enter is a new line,

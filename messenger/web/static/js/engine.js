@@ -21,6 +21,9 @@ const CATCH_UP = 200;
 const PING_EVERY = 60_000;
 const BACKOFF = [500, 1000, 2000, 4000, 8000, 15000];
 const RATE_RETRY = 1500;
+const LOOKUPS_PER_TICK = 2;
+const LOOKUP_TICK = 250;
+const WHO_DETAILS = 30;
 
 class Conversation {
   constructor(target) {
@@ -97,6 +100,10 @@ export class Engine {
     this.rooms = [];
     this.dms = [];
     this.people = new Map(); // username -> {display, online, lastSeen}
+    this.lookups = [];
+    this.namesVersion = 0;
+    if (this.lookupTimer) clearTimeout(this.lookupTimer);
+    this.lookupTimer = null;
     this.conversations = new Map();
     this.outbox = []; // {cid, target, body, ts}
     this.pending = []; // requests waiting for their reply, in order
@@ -177,6 +184,7 @@ export class Engine {
       conversations,
       notice: this.notice,
       outbox: this.outbox.length,
+      namesVersion: this.namesVersion,
     };
   }
 
@@ -257,7 +265,8 @@ export class Engine {
           if (!r.ok) return reply(false, { error: r.reason });
           const users = r.fields.filter(Boolean);
           for (const u of users) this.person(u).online = true;
-          const people = await Promise.all(users.map((u) => this.request(`WHOIS|${u}`)));
+          const unknown = users.filter((u) => !this.person(u).known).slice(0, WHO_DETAILS);
+          const people = await Promise.all(unknown.map((u) => this.request(`WHOIS|${u}`)));
           for (const p of people) if (p.ok) this.notePerson(p.fields);
           this.changed();
           reply(true, { users: users.map((u) => ({ username: u, display: this.person(u).display })) });
@@ -273,6 +282,7 @@ export class Engine {
           if (r.ok) {
             this.me = { ...this.me, display: r.fields[0] };
             this.person(this.me.username).display = r.fields[0];
+            this.namesVersion++;
             this.changed();
           }
           reply(r.ok, { error: r.reason });
@@ -575,6 +585,8 @@ export class Engine {
   async loggedIn([username, display], resumed) {
     this.me = { username, display };
     this.person(username).display = display;
+    this.person(username).known = true;
+    this.namesVersion++;
     this.ready = true;
     this.status = "online";
     this.notice = null;
@@ -592,11 +604,17 @@ export class Engine {
       for (const name of online) if (name) this.person(name).online = true;
     }
     this.changed();
-    await Promise.all(this.dms.map((name) => this.request(`WHOIS|${name}`).then((r) => r.ok && this.notePerson(r.fields))));
-    // Catch up on whatever each open conversation missed while away.
-    await Promise.all(
-      [...this.conversations.values()].filter((c) => c.loaded).map((c) => this.catchUp(c)),
-    );
+    for (const name of this.dms) {
+      this.person(name).known = false; // presence and name may have changed
+      this.lookUp(name);
+    }
+    // Catch up on whatever each open conversation missed while away, and
+    // load the ones tabs show but could not read before the login.
+    const shown = new Set([...this.ports.values()].map((view) => view.active).filter(Boolean));
+    await Promise.all([
+      ...[...this.conversations.values()].filter((c) => c.loaded).map((c) => this.catchUp(c)),
+      ...[...shown].filter((t) => !this.conversations.get(t)?.loaded).map((t) => this.open(t)),
+    ]);
     this.changed();
   }
 
@@ -615,11 +633,27 @@ export class Engine {
     const p = this.person(username);
     if (p.known || p.asking) return;
     p.asking = true;
-    this.request(`WHOIS|${username}`).then((r) => {
-      p.asking = false;
-      if (r.ok) this.notePerson(r.fields);
-      else if (r.code === 404) p.known = true;
-    });
+    this.lookups.push(username);
+    this.drainLookups();
+  }
+
+  /** Look-ups go out a few at a time, well inside the rate limit, so a
+   * page of history from many people never crowds out the user's own
+   * commands. */
+  drainLookups() {
+    if (this.lookupTimer || !this.lookups.length) return;
+    for (const username of this.lookups.splice(0, LOOKUPS_PER_TICK)) {
+      const p = this.person(username);
+      this.request(`WHOIS|${username}`).then((r) => {
+        p.asking = false;
+        if (r.ok) this.notePerson(r.fields);
+        else if (r.code === 404) p.known = true;
+      });
+    }
+    this.lookupTimer = setTimeout(() => {
+      this.lookupTimer = null;
+      this.drainLookups();
+    }, LOOKUP_TICK);
   }
 
   notePerson([username, state, lastSeen, display]) {
@@ -627,7 +661,10 @@ export class Engine {
     p.online = state === "online";
     p.lastSeen = lastSeen === "-" ? null : lastSeen;
     p.known = true;
-    if (display) p.display = display;
+    if (display && display !== p.display) {
+      p.display = display;
+      this.namesVersion++;
+    }
     this.changed();
   }
 

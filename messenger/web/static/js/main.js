@@ -47,7 +47,9 @@ function persist(remember, data) {
 // -- the engine: one per browser in a SharedWorker, else one per tab ---------
 
 function startEngine() {
-  if (typeof SharedWorker === "function" && !location.hash.includes("no-shared-worker")) {
+  // ?engine=tab keeps the connection in the tab (for testing the fallback).
+  const inTab = new URLSearchParams(location.search).get("engine") === "tab";
+  if (typeof SharedWorker === "function" && !inTab) {
     try {
       const worker = new SharedWorker(new URL("./worker.js", import.meta.url), {
         type: "module",
@@ -272,7 +274,7 @@ function renderConversation() {
 
   const c = state.conversations[active];
   const messages = c ? c.messages : [];
-  const key = JSON.stringify([active, messages.length, messages.map((m) => `${m.id}:${m.status}`).join(), c && c.loading, c && c.complete, c && c.error]);
+  const key = JSON.stringify([active, state.namesVersion, messages.length, messages.map((m) => `${m.id}:${m.status}`).join(), c && c.loading, c && c.complete, c && c.error]);
   if (key === renderedKey) return;
   renderedKey = key;
 
