@@ -352,6 +352,46 @@ class Restart(BrowserTestCase):
             reader.read_line(timeout=1)  # and nothing more
 
 
+#: Makes the page believe it is in the background, and records the
+#: notifications it shows (headless Chromium displays none).
+BACKGROUND_TAB = """
+Object.defineProperty(document, "visibilityState", { get: () => window.__visibility || "visible" });
+window.__notifications = [];
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.__notifications.push([title, options.body]); }
+  close() {}
+};
+"""
+
+
+class Notifications(BrowserTestCase):
+    def test_a_direct_message_notifies_only_while_the_page_is_hidden(self) -> None:
+        """A desktop notification (sender's name, text) for a direct
+        message while the page is in the background, none otherwise."""
+        context = self.browser.new_context(viewport=DESKTOP, bypass_csp=True)
+        self.addCleanup(context.close)
+        context.add_init_script(BACKGROUND_TAB)
+        page = context.new_page()
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.goto(self.url)
+        self.sign_up(page, "alice", "Alice")
+        bob = self.tcp_user("bob", "Bob Martin")
+        self.assertTrue(bob.command("MSG|alice|seen while visible").startswith("OK|MSG|"))
+        page.locator("a[data-target='bob']").wait_for()
+        page.evaluate(
+            "window.__visibility = 'hidden';document.dispatchEvent(new Event('visibilitychange'))"
+        )
+        page.wait_for_timeout(300)
+        self.assertTrue(bob.command("MSG|alice|line one\\nline two").startswith("OK|MSG|"))
+        self.assertTrue(bob.command("MSG|#general|a room message").startswith("OK|MSG|"))
+        page.wait_for_timeout(1000)
+        self.assertEqual(
+            page.evaluate("window.__notifications"), [["Bob Martin", "line one\nline two"]]
+        )
+
+
 class Fallback(BrowserTestCase):
     def test_without_a_shared_worker_the_tab_keeps_its_own_connection(self) -> None:
         """The in-tab engine (browsers without SharedWorker) works the same:
