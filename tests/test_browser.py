@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import unittest
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,7 @@ WAIT_MS = 15_000
 SCREENSHOTS = os.environ.get("MESSENGER_SCREENSHOTS") or tempfile.mkdtemp(
     prefix="messenger-screens-"
 )
-DESKTOP = {"width": 1280, "height": 780}
+DESKTOP: Any = {"width": 1280, "height": 780}
 
 
 class BrowserTestCase(unittest.TestCase):
