@@ -367,6 +367,34 @@ window.Notification = class {
 """
 
 
+class Settings(BrowserTestCase):
+    def test_changing_name_and_password(self) -> None:
+        """A new display name shows at once; a new password revokes the old
+        tokens, yet this page keeps a fresh one and resumes after a reload."""
+        page = self.open()
+        self.sign_up(page, "alice", "Alice", remember=True)
+        page.click("#open-settings")
+        page.fill("#settings-display", "Alice Liddell")
+        page.click("#form-name button[type=submit]")
+        page.locator("#name-status", has_text="Saved").wait_for()
+        page.locator("#me-display", has_text="Alice Liddell").wait_for()
+        page.fill("#settings-old", "wrong password")
+        page.fill("#settings-new", "a new password")
+        page.click("#form-password button[type=submit]")
+        page.locator("#password-status", has_text="wrong").wait_for()
+        page.fill("#settings-old", PASSWORD)
+        page.fill("#settings-new", "a new password")
+        page.click("#form-password button[type=submit]")
+        page.locator("#password-status", has_text="Password changed").wait_for()
+        page.keyboard.press("Escape")
+        terminal = self.server.client()
+        self.addCleanup(terminal.close)
+        self.assertTrue(terminal.command(f"LOGIN|alice|{PASSWORD}").startswith("ERR|LOGIN|401"))
+        page.reload()
+        self.wait_signed_in(page)
+        self.assertEqual(page.inner_text("#me-display"), "Alice Liddell")
+
+
 class Notifications(BrowserTestCase):
     def test_a_direct_message_notifies_only_while_the_page_is_hidden(self) -> None:
         """A desktop notification (sender's name, text) for a direct
