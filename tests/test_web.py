@@ -263,6 +263,27 @@ class WebSocketLimits(unittest.TestCase):
         harness.advance(20)
         self.assertEqual(client.messages(), ["ERR|?|400|binary messages are not supported"])
 
+    def test_a_reader_too_slow_is_closed(self) -> None:
+        """Room lines piling up past --max-outbuf while the socket is full:
+        BYE 408 too slow, and the connection is dropped."""
+        harness = Harness(max_outbuf=2000, rate=1000, burst=1000)
+        alice = logged_in(harness, "alice")
+        harness.register("bob")
+        bob = harness.login("bob")
+        alice.messages()
+        alice.transport.producer.pauseProducing()  # alice's socket is full
+        for n in range(40):
+            bob.send(f"MSG|#general|line {n:02} " + "x" * 60)
+        harness.settle()
+        self.assertTrue(alice.transport.disconnecting)
+        self.assertIn("BYE|408|too slow", alice.messages())
+
+    def test_the_rate_limit_holds(self) -> None:
+        """Over --burst commands at once: 429, as on TCP."""
+        client = logged_in(Harness(burst=3, rate=0.001))
+        replies = [client.command("PING") for _ in range(3)]
+        self.assertEqual(replies, [["OK|PING"], ["OK|PING"], ["ERR|PING|429|rate limit"]])
+
     def test_max_clients_counts_websockets_too(self) -> None:
         """Over --max-clients a WebSocket gets BYE 503 and is closed."""
         harness = Harness(max_clients=1)
