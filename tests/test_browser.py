@@ -112,6 +112,7 @@ class BrowserTestCase(unittest.TestCase):
     def wait_signed_in(self, page) -> None:
         page.wait_for_selector("#app:not([hidden])")
         page.wait_for_selector("#connection[data-status=online]", state="attached")
+        page.wait_for_selector("#sidebar a[aria-current=page]", state="attached")
 
     def say(self, page, text: str) -> None:
         page.fill("#composer-text", text)
@@ -472,6 +473,15 @@ class Quality(BrowserTestCase):
         page.keyboard.press("Enter")
         page.wait_for_selector("a[data-target='#design'][aria-current=page]")
         self.assertEqual(page.evaluate("document.activeElement.id"), "composer-text")
+        page.click("#leave-room")
+        page.wait_for_selector("a[data-target='#design']", state="detached")
+        page.wait_for_selector("a[data-target='#general'][aria-current=page]", state="attached")
+        page.click("#add-dm")
+        page.keyboard.type("nobody")
+        page.keyboard.press("Enter")
+        page.locator("#dm-error", has_text="No such user").wait_for()
+        page.keyboard.press("Escape")
+        self.assertEqual(page.locator("#dms a").count(), 0)
 
     def test_usable_at_360_pixels(self) -> None:
         """On a phone-sized screen the sidebar is a drawer."""
