@@ -284,6 +284,28 @@ class WebSocketLimits(unittest.TestCase):
         replies = [client.command("PING") for _ in range(3)]
         self.assertEqual(replies, [["OK|PING"], ["OK|PING"], ["ERR|PING|429|rate limit"]])
 
+    def test_a_quiet_http_connection_is_closed_after_a_minute(self) -> None:
+        """Before any upgrade an idle HTTP connection is not kept for hours."""
+        harness = Harness()
+        site = make_site(harness.factory)
+        transport = StringTransport()
+        channel = site.buildProtocol(IPv4Address("TCP", "10.0.0.1", 1))
+        channel.makeConnection(transport)
+        harness.clock.advance(59)
+        self.assertFalse(transport.disconnecting)
+        harness.clock.advance(1)
+        self.assertTrue(transport.disconnecting)
+
+    def test_after_the_upgrade_only_the_protocol_s_idle_timeout_counts(self) -> None:
+        """The HTTP timeout stops at the upgrade: a WebSocket that sends a
+        PING now and then stays open far longer than a minute."""
+        harness = Harness(idle_timeout=300)
+        client = logged_in(harness)
+        for _ in range(5):
+            harness.advance(250)
+            self.assertEqual(client.command("PING"), ["OK|PING"])
+        self.assertFalse(client.transport.disconnecting)
+
     def test_max_clients_counts_websockets_too(self) -> None:
         """Over --max-clients a WebSocket gets BYE 503 and is closed."""
         harness = Harness(max_clients=1)

@@ -37,6 +37,10 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+#: Seconds an HTTP connection may stay quiet before the page is loaded or
+#: the WebSocket opened (after the upgrade --idle-timeout applies).
+HTTP_TIMEOUT = 60
+
 SECURITY_HEADERS = {
     b"Content-Security-Policy": CONTENT_SECURITY_POLICY.encode("ascii"),
     b"X-Content-Type-Options": b"nosniff",
@@ -139,4 +143,4 @@ def make_site(factory: MessengerFactory, allowed_origins: Iterable[str] = ()) ->
     """The site for ``--web``: ``/`` the page, ``/ws`` the protocol."""
     root = StaticFiles(STATIC_DIRECTORY)
     root.putChild(b"ws", OriginCheckedWebSocket(LineWebSocketFactory(factory), allowed_origins))
-    return WebSite(root, reactor=factory.clock)
+    return WebSite(root, reactor=factory.clock, timeout=HTTP_TIMEOUT)
