@@ -271,7 +271,9 @@ class WebSocketLimits(unittest.TestCase):
         harness.register("bob")
         bob = harness.login("bob")
         alice.messages()
-        alice.transport.producer.pauseProducing()  # alice's socket is full
+        socket_producer = alice.transport.producer
+        assert socket_producer is not None
+        socket_producer.pauseProducing()  # alice's socket is full
         for n in range(40):
             bob.send(f"MSG|#general|line {n:02} " + "x" * 60)
         harness.settle()

@@ -65,8 +65,9 @@ class WebSocketConnection:
         self._websocket = transport
 
     def negotiationFinished(self) -> None:
-        # The HTTP channel's own timeout would end a quiet WebSocket after
-        # hours; the line protocol's idle timeout is the one that counts.
+        # Only the line protocol's idle timeout counts from now on (Twisted
+        # stops the HTTP channel's while a request is handled, and an
+        # upgraded request never ends; this says so rather than rely on it).
         self._channel.setTimeout(None)
         self._bound_unfinished_messages()
         self.protocol.makeConnection(self)
