@@ -424,8 +424,8 @@ class Notifications(BrowserTestCase):
 
 class Fallback(BrowserTestCase):
     def test_without_a_shared_worker_the_tab_keeps_its_own_connection(self) -> None:
-        """The in-tab engine (browsers without SharedWorker) works the same:
-        sign up, talk both ways, reload and resume."""
+        """Without SharedWorker (?engine=tab) one tab works the same: sign
+        up, talk both ways, reload and resume."""
         bob = self.tcp_user("bob")
         context = self.new_context()
         page = context.new_page()
@@ -441,6 +441,38 @@ class Fallback(BrowserTestCase):
         page.reload()
         self.wait_signed_in(page)
         self.wait_message(page, "it does")
+
+
+class TabsWithoutSharedWorker(BrowserTestCase):
+    def test_tabs_elect_one_connection_and_hand_it_over(self) -> None:
+        """Without SharedWorker the tabs elect one of them to hold the
+        connection; when it closes, another takes over, and nothing is
+        lost or taken over in between."""
+        bob = self.tcp_user("bob")
+        context = self.new_context()
+        first = context.new_page()
+        first.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        first.goto(self.url + "?engine=tab")
+        self.sign_up(first, "alice", "Alice")
+        second = context.new_page()
+        second.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        second.goto(self.url + "?engine=tab")
+        self.wait_signed_in(second)
+        self.assertTrue(bob.command("MSG|alice|to both tabs").startswith("OK|MSG|"))
+        for page in (first, second):
+            page.locator("a[data-target='bob']").wait_for(state="attached")
+            self.open_conversation(page, "bob")
+            self.wait_message(page, "to both tabs")
+        first.wait_for_timeout(500)
+        for page in (first, second):
+            self.assertEqual(page.locator("#connection").get_attribute("data-status"), "online")
+            self.assertTrue(page.locator("#banner").is_hidden())
+        first.close()
+        self.say(second, "after the handover")
+        line = bob.expect_event("R|alice|", timeout=20)
+        self.assertTrue(line.endswith("|after the handover"), line)
+        self.wait_signed_in(second)
+        self.assertEqual(self.texts(second), ["to both tabs", "after the handover"])
 
 
 class Quality(BrowserTestCase):

@@ -3,6 +3,7 @@
 // (textContent), never as HTML; links are made with createElement.
 
 import { Engine } from "./engine.js";
+import { shareAcrossTabs } from "./tabs.js";
 import { ROOM, USERNAME, cleanField, escapeBody, isRoom, unescapeBody } from "./protocol.js";
 
 const KEY = "messenger.session";
@@ -62,9 +63,24 @@ function startEngine() {
   }
   const url = new URL("ws", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+  const alone = new URLSearchParams(location.search).get("tabs") === "alone";
+  if (navigator.locks && typeof BroadcastChannel === "function" && !alone) {
+    return shareAcrossTabs(() => new Engine(url.href), attachMessage);
+  }
   const channel = new MessageChannel();
   new Engine(url.href).attach(channel.port1);
   return channel.port2;
+}
+
+/** Who this page is, with what storage holds now. */
+function attachMessage() {
+  const { saved, remember } = loadSaved();
+  return {
+    type: "attach",
+    saved,
+    remember,
+    view: { active, visible: document.visibilityState === "visible" },
+  };
 }
 
 function call(message) {
@@ -756,14 +772,9 @@ function main() {
   port = startEngine();
   port.onmessage = received;
   port.start?.();
-  const { saved, remember } = loadSaved();
-  $("auth-remember").checked = remember;
-  tell({
-    type: "attach",
-    saved,
-    remember,
-    view: { active: null, visible: document.visibilityState === "visible" },
-  });
+  const message = attachMessage();
+  $("auth-remember").checked = message.remember;
+  tell(message);
 }
 
 main();
