@@ -115,13 +115,13 @@ class Options(usage.Options):
         self["listen"].append(description)
 
     def opt_web(self, description: str) -> None:
-        """Serve the web client and its WebSocket on this endpoint (repeatable),
-        e.g. tcp:8080 or ssl:8443:privateKey=key.pem:certKey=cert.pem"""
+        """Serve the web client and its WebSocket at /ws (repeatable), e.g. tcp:8080 or
+        ssl:8443:privateKey=key.pem:certKey=cert.pem"""
         self["web"].append(description)
 
     def opt_web_origin(self, origin: str) -> None:
-        """Also accept WebSocket connections from pages of this origin (repeatable),
-        e.g. https://chat.example.org behind a reverse proxy"""
+        """Also accept WebSockets from pages of this origin (repeatable), e.g.
+        https://chat.example.org behind a reverse proxy"""
         self["web-origin"].append(origin)
 
     def getUsage(self, width: int | None = None) -> str:
