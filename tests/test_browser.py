@@ -443,6 +443,42 @@ class Fallback(BrowserTestCase):
         self.wait_message(page, "it does")
 
 
+class Outbox(BrowserTestCase):
+    def test_a_message_typed_while_offline_survives_closing_the_tab(self) -> None:
+        """Unsent messages are kept in the browser until the server confirms
+        them: typed while the server is down, the tab closed, the server
+        back, the page opened again: each message is stored once."""
+        page = self.open()
+        self.sign_up(page, "alice", "Alice", remember=True)
+        bob = self.tcp_user("bob")
+        bob.close()
+        self.start_direct(page, "bob")
+        self.say(page, "sent before the crash")
+        page.wait_for_selector("#messages .status-mark[data-status=sent]")
+        self.server.kill()
+        self.say(page, "typed while the server was down")
+        page.wait_for_selector("#messages .status-mark[data-status=pending]")
+        context = page.context
+        page.close()  # the browser tab is gone before the server is back
+        self.server.restart()
+        page = self.open(context)
+        self.wait_signed_in(page)
+        self.open_conversation(page, "bob")
+        expect(page.locator("#messages .status-mark[data-status=pending]")).to_have_count(
+            0, timeout=30_000
+        )
+        reader = self.server.client()
+        self.addCleanup(reader.close)
+        self.assertTrue(reader.command(f"LOGIN|bob|{PASSWORD}").startswith("OK|LOGIN|bob|"))
+        reader.send("HISTORY|alice|10")
+        lines = reader.read_until(lambda line: is_reply(line, "HISTORY"))
+        stored = [line.split("|", 5)[5] for line in lines if line.startswith("H|")]
+        self.assertEqual(stored, ["sent before the crash", "typed while the server was down"])
+        self.assertEqual(
+            self.texts(page), ["sent before the crash", "typed while the server was down"]
+        )
+
+
 class TabsWithoutSharedWorker(BrowserTestCase):
     def test_tabs_elect_one_connection_and_hand_it_over(self) -> None:
         """Without SharedWorker the tabs elect one of them to hold the

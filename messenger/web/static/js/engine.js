@@ -106,6 +106,7 @@ export class Engine {
     this.lookupTimer = null;
     this.conversations = new Map();
     this.outbox = []; // {cid, target, body, ts}
+    this.inFlight = new Set(); // client ids of SENDs awaiting their reply
     this.pending = []; // requests waiting for their reply, in order
     this.delivered = new Map(); // DLV before OK: id -> ts
     this.serverName = "";
@@ -509,6 +510,8 @@ export class Engine {
         this.notice = "This account is already connected in another place.";
         this.ws?.close();
         this.changed();
+      } else if (r.code !== 0) {
+        this.ws?.close(); // 429 or a server error: try again after a while
       }
     }
   }
@@ -518,7 +521,9 @@ export class Engine {
     this.token = saved.token;
     this.remember = Boolean(remember);
     this.dms = Array.isArray(saved.dms) ? saved.dms : [];
-    this.outbox = Array.isArray(saved.outbox) ? saved.outbox : [];
+    this.outbox = Array.isArray(saved.outbox)
+      ? saved.outbox.map(({ cid, target, body, ts }) => ({ cid, target, body, ts }))
+      : [];
     for (const item of this.outbox) this.showUnsent(item);
     this.status = "connecting";
     this.connect();
@@ -765,10 +770,11 @@ export class Engine {
   }
 
   async transmit(item) {
-    if (item.inFlight) return;
-    item.inFlight = true;
+    // Kept apart from the item, which is persisted as it is.
+    if (this.inFlight.has(item.cid)) return;
+    this.inFlight.add(item.cid);
     const r = await this.request(`SEND|${item.cid}|${item.target}|${item.body}`);
-    item.inFlight = false;
+    this.inFlight.delete(item.cid);
     const c = this.conversation(item.target);
     const message = c.messages.find((m) => m.cid === item.cid);
     if (r.ok) {
