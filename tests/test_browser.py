@@ -310,6 +310,10 @@ class Terminal(BrowserTestCase):
         self.assertTrue(room_line.endswith("|<b>not bold</b> & <img src=x>"))
         self.wait_message(page, "<b>not bold</b>")
         self.assertEqual(page.locator("#messages img, #messages b").count(), 0)
+        page.fill("#composer-text", "é" * 4500)
+        page.press("#composer-text", "Enter")
+        page.locator("#composer-error", has_text="too long").wait_for()
+        self.assertEqual(len(self.texts(page)), 1)
 
 
 class Restart(BrowserTestCase):

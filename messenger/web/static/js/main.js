@@ -7,6 +7,9 @@ import { shareAcrossTabs } from "./tabs.js";
 import { ROOM, USERNAME, cleanField, escapeBody, isRoom, unescapeBody } from "./protocol.js";
 
 const KEY = "messenger.session";
+// A line is at most 8192 bytes (the server's default --max-line); leave
+// room for "SEND|<client id>|<target>|".
+const MAX_BODY_BYTES = 8000;
 const $ = (id) => document.getElementById(id);
 
 let port = null;
@@ -513,7 +516,14 @@ function sendComposer() {
   const area = $("composer-text");
   const text = area.value.replace(/\s+$/, "");
   if (!text.trim() || !active) return;
-  tell({ type: "send", target: active, body: escapeBody(text) });
+  const body = escapeBody(text);
+  const size = new TextEncoder().encode(body).length;
+  if (size > MAX_BODY_BYTES) {
+    $("composer-error").textContent = `This message is too long to send (${size} bytes, at most ${MAX_BODY_BYTES}).`;
+    return;
+  }
+  $("composer-error").textContent = "";
+  tell({ type: "send", target: active, body });
   area.value = "";
   autosize();
 }
