@@ -117,12 +117,24 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["web"] = []
+        self["web-origin"] = []
         self._failed = False
 
     def opt_listen(self, description: str) -> None:
         """Listen on this endpoint (repeatable), e.g. tcp:10000 or
         ssl:10443:privateKey=key.pem:certKey=cert.pem [default: tcp:10000]"""
         self["listen"].append(description)
+
+    def opt_web(self, description: str) -> None:
+        """Serve the web client and its WebSocket at /ws (repeatable), e.g. tcp:8080 or
+        ssl:8443:privateKey=key.pem:certKey=cert.pem"""
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """Also accept WebSockets from pages of this origin (repeatable), e.g.
+        https://chat.example.org behind a reverse proxy"""
+        self["web-origin"].append(origin)
 
     def getUsage(self, width: int | None = None) -> str:
         if self._failed:
@@ -141,6 +153,9 @@ class Options(usage.Options):
         file_values = self._read_config_file(self["config"]) if self["config"] else {}
         if not self["listen"]:
             self["listen"] = file_values.get("listen", "").split() or [DEFAULT_LISTEN]
+        for key in ("web", "web-origin"):
+            if not self[key]:
+                self[key] = file_values.get(key, "").split()
         for key in _OTHER + tuple(_SETTINGS):
             if self[key] is None and key in file_values:
                 self[key] = file_values[key]
@@ -185,7 +200,7 @@ class Options(usage.Options):
         if not parser.has_section("messenger"):
             raise usage.UsageError(f"--config: {path} has no [messenger] section")
         values = dict(parser.items("messenger"))
-        known = {"listen"} | set(_OTHER) | set(_SETTINGS)
+        known = {"listen", "web", "web-origin"} | set(_OTHER) | set(_SETTINGS)
         unknown = sorted(set(values) - known)
         if unknown:
             raise usage.UsageError(f"--config: unknown option {unknown[0]!r} in {path}")
@@ -194,7 +209,9 @@ class Options(usage.Options):
     def _check_endpoints(self) -> None:
         from twisted.internet import reactor
 
-        for description in self["listen"] + ([self["metrics"]] if self["metrics"] else []):
+        for description in (
+            self["listen"] + self["web"] + ([self["metrics"]] if self["metrics"] else [])
+        ):
             try:
                 serverFromString(reactor, with_backlog(description))
             except Exception as e:  # the endpoint parser raises many kinds
@@ -238,6 +255,12 @@ def makeService(options: Options, reactor=None) -> IService:
     factory = MessengerFactory(core, config, reactor)
     for description in options["listen"]:
         _listener(reactor, description, factory).setServiceParent(top)
+    if options["web"]:
+        from messenger.web.site import make_site
+
+        site = make_site(factory, options["web-origin"])
+        for description in options["web"]:
+            _listener(reactor, description, site).setServiceParent(top)
     if metrics is not None:
         _listener(reactor, options["metrics"], metrics_site(metrics)).setServiceParent(top)
     return top
