@@ -334,11 +334,16 @@ class MessengerProtocol(LineReceiver):
 
     # -- input ----------------------------------------------------------------
 
+    def note_activity(self) -> None:
+        """The peer sent something: the idle deadline starts again.  Any byte
+        counts, even a line not finished yet (a transport that drops some
+        input before it gets here, such as the WebSocket's, calls this too)."""
+        self.factory.idle.touch(self)
+
     def dataReceived(self, data: bytes) -> None:
         if self._refusing:
             return
-        # Any byte counts as activity, even a line not finished yet.
-        self.factory.idle.touch(self)
+        self.note_activity()
         super().dataReceived(data)
 
     def lineReceived(self, line: bytes) -> None:

@@ -123,12 +123,12 @@ class WebSocketConnection:
         # As for a TCP line that is too long: 413, BYE, close; and, as on
         # TCP, nothing read after it is looked at.
         self._refusing = True
-        self.protocol.resetTimeout()
+        self.protocol.note_activity()
         self.protocol.lineLengthExceeded(data)
 
     def _error(self, error: wire.RemoteProtocolError) -> None:
         # A message the line protocol never sees still counts as activity.
-        self.protocol.resetTimeout()
+        self.protocol.note_activity()
         session = self.protocol.session
         if session is not None and not session.closed:
             session.handle_error(error)
