@@ -45,6 +45,7 @@ from messenger.passwords import PasswordHasher
 from messenger.store.sqlite import ImmediateSqliteStore
 from tests.support.harness import HELLO, PASSWORD, Harness
 from tests.support.report import merge_report
+from tests.support.verbs import verb_of
 
 #: Generous per-connection command allowance, for tests about something else.
 NO_RATE_LIMIT = dict(rate=1e9, burst=10**9)
@@ -266,7 +267,7 @@ def _expected_reply(raw: bytes) -> str | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return "?"
-    verb = wire.verb_of(text)
+    verb = verb_of(text)
     if verb == "ACK":
         return None
     try:
