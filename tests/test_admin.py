@@ -588,6 +588,13 @@ class CommandLineTests(AdminMixin, TestCase):
             self.assertEqual(main(argv, stdout=out, stderr=err), 2, argv)
             self.assertIn("usage:", err.getvalue(), argv)
 
+    def test_busy_timeout_must_be_above_zero(self):
+        """--busy-timeout 0 (or less) is a usage error, exit 2, as every positive number option."""
+        for value in ("0", "-1", "inf"):
+            out, err = io.StringIO(), io.StringIO()
+            self.assertEqual(main(["--busy-timeout", value, "stats"], stdout=out, stderr=err), 2)
+            self.assertIn("must be a number above 0", err.getvalue())
+
     def test_shared_options_may_follow_the_command(self):
         """--db and the other shared options work after the command as well as before it."""
         self.add_user("alice")

@@ -11,7 +11,6 @@ file, unknown user...), 2 a usage error.  See docs/admin.md.
 from __future__ import annotations
 
 import argparse
-import configparser
 import getpass
 import json
 import os
@@ -24,12 +23,18 @@ from contextlib import redirect_stderr, redirect_stdout
 from messenger import wire
 from messenger.admin import AdminError
 from messenger.admin.database import DEFAULT_BUSY_TIMEOUT, Database
+from messenger.options import (
+    DEFAULT_DB,
+    DEFAULT_MIN_PASSWORD_LENGTH,
+    ConfigFileError,
+    argparse_type,
+    positive_float,
+    positive_int,
+    read_config_file,
+)
 from messenger.passwords import DEFAULT_MEMORY_COST, DEFAULT_TIME_COST, make_hasher
 from messenger.store import admin_txns, txns
 from messenger.timefmt import rfc3339
-
-DEFAULT_DB = "messenger.sqlite3"  # as the server's --db
-DEFAULT_MIN_PASSWORD_LENGTH = 8  # as the server's --min-password-length
 
 #: Options that may come from the server's INI file (--config), with their
 #: defaults; the command line wins, then the file, then these.
@@ -90,24 +95,8 @@ def _isatty(stream) -> bool:
 # options
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
-    return value
+_positive_float = argparse_type(positive_float)
+_positive_int = argparse_type(positive_int)
 
 
 def _common_options(defaults: bool) -> argparse.ArgumentParser:
@@ -318,8 +307,8 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
             value = file_values[key]
             if key != "db":
                 try:
-                    value = _positive_int(value)
-                except argparse.ArgumentTypeError as e:
+                    value = positive_int(value)
+                except ValueError as e:
                     raise AdminError(f"{args.config}: {key}: {e}") from None
             settings[key] = value
         else:
@@ -331,17 +320,10 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _read_config(path: str) -> dict[str, str]:
-    parser = configparser.ConfigParser()
     try:
-        with open(path, encoding="utf-8") as f:
-            parser.read_file(f)
-    except OSError as e:
-        raise AdminError(f"--config: cannot read {path}: {e.strerror}") from None
-    except configparser.Error as e:
-        raise AdminError(f"--config: {path} is not a valid INI file: {e}") from None
-    if not parser.has_section("messenger"):
-        raise AdminError(f"--config: {path} has no [messenger] section")
-    return dict(parser.items("messenger"))
+        return read_config_file(path)
+    except ConfigFileError as e:
+        raise AdminError(str(e)) from None
 
 
 # --------------------------------------------------------------------------
