@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from messenger import wire
@@ -157,8 +158,8 @@ class ServerLines:
 
         def got(reply: Reply) -> None:
             self._lookups.discard(username)
-            if reply.ok and len(reply.final.fields) >= 4:
-                self.state.learn_name(username, reply.final.fields[3])
+            if reply.ok and len(reply.fields) >= 4:
+                self.state.learn_name(username, reply.fields[3])
             else:
                 self.state.learn_name(username, None)
             self._release_display()
@@ -168,31 +169,31 @@ class ServerLines:
     def _failed(self, reply: Reply, what: str) -> bool:
         if reply.ok:
             return False
-        self.show(render.server_error(reply.final.code, reply.final.reason, self.style, what))
+        self.show(render.server_error(reply.error.code, reply.error.reason, self.style, what))
         return True
 
     def _rooms_listed(self, reply: Reply) -> None:
         if self._failed(reply, "/rooms"):
             return
-        rooms = list(reply.final.fields)
+        rooms = list(reply.fields)
         self.state.set_rooms(rooms)
         self.show(render.word_list("Your rooms:", rooms, self.style))
 
     def _members_listed(self, reply: Reply) -> None:
         if self._failed(reply, "/members"):
             return
-        room, *members = reply.final.fields or ("?",)
+        room, *members = reply.fields or ("?",)
         self.show(render.word_list(f"Members of {render.clean_line(room)}:", members, self.style))
 
     def _who_listed(self, reply: Reply) -> None:
         if self._failed(reply, "/who"):
             return
-        self.show(render.word_list("Online:", reply.final.fields, self.style, empty="nobody"))
+        self.show(render.word_list("Online:", reply.fields, self.style, empty="nobody"))
 
     def _whois_shown(self, reply: Reply) -> None:
         if self._failed(reply, "/whois"):
             return
-        fields = reply.final.fields
+        fields = reply.fields
         if len(fields) < 4:
             self.error(f"unexpected WHOIS reply: {fields}")
             return
@@ -215,24 +216,21 @@ class ServerLines:
             when = render.parse_timestamp(line.timestamp) or self.now()
             # Shown as asked for, without touching the unread counts.
             self._queue_display(
-                lambda line=line, when=when: self.show(
-                    render.message(
-                        self.style,
-                        when,
-                        target,
-                        self._sender(line.sender),
-                        line.text,
-                        now=self.now(),
-                    )
-                ),
-                waits_for=line.sender,
+                partial(self._show_history_line, target, line, when), waits_for=line.sender
             )
         self._queue_display(lambda: self.notice(f"end of history ({len(reply.history)})"))
+
+    def _show_history_line(self, target: str, line: wire.H, when: datetime) -> None:
+        self.show(
+            render.message(
+                self.style, when, target, self._sender(line.sender), line.text, now=self.now()
+            )
+        )
 
     def _renamed(self, reply: Reply) -> None:
         if self._failed(reply, "/name"):
             return
-        name = reply.final.fields[0] if reply.final.fields else ""
+        name = reply.fields[0] if reply.fields else ""
         self.state.display_name = name
         if self.state.username:
             self.state.learn_name(self.state.username, name)

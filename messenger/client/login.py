@@ -163,19 +163,19 @@ class LoginFlow:
             self.notice(f"account {username} created")
             return
         assert isinstance(reply.final, wire.Err)
-        if reply.final.code == 409 and self.login.signup:
+        if reply.error.code == 409 and self.login.signup:
             # --signup for scripts is idempotent: the account exists, so the
             # LOGIN right behind decides whether the password is right.
             self.notice(f"account {username} exists; logging in")
             return
         self.show(
-            render.server_error(reply.final.code, reply.final.reason, self.style, "sign-up failed")
+            render.server_error(reply.error.code, reply.error.reason, self.style, "sign-up failed")
         )
         self._signup_failed = True
 
     def _logged_in_reply(self, connection: ServerConnection, reply: Reply) -> None:
         if reply.ok:
-            self._logged_in(connection, reply.final.fields, resumed=False)
+            self._logged_in(connection, reply.fields, resumed=False)
             return
         err = reply.final
         assert isinstance(err, wire.Err)
@@ -205,7 +205,7 @@ class LoginFlow:
 
     def _resumed(self, connection: ServerConnection, reply: Reply) -> None:
         if reply.ok:
-            self._logged_in(connection, reply.final.fields, resumed=True)
+            self._logged_in(connection, reply.fields, resumed=True)
             return
         err = reply.final
         assert isinstance(err, wire.Err)
@@ -221,9 +221,9 @@ class LoginFlow:
             self.fatal(f"login failed: {render.clean_line(err.reason)} ({err.code})")
 
     def _got_token(self, reply: Reply) -> None:
-        if reply.ok and reply.final.fields:
+        if reply.ok and reply.fields:
             try:
-                self.token = wire.check_token(reply.final.fields[0])
+                self.token = wire.check_token(reply.fields[0])
             except ValueError:
                 self.error(
                     "the server sent an unusable session token; "

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import count
 from typing import Any
@@ -328,10 +328,14 @@ class ClientSession(LoginFlow, ServerLines):
     # ------------------------------------------------------------------
     # Logging in
 
-    def _logged_in(self, connection: ServerConnection, fields, resumed: bool) -> None:
+    def _logged_in(
+        self, connection: ServerConnection, fields: Sequence[str], resumed: bool
+    ) -> None:
         if connection is not self.connection or self.done:
             return
         username = fields[0] if fields else self.login.username
+        # The login sent a user name, so the reply's (or the one sent) is known.
+        assert username is not None
         display_name = fields[1] if len(fields) > 1 else username
         first = not self.ever_ready
         self.state.username = username
@@ -370,7 +374,7 @@ class ClientSession(LoginFlow, ServerLines):
         if not reply.ok:
             return
         self._rooms_known = True
-        self.state.set_rooms(list(reply.final.fields))
+        self.state.set_rooms(list(reply.fields))
         for room in self.state.rooms:
             self._baseline(room)
 
@@ -577,7 +581,7 @@ class ClientSession(LoginFlow, ServerLines):
     ) -> None:
         if reply.ok:
             try:
-                msgid = wire.parse_msgid(reply.final.fields[0])
+                msgid = wire.parse_msgid(reply.fields[0])
             except (ValueError, IndexError):
                 self.error(f"the server confirmed a message without a valid id: {reply.final}")
                 return
@@ -630,7 +634,7 @@ class ClientSession(LoginFlow, ServerLines):
                     self.state.set_focus(before)
                 self.show(
                     render.server_error(
-                        reply.final.code, reply.final.reason, self.style, f"cannot join {room}"
+                        reply.error.code, reply.error.reason, self.style, f"cannot join {room}"
                     )
                 )
 
@@ -647,7 +651,7 @@ class ClientSession(LoginFlow, ServerLines):
             else:
                 self.show(
                     render.server_error(
-                        reply.final.code, reply.final.reason, self.style, f"cannot leave {room}"
+                        reply.error.code, reply.error.reason, self.style, f"cannot leave {room}"
                     )
                 )
 
