@@ -9,6 +9,7 @@ Argon2 cost to stay fast.
 
 from __future__ import annotations
 
+import getpass
 import io
 import json
 import os
@@ -22,7 +23,6 @@ import time
 import argon2
 from twisted.trial.unittest import TestCase
 
-from messenger.admin import __main__ as admin_cli
 from messenger.admin.__main__ import main
 from messenger.passwords import make_hasher, verify_hash
 from messenger.store.interface import NewMessage
@@ -160,7 +160,7 @@ class UsersCommandTests(AdminMixin, TestCase):
             prompts.append(prompt)
             return "typed password"
 
-        self.patch(admin_cli.getpass, "getpass", fake_getpass)
+        self.patch(getpass, "getpass", fake_getpass)
         self.admin_ok("users", "add", "alice")
         self.assertEqual(len(prompts), 2)
         self.assertTrue(
@@ -170,7 +170,7 @@ class UsersCommandTests(AdminMixin, TestCase):
     def test_users_add_with_two_different_passwords_creates_nothing(self):
         """Two different answers to the password prompts: error, no account."""
         answers = iter(["first password", "second password"])
-        self.patch(admin_cli.getpass, "getpass", lambda prompt="": next(answers))
+        self.patch(getpass, "getpass", lambda prompt="": next(answers))
         status, _, err = self.admin("users", "add", "alice")
         self.assertEqual(status, 1)
         self.assertIn("differ", err)
@@ -339,7 +339,7 @@ class UsersCommandTests(AdminMixin, TestCase):
 
     def test_users_passwd_of_an_unknown_user_is_an_error(self):
         """users passwd of a user that does not exist: exit 1, before any prompt."""
-        self.patch(admin_cli.getpass, "getpass", lambda prompt="": self.fail("prompted"))
+        self.patch(getpass, "getpass", lambda prompt="": self.fail("prompted"))
         status, _, err = self.admin("users", "passwd", "nobody")
         self.assertEqual(status, 1)
         self.assertIn("no user nobody", err)
