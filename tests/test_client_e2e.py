@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 
+import pytest
 from twisted.trial import unittest
 
 from tests.support.server import HOST, ServerProcess, free_port, make_certificates, twistd_env
@@ -406,6 +407,7 @@ class FailureTests(EndToEndTestCase):
         self.assertIn("the server is full", client.output())
 
 
+@pytest.mark.slow  # server restarts and network outages
 class RecoveryTests(EndToEndTestCase):
     def test_server_restart_under_a_connected_client(self):
         """The server restarts; the client says so, resumes, and sends what was typed."""

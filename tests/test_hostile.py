@@ -30,6 +30,7 @@ import sqlite3
 import tempfile
 
 import argon2
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from twisted.internet import abstract, task
@@ -283,6 +284,7 @@ def _ack_verb(raw: bytes) -> bool:
     return raw.split(b"|", 1)[0].upper() == b"ACK"
 
 
+@pytest.mark.slow  # a storm of random lines (hypothesis, hundreds of examples)
 class RandomBytesTests(SynchronousTestCase):
     def test_random_bytes_get_one_reply_per_line_and_the_connection_stays_usable(self):
         """Rules 2, 5, 6 and Framing: lines of arbitrary bytes (NUL, broken

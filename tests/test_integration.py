@@ -21,6 +21,7 @@ import threading
 import time
 import warnings
 
+import pytest
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from tests.support.server import (
@@ -407,6 +408,7 @@ class TlsTests(SynchronousTestCase):
         return version == "TLSv1.1"
 
 
+@pytest.mark.slow  # kill -9
 class DurabilityTests(SynchronousTestCase):
     BURST = 2000
     #: Lines sent ahead of the replies: the server is always mid-burst.
@@ -476,6 +478,7 @@ class ConcurrencyTests(SynchronousTestCase):
     CLIENTS = 200
     MESSAGES_EACH = 20  # with USR and LOGIN, within the default burst of 100
 
+    @pytest.mark.slow  # a storm of 200 clients
     def test_many_concurrent_clients(self):
         """200 clients exchanging messages: every OK'd message reaches its recipient exactly once (by msgid)."""
         server = ServerProcess(self, "--max-clients", "1000")

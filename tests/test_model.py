@@ -103,6 +103,7 @@ import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
@@ -1452,4 +1453,14 @@ MessengerMachine.TestCase.settings = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-TestMessengerModel = MessengerMachine.TestCase
+
+
+@pytest.mark.slow
+class TestMessengerModel(MessengerMachine.TestCase):
+    """The model, in full: EXAMPLES runs of STEPS steps (tens of seconds)."""
+
+
+class TestMessengerModelQuick(MessengerMachine.TestCase):
+    """A few runs of the model, for the fast test loop (-m "not slow")."""
+
+    settings = settings(MessengerMachine.TestCase.settings, max_examples=min(EXAMPLES, 20))

@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.report import merge_report
@@ -189,6 +190,7 @@ class Sampler(threading.Thread):
             time.sleep(self.interval)
 
 
+@pytest.mark.slow  # soak: real processes read slowly for seconds
 class SlowReaderProcessTests(SynchronousTestCase):
     def connect(self, server: ServerProcess, **kwargs) -> RawClient:
         client = RawClient(server.port, **kwargs)
