@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import random
 import shutil
 import signal
 import socket
@@ -33,7 +32,8 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 
-HOST = "127.0.0.1"
+from bench.ports import HOST, free_port
+
 #: The repository root: on PYTHONPATH so ``twisted/plugins`` is found
 #: whatever way the package is installed.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,35 +57,6 @@ def is_reply(line: str, verb: str) -> bool:
     """Whether ``line`` is the final reply (OK or ERR) to a ``verb`` command."""
     fields = line.split("|", 2)
     return len(fields) >= 2 and fields[0] in ("OK", "ERR") and fields[1] == verb
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low, high = (int(n) for n in f.read().split())
-        return low, high
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nobody uses right now.
-
-    Taken below the ephemeral range when possible, so that the port stays
-    free for a restart: the kernel never hands it to an outgoing connection.
-    """
-    low, _ = _ephemeral_range()
-    candidates = random.sample(range(20000, low), min(50, max(0, low - 20000)))
-    for port in candidates:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((HOST, port))
-            except OSError:
-                continue
-            return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def twistd_env() -> dict:
