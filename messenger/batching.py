@@ -4,8 +4,9 @@ A fully durable SQLite commit costs a fraction of a millisecond, so one
 commit per message would cap the server at a few thousand messages a
 second.  ``CommitBatcher`` collects everything submitted during one reactor
 turn (and everything submitted while the previous commit was running) and
-commits it together; each submitter's Deferred fires only once its write is
-durable, so an ``OK`` is never sent for a message that could still be lost.
+commits it together.  Each submitter passes a plain callable, called with
+its outcome only once the commit is over (the write durable, or the commit
+failed), so an ``OK`` is never sent for a message that could still be lost.
 """
 
 from __future__ import annotations
