@@ -1,4 +1,4 @@
-"""PROTOCOL.md: USR, LOGIN, TOKEN, RESUME, NAME, PASSWD and the failed-login limits."""
+"""docs/protocol.md: USR, LOGIN, TOKEN, RESUME, NAME, PASSWD and the failed-login limits."""
 
 import re
 

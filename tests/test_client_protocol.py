@@ -1,6 +1,6 @@
 """The client's connection and session against StringTransport and task.Clock.
 
-The server's side is written by hand from PROTOCOL.md: each test feeds the
+The server's side is written by hand from docs/protocol.md: each test feeds the
 lines a server would send and checks the lines the client sends back and
 what it shows.
 """

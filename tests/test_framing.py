@@ -1,4 +1,4 @@
-"""PROTOCOL.md, "Framing", "Names and values" and rule 1 (HELLO).
+"""docs/protocol.md, "Framing", "Names and values" and rule 1 (HELLO).
 
 Also two end-to-end tests that join a server protocol and a minimal client
 protocol with ``twisted.internet.iosim`` (the test helper module is
@@ -336,7 +336,7 @@ class LineClient(LineReceiver):
 
 class IOSimTests(SynchronousTestCase):
     def test_round_trip_from_hello_to_quit(self):
-        """A client and the server joined in memory: the example conversation of PROTOCOL.md."""
+        """A client and the server joined in memory: the example conversation of docs/protocol.md."""
         h = Harness()
         client, server, pump = iosim.connectedServerAndClient(
             lambda: h.factory.buildProtocol(None), LineClient, clock=h.clock

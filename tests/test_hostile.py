@@ -3,7 +3,7 @@
 Every test here is deterministic: the in-memory harness
 (:mod:`tests.support.harness`: ``ImmediateSqliteStore``, ``task.Clock``,
 ``StringTransport``), no sleeps, Hypothesis derandomized without a
-database.  Each test's docstring names the rule it checks (PROTOCOL.md
+database.  Each test's docstring names the rule it checks (docs/protocol.md
 unless it says docs/protocol.md).
 
 Two kinds of transport are used for slow readers:

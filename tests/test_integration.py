@@ -1,7 +1,7 @@
 """Integration tests: a real ``twistd messenger`` process over real sockets.
 
 Each test starts its own server (see :mod:`tests.support.server`) on a free
-port of 127.0.0.1 with a fresh database and checks one rule of PROTOCOL.md
+port of 127.0.0.1 with a fresh database and checks one rule of docs/protocol.md
 or of the command line from the outside, as a client or an operator sees
 it.  Every wait has a deadline; nothing asserts on how long a sleep was.
 """
@@ -270,7 +270,7 @@ class CommandLineTests(SynchronousTestCase):
 
 class ExampleSessionTests(SynchronousTestCase):
     def test_protocol_example(self):
-        """PROTOCOL.md's example session, over real TCP."""
+        """docs/protocol.md's example session, over real TCP."""
         server = ServerProcess(self)
         alice = server.client()
         self.assertEqual(alice.hello, "HELLO|1|messenger")

@@ -6,7 +6,7 @@ Hypothesis drives the real server -- ``MessengerService`` on an in-memory
 session and the delivery queues are all exercised -- with random sequences
 of commands from a few users on a few connections.  After every step it
 compares each connection's output with what :class:`Spec`, a reference
-model of PROTOCOL.md written with plain dicts, sets and lists, says must
+model of docs/protocol.md written with plain dicts, sets and lists, says must
 appear.
 
 What is checked after every step:
@@ -38,7 +38,7 @@ What is checked after every step:
   ``WINDOW`` received messages are unacknowledged; each ACK lets the next one
   through, so every unacknowledged message arrives eventually.
 
-Where duplicates are allowed (decided from PROTOCOL.md, "Delivery
+Where duplicates are allowed (decided from docs/protocol.md, "Delivery
 guarantees"): an ``R`` is sent once when it enters the window (at login or
 when it arrives or when an ACK frees a slot) and again for each retry while
 the recipient stays connected: 2 s after it was sent, then after 4, 8, ...
@@ -69,14 +69,14 @@ nothing more and what it still sends is not read, but its session ends
 after the commit, both orders are tried.  A ``DLV`` that cannot reach the
 sender's connection is owed at its next login.
 
-Choices PROTOCOL.md leaves open, taken from docs/protocol.md: ``ACK`` is
+Choices docs/protocol.md leaves open, taken from docs/protocol.md: ``ACK`` is
 taken for any unacknowledged message of the user queued on the current
 connection (including one not yet sent because of the window); ``HISTORY``
 after ``MSG`` includes that message; ``MEMBERS`` answers non-members;
 messages to oneself are delivered like any other; ``DLV`` carries the time
 the ACK was committed; ``PART|#general`` is allowed.  Also followed: a
 re-sent ``SEND`` (same client_id within 24 h) gets the first id whatever
-changed since (PROTOCOL.md says so without exception); a login that takes
+changed since (docs/protocol.md says so without exception); a login that takes
 over a session already closing (after ``QUIT``) is still a takeover: no
 ``ON``, no ``OFF``.
 

@@ -1,4 +1,4 @@
-"""The wire protocol (PROTOCOL.md), rule by rule, against messenger.wire.
+"""The wire protocol (docs/protocol.md), rule by rule, against messenger.wire.
 
 Each test is named after one rule of the protocol and states it in its
 docstring, so that this file reads like the specification it checks.  The
@@ -66,7 +66,7 @@ reproducible = settings(derandomize=True, database=None, deadline=None)
 
 TOKEN = "A" * 16 + "z" * 8 + "0123456_"  # 32 characters of the token alphabet
 
-#: Every client verb the protocol defines, in PROTOCOL.md's order.
+#: Every client verb the protocol defines, in docs/protocol.md's order.
 CLIENT_VERBS = (
     "USR LOGIN TOKEN RESUME MSG SEND BCST ACK WHO WHOIS JOIN PART ROOMS "
     "MEMBERS HISTORY NAME PASSWD PING HELP QUIT"
@@ -244,7 +244,7 @@ class ClientCommandsTests(ParseMixin, SynchronousTestCase):
         self.assertParses("QUIT", Quit())
 
     def test_every_verb_has_a_command(self):
-        """Every command of PROTOCOL.md parses, and nothing else is a command."""
+        """Every command of docs/protocol.md parses, and nothing else is a command."""
         self.assertEqual(list(wire.CLIENT_COMMANDS), CLIENT_VERBS)
         for verb, forms in VALID_FIELDS.items():
             for fields in forms:
@@ -717,7 +717,7 @@ class ServerLineTests(ParseMixin, SynchronousTestCase):
         )
 
     def test_fixed_replies(self):
-        """The fixed BYE and ERR lines are the ones PROTOCOL.md gives."""
+        """The fixed BYE and ERR lines are the ones docs/protocol.md gives."""
         self.assertEqual(wire.BYE_SERVER_FULL.to_line(), "BYE|503|server full")
         self.assertEqual(wire.BYE_SHUTDOWN.to_line(), "BYE|503|server shutting down")
         self.assertEqual(wire.BYE_IDLE.to_line(), "BYE|408|idle timeout")

@@ -49,7 +49,7 @@ Unchecked = Annotated[str, Field(as_is)]
 
 
 class Command(Line):
-    #: Allowed before login (rule 4).
+    #: Allowed before login (docs/protocol.md#rule-4).
     BEFORE_LOGIN: ClassVar[bool] = False
 
 

@@ -10,7 +10,7 @@ either its required fields or all of them.  A field marked ``rest_of_line``
 
 Errors follow h11: :class:`RemoteProtocolError` is the peer's mistake,
 :class:`LocalProtocolError` is ours.  Parsing has two stages, because
-docs/protocol.md `rule 4 <../../docs/protocol.md#rule-4>`_ needs them apart:
+docs/protocol.md#rule-4 needs them apart:
 
 1. structure: is the verb known, and is the field count one the verb takes?
    A failure here is a :class:`MalformedLine` (always answered with 400).
@@ -52,7 +52,7 @@ class RemoteProtocolError(Exception):
 
 
 class MalformedLine(RemoteProtocolError):
-    """Unknown verb or wrong field count (rule 5): always 400."""
+    """Unknown verb or wrong field count (docs/protocol.md#rule-5): always 400."""
 
     def __init__(self, verb: str, reason: str) -> None:
         super().__init__(verb, 400, reason)

@@ -146,7 +146,7 @@ def history_lines(target, messages, limit, direction, cursor) -> list[str]:
 
 
 class Spec:
-    """PROTOCOL.md (and docs/protocol.md's choices) as plain data.
+    """docs/protocol.md (and docs/protocol.md's choices) as plain data.
 
     Each command method takes the connection it came on and records, for
     the current step, the replies that connection must get and the events
@@ -188,7 +188,7 @@ class Spec:
     def at_commit(self, effect) -> None:
         """Sends and ACKs take effect when they are committed: a message is
         stored, routed and answered, an ACK's DLV sent.  Commands read in
-        the same reactor turn come first (PROTOCOL.md leaves the order of
+        the same reactor turn come first (docs/protocol.md leaves the order of
         commands on different connections open; this is the server's)."""
         if self.uncommitted is None:
             effect()
@@ -426,7 +426,7 @@ class Spec:
     def store(self, k: int, verb: str, sender: str, target: str, body: str, client_id) -> None:
         """The rest of a send, done when it is committed."""
         if client_id is not None:
-            # PROTOCOL.md: the same client_id within 24 h stores and delivers
+            # docs/protocol.md: the same client_id within 24 h stores and delivers
             # nothing new and answers with the first msgid, whatever else.
             first = self.send_keys.get((sender, client_id))
             if first is not None and first[1] > self.now - SEND_KEY_LIFETIME:
