@@ -63,7 +63,7 @@ def _new_password(ctx: Context, username: str) -> str:
         wire.check_password(password)
     except ValueError as e:
         raise AdminError(f"unusable password: {e}") from None
-    minimum = int(ctx.settings["min-password-length"])
+    minimum = ctx.settings.min_password_length
     if len(password) < minimum:
         raise AdminError(
             f"the password is shorter than {minimum} characters (--min-password-length)"

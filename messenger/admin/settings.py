@@ -9,6 +9,9 @@ wins, then the file, then the defaults, which are the server's.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
+
+import argon2
 
 from messenger.admin import AdminError
 from messenger.admin.console import Console
@@ -26,7 +29,7 @@ from messenger.passwords import DEFAULT_MEMORY_COST, DEFAULT_TIME_COST, make_has
 
 #: Options that may come from the server's INI file (--config), with their
 #: defaults; the command line wins, then the file, then these.
-_SHARED_DEFAULTS = {
+_SHARED_DEFAULTS: dict[str, str | int] = {
     "db": DEFAULT_DB,
     "argon2-time-cost": DEFAULT_TIME_COST,
     "argon2-memory-cost": DEFAULT_MEMORY_COST,
@@ -90,30 +93,43 @@ def common_options(defaults: bool) -> argparse.ArgumentParser:
     return parent
 
 
-def _settings(args: argparse.Namespace) -> dict[str, object]:
+@dataclass(frozen=True)
+class Settings:
+    """The shared options, resolved."""
+
+    db: str
+    busy_timeout: float
+    argon2_time_cost: int
+    argon2_memory_cost: int
+    min_password_length: int
+
+
+def _settings(args: argparse.Namespace) -> Settings:
     """The shared options: command line, then --config, then defaults."""
     file_values: dict[str, str] = {}
     if args.config:
         file_values = _read_config(args.config)
-    settings: dict[str, object] = {}
-    for key, default in _SHARED_DEFAULTS.items():
-        given = getattr(args, key.replace("-", "_"), None)
+
+    def resolved(key: str) -> str | int:
+        given: str | int | None = getattr(args, key.replace("-", "_"), None)
         if given is not None:
-            settings[key] = given
-        elif key in file_values:
-            value = file_values[key]
-            if key != "db":
-                try:
-                    value = positive_int(value)
-                except ValueError as e:
-                    raise AdminError(f"{args.config}: {key}: {e}") from None
-            settings[key] = value
-        else:
-            settings[key] = default
-    settings["busy-timeout"] = (
-        args.busy_timeout if args.busy_timeout is not None else DEFAULT_BUSY_TIMEOUT
+            return given
+        if key not in file_values:
+            return _SHARED_DEFAULTS[key]
+        if key == "db":
+            return file_values[key]
+        try:
+            return positive_int(file_values[key])
+        except ValueError as e:
+            raise AdminError(f"{args.config}: {key}: {e}") from None
+
+    return Settings(
+        db=str(resolved("db")),
+        busy_timeout=(args.busy_timeout if args.busy_timeout is not None else DEFAULT_BUSY_TIMEOUT),
+        argon2_time_cost=int(resolved("argon2-time-cost")),
+        argon2_memory_cost=int(resolved("argon2-memory-cost")),
+        min_password_length=int(resolved("min-password-length")),
     )
-    return settings
 
 
 def _read_config(path: str) -> dict[str, str]:
@@ -130,11 +146,7 @@ class Context:
         self.settings = _settings(args)
 
     def database(self, create: bool = False) -> Database:
-        return Database(
-            str(self.settings["db"]), float(self.settings["busy-timeout"]), create=create
-        )
+        return Database(self.settings.db, self.settings.busy_timeout, create=create)
 
-    def hasher(self):
-        return make_hasher(
-            int(self.settings["argon2-time-cost"]), int(self.settings["argon2-memory-cost"])
-        )
+    def hasher(self) -> argon2.PasswordHasher:
+        return make_hasher(self.settings.argon2_time_cost, self.settings.argon2_memory_cost)

@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import argon2
 
@@ -140,6 +141,11 @@ class _Checker:
             self.fail(where, f"must be a string, not {_json_type(value)}")
         return value
 
+    def required_time(self, where: str, value: object) -> float:
+        moment = self.time(where, value, optional=False)
+        assert moment is not None  # not optional: time() failed otherwise
+        return moment
+
     def time(self, where: str, value, optional: bool = True) -> float | None:
         if value is None and optional:
             return None
@@ -229,7 +235,7 @@ class _Checker:
             )
         return users
 
-    def unique(self, seen: dict[str, str], key, where: str, what: str) -> None:
+    def unique(self, seen: dict[Any, str], key: object, where: str, what: str) -> None:
         if key in seen:
             self.fail(where, f"{what} {key!r} appears twice (also at {seen[key]})")
         seen[key] = where
@@ -313,7 +319,7 @@ class _Checker:
                         recipient,
                         room,
                         body,
-                        self.time(f"{where}.created_at", entry["created_at"], optional=False),
+                        self.required_time(f"{where}.created_at", entry["created_at"]),
                         delivered_at,
                         receipt_sent,
                     ),

@@ -178,6 +178,7 @@ def apply_import_txn(
 def _import_messages(
     cur, data: ImportData, skipped: set[str], known_user, report: ImportReport, progress
 ) -> None:
+    assert data.messages is not None
     rooms = {room.name for room in data.rooms}
     to_store: list[MessageRow] = []
     for where, message in data.messages:
