@@ -37,5 +37,5 @@ def free_port() -> int:
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
+        any_port: int = s.getsockname()[1]
+        return any_port

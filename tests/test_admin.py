@@ -19,9 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import argon2
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from messenger.admin.__main__ import main
 from messenger.passwords import make_hasher, verify_hash
@@ -39,10 +40,20 @@ class _Stdin(io.StringIO):
 
     def __init__(self, text: str = "") -> None:
         super().__init__(text)
-        self.buffer = io.BytesIO(text.encode("utf-8"))
+        self._buffer = io.BytesIO(text.encode("utf-8"))
+
+    @property
+    def buffer(self) -> io.BytesIO:
+        return self._buffer
 
 
-class AdminMixin:
+if TYPE_CHECKING:
+    _TestCaseBase = SynchronousTestCase
+else:
+    _TestCaseBase = object
+
+
+class AdminMixin(_TestCaseBase):
     """A fresh database per test and a way to run messenger-admin on it.
 
     A mixin (not a TestCase) so that other test modules can use it without
@@ -77,9 +88,12 @@ class AdminMixin:
 
     def write(self, name: str, content) -> str:
         path = os.path.join(self.dir, name)
-        mode = "wb" if isinstance(content, bytes) else "w"
-        with open(path, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
-            f.write(content if isinstance(content, (str, bytes)) else json.dumps(content))
+        if isinstance(content, bytes):
+            with open(path, "wb") as f:
+                f.write(content)
+        else:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(content if isinstance(content, str) else json.dumps(content))
         return path
 
     def password_file(self, password: str) -> str:
@@ -549,7 +563,7 @@ class DatabaseErrorTests(AdminMixin, TestCase):
 
 
 class CommandLineTests(AdminMixin, TestCase):
-    COMMANDS = (
+    COMMANDS: tuple[list[str], ...] = (
         [],
         ["users"],
         ["users", "list"],

@@ -695,6 +695,7 @@ class RealTransportTests(SynchronousTestCase):
 
     def connect_bob(self, room: int) -> SocketModel:
         bob = model_connection(self.h, "10.9.9.9", self.BUFFER, room)
+        assert bob.protocol is not None
         bob.protocol.dataReceived(f"LOGIN|bob|{PASSWORD}\n".encode())
         settle_models(self.h, bob)
         return bob

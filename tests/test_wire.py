@@ -73,7 +73,7 @@ CLIENT_VERBS = (
 ).split()
 
 #: For each client verb, a valid field list of every count it accepts.
-VALID_FIELDS = {
+VALID_FIELDS: dict[str, list[list[str]]] = {
     "USR": [["alice", "correct horse", "Alice"]],
     "LOGIN": [["alice", "correct horse"]],
     "TOKEN": [[]],
@@ -803,7 +803,7 @@ display_names = (
 bodies = st.builds(
     lambda before, char, after: before + char + after,
     _text(max_size=20),
-    st.characters(exclude_categories=("Cs",), exclude_characters="\n\r").filter(
+    st.characters(exclude_categories=["Cs"], exclude_characters="\n\r").filter(
         lambda c: c not in wire.WHITE_SPACE
     ),
     _text(max_size=20),

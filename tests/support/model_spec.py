@@ -65,7 +65,7 @@ def canonical_target(target: str) -> str | None:
     return lowered if _USERNAME.match(target) else None
 
 
-def dm_key(a: str, b: str) -> tuple:
+def dm_key(a: str, b: str) -> tuple[str, ...]:
     return ("dm",) + tuple(sorted((a, b)))
 
 
@@ -417,10 +417,11 @@ class Spec:
         sender = self.logged_in(k, verb)
         if sender is None:
             return
-        target = canonical_target(target)
+        canonical = canonical_target(target)
         bad_id = client_id is not None and not _CLIENT_ID.match(client_id)
-        if target is None or blank(body) or bad_id:
+        if canonical is None or blank(body) or bad_id:
             return self.err(k, verb, 400)
+        target = canonical
         self.at_commit(lambda: self.store(k, verb, sender, target, body, client_id))
 
     def store(self, k: int, verb: str, sender: str, target: str, body: str, client_id) -> None:
@@ -530,15 +531,16 @@ class Spec:
         user = self.logged_in(k, "HISTORY")
         if user is None:
             return
-        target = canonical_target(target)
-        if target is None or not 1 <= limit <= 500:
+        canonical = canonical_target(target)
+        if canonical is None or not 1 <= limit <= 500:
             return self.err(k, "HISTORY", 400)
+        target = canonical
         if target.startswith("#"):
             if target not in self.rooms:
                 return self.err(k, "HISTORY", 404)
             if user not in self.rooms[target]:
                 return self.err(k, "HISTORY", 403)
-            key = target
+            key: str | tuple[str, ...] = target
         else:
             if target not in self.accounts:
                 return self.err(k, "HISTORY", 404)

@@ -3,9 +3,12 @@ Argon2 verifications its password hasher runs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 from twisted.internet import task
 from twisted.internet.defer import maybeDeferred
-from twisted.logger import globalLogPublisher
+from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -19,10 +22,12 @@ class LoggedFailures:
 
     def __init__(self, testcase: SynchronousTestCase) -> None:
         self.failures: list[Failure] = []
-        globalLogPublisher.addObserver(self._observe)
-        testcase.addCleanup(globalLogPublisher.removeObserver, self._observe)
+        # Any callable taking an event is an observer; mypy wants the interface.
+        observer = cast(ILogObserver, self._observe)
+        globalLogPublisher.addObserver(observer)
+        testcase.addCleanup(globalLogPublisher.removeObserver, observer)
 
-    def _observe(self, event) -> None:
+    def _observe(self, event: dict[str, Any]) -> None:
         if "log_failure" in event:
             self.failures.append(event["log_failure"])
 
@@ -38,7 +43,7 @@ class CountingRun:
     time as a thread pool would."""
 
     def __init__(self, clock=None, delay: float = 0.0) -> None:
-        self.calls = []
+        self.calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._clock = clock
         self._delay = delay
 

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from typing import IO
 
 from bench.ports import HOST, free_port
 
@@ -238,8 +239,8 @@ class ServerProcess:
         self.extra_args = list(extra_args)
         self.fast_hash = fast_hash
         self.ready_timeout = ready_timeout
-        self.process: subprocess.Popen | None = None
-        self._log_file = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
         self._testcase = testcase
         testcase.addCleanup(self.cleanup)
         if start:
@@ -281,15 +282,15 @@ class ServerProcess:
         """Start the process without waiting until it is ready (``start``
         waits; this lets a test kill it while it is still starting)."""
         assert not self.running, "the server is already running"
-        self._log_file = open(self.log_path, "ab")
-        self._log_file.write(f"===== start: {' '.join(self.command())}\n".encode())
-        self._log_file.flush()
+        log_file = self._log_file = open(self.log_path, "ab")
+        log_file.write(f"===== start: {' '.join(self.command())}\n".encode())
+        log_file.flush()
         self.process = subprocess.Popen(
             self.command(),
             cwd=self.directory,
             env=twistd_env(),
             stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
+            stdout=log_file,
             stderr=subprocess.STDOUT,
         )
 
@@ -298,7 +299,7 @@ class ServerProcess:
         deadline = time.monotonic() + self.ready_timeout
         last_error: object = None
         while time.monotonic() < deadline:
-            code = self.process.poll()
+            code = self._started().poll()
             if code is not None:
                 raise AssertionError(
                     f"the server exited with status {code} while starting:\n{self.log_tail()}"
@@ -324,15 +325,19 @@ class ServerProcess:
             context.verify_mode = ssl.CERT_NONE
         return LineClient(self.port, timeout=2.0, ssl_context=context)
 
+    def _started(self) -> subprocess.Popen[bytes]:
+        assert self.process is not None, "the server was never started"
+        return self.process
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def _wait(self, timeout: float) -> int:
         try:
-            return self.process.wait(timeout)
+            return self._started().wait(timeout)
         finally:
-            if self.process.returncode is not None and self._log_file is not None:
+            if self._started().returncode is not None and self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
 
@@ -348,7 +353,7 @@ class ServerProcess:
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM, then the exit status (AssertionError if not in time)."""
-        self.process.send_signal(signal.SIGTERM)
+        self._started().send_signal(signal.SIGTERM)
         try:
             return self._wait(timeout)
         except subprocess.TimeoutExpired:
@@ -359,8 +364,8 @@ class ServerProcess:
 
     def kill(self) -> int:
         """SIGKILL, then the exit status."""
-        if self.process.poll() is None:
-            self.process.kill()
+        if self._started().poll() is None:
+            self._started().kill()
         return self._wait(10.0)
 
     def restart(self, *extra_args: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from twisted.internet import abstract
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionAborted
+from twisted.internet.interfaces import IProtocol
 from twisted.python.failure import Failure
 
 from tests.support.harness import Harness
@@ -17,8 +18,8 @@ class _FDSet:
     """The few IReactorFDSet calls a FileDescriptor makes, recorded."""
 
     def __init__(self) -> None:
-        self.readers = set()
-        self.writers = set()
+        self.readers: set[object] = set()
+        self.writers: set[object] = set()
 
     def addReader(self, reader) -> None:
         self.readers.add(reader)
@@ -48,14 +49,14 @@ class SocketModel(abstract.FileDescriptor):
 
     def __init__(self, clock, address: str, buffer_size: int, room: int = 0) -> None:
         self._fds = _FDSet()
-        super().__init__(reactor=self._fds)
+        super().__init__(reactor=self._fds)  # type: ignore[arg-type]  # the calls it makes
         self.connected = 1
         self.bufferSize = buffer_size
         self.clock = clock
         self.room = room
         self.received = b""
         self._read_upto = 0
-        self.protocol = None
+        self.protocol: IProtocol | None = None
         self.lost: Failure | None = None
         self.aborted = False
         self._address = IPv4Address("TCP", address, 40000)
@@ -117,6 +118,7 @@ class SocketModel(abstract.FileDescriptor):
             return
         self.lost = reason if isinstance(reason, Failure) else Failure(reason)
         abstract.FileDescriptor.connectionLost(self, self.lost)
+        assert self.protocol is not None
         self.protocol.connectionLost(self.lost)
 
 
