@@ -69,7 +69,7 @@ def imported_from_wire(source: str) -> set[str]:
         tree = ast.parse(source)
     except SyntaxError:
         return set()
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("messenger.wire"):
             names.update(alias.name for alias in node.names if alias.name in RENAMES)
@@ -132,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             changed.append(str(path))
             if not args.check:
                 (root / path).write_text(renamed, encoding="utf-8")
-    for path in changed:
-        print(("would rename in " if args.check else "renamed in ") + path)
+    for name in changed:
+        print(("would rename in " if args.check else "renamed in ") + name)
     if args.check:
         return 1 if changed else 0
     if changed and shutil.which("ruff"):
