@@ -252,7 +252,7 @@ class FieldTests(SynchronousTestCase):
     @settings(max_examples=150, deadline=None)
     @given(
         body=st.text(
-            alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"),
+            alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n"),
             min_size=1,
             max_size=300,
         ).filter(lambda b: not b.endswith("\r") and any(c not in WHITE_SPACE for c in b))

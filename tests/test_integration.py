@@ -510,7 +510,7 @@ class ConcurrencyTests(SynchronousTestCase):
             t2 = time.monotonic()
 
             expected: dict[str, dict[int, tuple[str, str]]] = {n: {} for n in names}
-            all_ids = set()
+            all_ids: set[int] = set()
             for name, results in zip(names, sent):
                 for (recipient, body), msgid in zip(plans[name], results):
                     self.assertNotIn(msgid, all_ids, "message ids must be unique")
@@ -615,11 +615,16 @@ class _AsyncClient:
         self.redeliveries = 0
         self.errors: list[str] = []
         self.error: BaseException | None = None
-        self.writer = None
-        self.task = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def writer(self) -> asyncio.StreamWriter:
+        assert self._writer is not None, "connect_and_login() first"
+        return self._writer
 
     async def connect_and_login(self, port: int) -> None:
-        reader, self.writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 20)
+        reader, self._writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 20)
         hello = await asyncio.wait_for(reader.readline(), 20)
         assert hello == b"HELLO|1|messenger\n", hello
         self.task = asyncio.ensure_future(self._read(reader))
