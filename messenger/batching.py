@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -66,7 +66,7 @@ class CommitBatcher:
         self._receipts: list[int] = []
         self._flush_waiters: list[Deferred] = []
         self._in_flight_waiters: list[Deferred] = []
-        self._scheduled = None
+        self._scheduled: IDelayedCall | None = None
         self._in_flight = False
         #: Number of commits made, and rows in them: for the benchmark.
         self.commits = 0
