@@ -3,7 +3,7 @@
 Run: ``python tools/wire_timing.py [OLD_WIRE.py]``; with a path (say, the
 single-file wire.py of an older commit, ``git show REV:messenger/wire.py``),
 it times that module too, interleaved, for a before/after comparison.  Prints the mean time of one call, in
-microseconds, best of five runs, for parsing the lines a server reads most
+microseconds, best of 25 runs, for parsing the lines a server reads most
 (MSG, SEND, ACK), parsing the lines a client reads most (R, C, DLV, OK|MSG),
 formatting the events a server writes most, and a rarer command for contrast.
 """
@@ -34,8 +34,8 @@ SERVER_LINES = {
 }
 
 
-def measure(call: object, number: int = 100_000) -> float:
-    best = min(timeit.repeat(call, number=number, repeat=5))  # type: ignore[arg-type]
+def measure(call: object, number: int = 20_000) -> float:
+    best = min(timeit.repeat(call, number=number, repeat=25))  # type: ignore[arg-type]
     return best / number * 1e6
 
 

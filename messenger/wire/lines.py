@@ -80,8 +80,8 @@ class LocalProtocolError(Exception):
 @dataclasses.dataclass(frozen=True, slots=True)
 class Field:
     """How one field is read from a line: ``parse`` turns its text into the
-    value, or raises ValueError with the reason.  Every value is written
-    back with ``str()``."""
+    value, or raises ValueError with the reason.  A value that is not text
+    (a number) is written back with ``str()``."""
 
     parse: Callable[[str], Any]
     #: The last field, a message body: the rest of the line, ``|`` included.
@@ -109,6 +109,8 @@ class Line:
     # order, whether some are optional, and a getter of all their values.
     _PARSERS: ClassVar[tuple[Callable[[str], Any], ...]] = ()
     _OPTIONAL: ClassVar[bool] = False
+    #: Positions of the fields that are not text (written with str()).
+    _NUMBERS: ClassVar[tuple[int, ...]] = ()
     _VALUES: ClassVar[Callable[[Any], tuple[Any, ...]]] = _no_fields
 
     @classmethod
@@ -124,7 +126,13 @@ class Line:
         if self._OPTIONAL and None in values:
             # The optional fields are left out together.
             values = values[: values.index(None)]
-        return tuple([str(value) for value in values])
+        if not self._NUMBERS:
+            return values
+        fields = list(values)
+        for i in self._NUMBERS:
+            if i < len(fields):
+                fields[i] = str(fields[i])
+        return tuple(fields)
 
     def to_line(self) -> str:
         fields = self.to_fields()
@@ -153,6 +161,14 @@ def _field_of(hint: object) -> Field:
     raise TypeError(f"{hint!r} declares no wire Field")
 
 
+def _base_type(hint: object) -> object:
+    """``T`` of ``Annotated[T, ...]`` or ``Annotated[T, ...] | None``."""
+    for candidate in [hint, *typing.get_args(hint)]:
+        if typing.get_origin(candidate) is Annotated:
+            return typing.get_args(candidate)[0]
+    raise TypeError(f"{hint!r} declares no wire Field")
+
+
 def line_map(*classes: type[_L]) -> dict[str, type[_L]]:
     """Derive each class's field plan from its attributes; map verb to class.
 
@@ -173,6 +189,9 @@ def line_map(*classes: type[_L]) -> dict[str, type[_L]]:
         cls.BODY = bool(fields) and fields[-1].rest_of_line
         cls._PARSERS = tuple(field.parse for field in fields)
         cls._OPTIONAL = required < total
+        cls._NUMBERS = tuple(
+            i for i, a in enumerate(attributes) if _base_type(hints[a.name]) is not str
+        )
         cls._VALUES = _getter([a.name for a in attributes])
     return {cls.NAME: cls for cls in classes}
 
