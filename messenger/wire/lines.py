@@ -150,23 +150,25 @@ class Line:
         return line
 
 
-def _field_of(hint: object) -> Field:
-    """The Field in ``Annotated[T, Field(...)]`` or ``Annotated[...] | None``."""
-    candidates = [hint, *typing.get_args(hint)]
-    for candidate in candidates:
+def _annotated(hint: object) -> Any:
+    """``Annotated[T, ...]`` itself, or from ``Annotated[T, ...] | None``."""
+    for candidate in [hint, *typing.get_args(hint)]:
         if typing.get_origin(candidate) is Annotated:
-            for extra in candidate.__metadata__:
-                if isinstance(extra, Field):
-                    return extra
+            return candidate
+    raise TypeError(f"{hint!r} declares no wire Field")
+
+
+def _field_of(hint: object) -> Field:
+    """The Field of an attribute's annotation."""
+    for extra in _annotated(hint).__metadata__:
+        if isinstance(extra, Field):
+            return extra
     raise TypeError(f"{hint!r} declares no wire Field")
 
 
 def _base_type(hint: object) -> object:
-    """``T`` of ``Annotated[T, ...]`` or ``Annotated[T, ...] | None``."""
-    for candidate in [hint, *typing.get_args(hint)]:
-        if typing.get_origin(candidate) is Annotated:
-            return typing.get_args(candidate)[0]
-    raise TypeError(f"{hint!r} declares no wire Field")
+    """``T`` of ``Annotated[T, ...]`` (or of ``Annotated[T, ...] | None``)."""
+    return typing.get_args(_annotated(hint))[0]
 
 
 def line_map(*classes: type[_L]) -> dict[str, type[_L]]:
