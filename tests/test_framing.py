@@ -5,8 +5,7 @@ protocol with ``twisted.internet.iosim`` (the test helper module is
 ``twisted.test.iosim``) and pump bytes both ways.
 """
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.protocols.basic import LineReceiver
 from twisted.test import iosim

@@ -29,8 +29,7 @@ import sqlite3
 import tempfile
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from messenger import wire

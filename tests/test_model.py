@@ -104,8 +104,7 @@ import unittest
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from twisted.internet import task
 from twisted.internet.address import IPv4Address

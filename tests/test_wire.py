@@ -10,8 +10,7 @@ only with :class:`RemoteProtocolError`.
 import dataclasses
 import itertools
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from messenger import wire

@@ -29,8 +29,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import count
-from typing import Any
-from typing import Protocol as TypingProtocol
+from typing import Any, Protocol as TypingProtocol
 
 from twisted.internet import defer, error
 from twisted.internet.interfaces import IDelayedCall, IReactorTime

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 PROTOCOL_VERSION = 1
-DELIMITER = b"\n"
 
 # Limits fixed by the protocol (the ones the server may change are options).
 USERNAME_MAX = 32

@@ -19,52 +19,24 @@ the ``*_txn`` functions of :mod:`messenger.store.admin_txns`.
 
 from messenger.admin.transfer.checking import (
     FORMAT_NAME as FORMAT_NAME,
-)
-from messenger.admin.transfer.checking import (
     FORMAT_VERSION as FORMAT_VERSION,
-)
-from messenger.admin.transfer.checking import (
     FileFormatError as FileFormatError,
-)
-from messenger.admin.transfer.checking import (
     ImportData as ImportData,
-)
-from messenger.admin.transfer.checking import (
     ImportRoom as ImportRoom,
-)
-from messenger.admin.transfer.checking import (
     ImportUser as ImportUser,
-)
-from messenger.admin.transfer.checking import (
     load as load,
-)
-from messenger.admin.transfer.checking import (
     parse as parse,
 )
 from messenger.admin.transfer.exporting import (
     ExportReport as ExportReport,
-)
-from messenger.admin.transfer.exporting import (
     export_counts_txn as export_counts_txn,
-)
-from messenger.admin.transfer.exporting import (
     write_export_txn as write_export_txn,
 )
 from messenger.admin.transfer.importing import (
     ON_CONFLICT as ON_CONFLICT,
-)
-from messenger.admin.transfer.importing import (
     ImportConflict as ImportConflict,
-)
-from messenger.admin.transfer.importing import (
     ImportRejected as ImportRejected,
-)
-from messenger.admin.transfer.importing import (
     ImportReport as ImportReport,
-)
-from messenger.admin.transfer.importing import (
     apply_import_txn as apply_import_txn,
-)
-from messenger.admin.transfer.importing import (
     hash_passwords as hash_passwords,
 )
