@@ -27,7 +27,7 @@ from messenger.session import IPeer, Session
 if TYPE_CHECKING:
     from messenger.service import MessengerService
 
-_INVALID_UTF8 = wire.RemoteProtocolError("?", 400, "invalid UTF-8")
+_INVALID_UTF8 = wire.InvalidUtf8()
 
 #: Output held for the end of the reactor turn is written at once past
 #: this many bytes (a big reply must reach the transport, and fill it, as

@@ -1,4 +1,4 @@
-"""PROTOCOL.md, "Limits and protection": connections, idle timeout, rate
+"""docs/protocol.md, "Limits and protection": connections, idle timeout, rate
 limit, slow readers and shutdown."""
 
 from twisted.trial.unittest import SynchronousTestCase

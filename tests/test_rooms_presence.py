@@ -1,4 +1,4 @@
-"""PROTOCOL.md: JOIN, PART, ROOMS, MEMBERS and the ON, OFF, JOINED and PARTED events."""
+"""docs/protocol.md: JOIN, PART, ROOMS, MEMBERS and the ON, OFF, JOINED and PARTED events."""
 
 from twisted.trial.unittest import SynchronousTestCase
 

@@ -190,6 +190,7 @@ class Sampler(threading.Thread):
             time.sleep(self.interval)
 
 
+@pytest.mark.slow  # soak: real processes read slowly for seconds
 class SlowReaderProcessTests(SynchronousTestCase):
     def connect(self, server: ServerProcess, **kwargs) -> RawClient:
         client = RawClient(server.port, **kwargs)
