@@ -338,7 +338,7 @@ class PostgresEngine(Engine):
         return options
 
     def pool_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return (self.database,), {**self._connect_options(), "cp_reconnect": True}
+        return (self.database,), self._connect_options()
 
     def is_unavailable(self, error: BaseException) -> bool:
         import psycopg
