@@ -273,8 +273,10 @@ def insert_messages_txn(txn: Txn, messages: Sequence[MessageRow], keep_ids: bool
         row = (m.sender, m.recipient, m.room, conversation, m.body, m.created_at, m.delivered_at)
         rows.append(((m.msgid,) if keep_ids else ()) + row + (receipt_sent,))
     columns = "sender, recipient, room, conversation, body, created_at, delivered_at, receipt_sent"
-    head = f"INSERT INTO messages ({'id, ' if keep_ids else ''}{columns})"
-    ids = txns.insert_returning_ids(txn, head, rows)
+    types = ("text", "text", "text", "text", "text", "float8", "float8", "int8")
+    if keep_ids:
+        columns, types = f"id, {columns}", ("int8", *types)
+    ids = txn.engine.insert_returning_ids(txn, f"INSERT INTO messages ({columns})", types, rows)
     if keep_ids:
         txn.engine.ids_given(txn, "messages")
     return ids
