@@ -98,6 +98,50 @@ def test_the_schema_is_created_at_the_latest_version_and_opening_again_changes_n
     assert done(store.get_user("alice")) is not None
 
 
+def test_a_v1_database_upgrades_through_later_files_shared_or_per_engine(database, tmp_path):
+    """A database of schema version 1 (as in the field) is upgraded in one
+    transaction by every later file: ``vN.sql`` for every engine, or its
+    ``vN.<engine>.sql`` where one exists; the data stays."""
+    from messenger.store import txns
+    from messenger.store.engines import Txn
+
+    shipped = tmp_path / "schema"
+    shipped.mkdir()
+    v1 = txns.schema_versions("sqlite")[0]
+    assert v1[0] == 1
+    (shipped / "v1.sql").write_text(v1[1])
+    (shipped / "v2.sql").write_text("CREATE TABLE two (at REAL NOT NULL);")
+    (shipped / "v3.sql").write_text("CREATE TABLE three_shared (n INTEGER);")
+    (shipped / "v3.postgresql.sql").write_text("CREATE TABLE three_postgresql (n INTEGER);")
+    engine = engine_for(database)
+
+    def upgrade(upto: int) -> int:
+        versions = [v for v in txns.schema_versions(engine.name, shipped.iterdir()) if v[0] <= upto]
+        conn = engine.connect()
+        try:
+            version = txns.upgrade_schema_txn(Txn(engine, conn.cursor()), versions)
+            conn.commit()
+            return version
+        finally:
+            conn.close()
+
+    assert upgrade(1) == 1
+    s = ImmediateStore(engine)
+    assert done(s.create_user("alice", "h", "Alice", NOW))
+    assert upgrade(3) == 3
+    assert done(s.get_user("alice")) is not None
+    conn = engine.connect()
+    txn = Txn(engine, conn.cursor())
+    assert engine.table_exists(txn, "two")
+    mine, other = ("three_postgresql", "three_shared")
+    if engine.name == "sqlite":
+        mine, other = other, mine
+    assert engine.table_exists(txn, mine)
+    assert not engine.table_exists(txn, other)
+    conn.close()
+    s.close()
+
+
 def test_times_keep_their_fraction(store):
     """Times are stored as 8-byte floats on both engines."""
     (stored,) = commit(store, [dm("alice", "bob", "hi")]).messages
@@ -456,6 +500,8 @@ class PostgresOutageTests(TestCase):
             after = await store.commit_batch([dm("alice", "bob", "again")], [], [], NOW, MAX)
             pending = await store.pending_messages("bob", 0, 10)
             self.assertEqual([m.body for m in pending], ["kept", "again"])
-            self.assertGreater(after.messages[0].msgid, before.messages[0].msgid)
+            first, last = before.messages[0], after.messages[0]
+            assert isinstance(first, StoredMessage) and isinstance(last, StoredMessage)
+            self.assertGreater(last.msgid, first.msgid)
 
         return ensureDeferred(scenario())

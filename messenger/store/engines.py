@@ -22,9 +22,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-#: How long SQLite waits for another process (say messenger-admin) holding
-#: the write lock, in seconds.  The one home of this number.
-SQLITE_BUSY_TIMEOUT = 10.0
+#: How long a writer waits for another process (the server, or
+#: messenger-admin) holding the write lock, in seconds: SQLite's busy
+#: timeout; on PostgreSQL the admin tool's ``lock_timeout``.  The one home
+#: of this number.
+BUSY_TIMEOUT = 10.0
 
 #: The key of PostgreSQL's advisory lock that every writing transaction of
 #: every node takes: batches commit one after another, so message ids
@@ -86,7 +88,7 @@ class Engine(abc.ABC):
     #: The DB-API module adbapi loads.
     dbapi_name: str
 
-    def __init__(self, database: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> None:
+    def __init__(self, database: str, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.database = database
         #: How long a writer waits for the write lock another process holds.
         self.busy_timeout = busy_timeout
@@ -250,7 +252,7 @@ class SqliteEngine(Engine):
             f"file:{pathname2url(self.database)}?mode={mode}",
             uri=True,
             timeout=self.busy_timeout,
-            isolation_level=None if autocommit else "",
+            isolation_level=None if autocommit else "DEFERRED",
         )
         try:
             self.configure(conn)
@@ -290,7 +292,7 @@ class PostgresEngine(Engine):
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit(parts._replace(netloc=netloc))
 
-    def __init__(self, database: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> None:
+    def __init__(self, database: str, busy_timeout: float = BUSY_TIMEOUT) -> None:
         super().__init__(database, busy_timeout)
         self._converted: dict[str, str] = {}
 
@@ -414,7 +416,7 @@ def is_postgres_uri(database: str) -> bool:
     return database.startswith(("postgresql://", "postgres://"))
 
 
-def engine_for(database: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> Engine:
+def engine_for(database: str, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
     """The engine of ``--db``: a ``postgresql://`` URI, or an SQLite path."""
     if is_postgres_uri(database):
         return PostgresEngine(database, busy_timeout)

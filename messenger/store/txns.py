@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import TypeVar
 
 from messenger.store.engines import MAX_PARAMETERS, Txn
@@ -36,15 +37,18 @@ T = TypeVar("T")
 _SCHEMA_PACKAGE = "messenger.store.schema"
 
 
-def schema_versions(engine_name: str) -> list[tuple[int, str]]:
-    """Every schema file shipped with the package, as (version, sql).
+def schema_versions(
+    engine_name: str, files: Iterable[Traversable] | None = None
+) -> list[tuple[int, str]]:
+    """Every schema file (by default those shipped with the package), as
+    (version, sql), oldest first.
 
     ``vN.sql`` is shared; ``vN.<engine>.sql`` (``v3.postgresql.sql``), if
     present, replaces it for that engine, for what cannot be said in both.
     """
     shared: dict[int, str] = {}
     own: dict[int, str] = {}
-    for entry in resources.files(_SCHEMA_PACKAGE).iterdir():
+    for entry in files if files is not None else resources.files(_SCHEMA_PACKAGE).iterdir():
         name = entry.name
         if not (name.startswith("v") and name.endswith(".sql")):
             continue
@@ -70,7 +74,7 @@ def current_version_txn(txn: Txn) -> int:
     return int(row[0]) if row else 0
 
 
-def upgrade_schema_txn(txn: Txn) -> int:
+def upgrade_schema_txn(txn: Txn, versions: Sequence[tuple[int, str]] | None = None) -> int:
     """Apply every schema file newer than the database.  Returns the version.
 
     All of it in one transaction, under the write lock: on SQLite the lock
@@ -84,7 +88,9 @@ def upgrade_schema_txn(txn: Txn) -> int:
     if version == 0:
         txn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         txn.execute("INSERT INTO schema_version (version) VALUES (0)")
-    for number, sql in schema_versions(engine.name):
+    if versions is None:
+        versions = schema_versions(engine.name)
+    for number, sql in versions:
         if number <= version:
             continue
         for statement in _statements(sql):
