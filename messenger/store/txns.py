@@ -177,10 +177,20 @@ def login_record_txn(txn: Txn, username: str) -> LoginRecord | None:
     return LoginRecord(user, frozenset(rooms_of_txn(txn, username)))
 
 
-def resume_record_txn(txn: Txn, username: str, token_hash: str, now: float) -> LoginRecord | None:
+def resume_record_txn(
+    txn: Txn, username: str, token_hash: str, now: float, pending_page: int = 0
+) -> LoginRecord | None:
     if not token_valid_txn(txn, username, token_hash, now):
         return None
-    return login_record_txn(txn, username)
+    record = login_record_txn(txn, username)
+    if record is None or pending_page <= 0:
+        return record
+    return LoginRecord(
+        record.user,
+        record.rooms,
+        pending_messages_txn(txn, username, 0, pending_page),
+        pending_receipts_txn(txn, username),
+    )
 
 
 # --------------------------------------------------------------------------
