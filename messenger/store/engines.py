@@ -108,9 +108,11 @@ class Engine(abc.ABC):
         """A statement of a shared schema file, in this engine's types."""
         return sql
 
-    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    def in_list(
+        self, column: str, column_type: str, values: Sequence[Any]
+    ) -> tuple[str, list[Any]]:
         """``column IN (...)`` for ``values`` (at most MAX_PARAMETERS of
-        them), as SQL and its parameters."""
+        them, of SQL type ``column_type``), as SQL and its parameters."""
         return f"{column} IN ({', '.join('?' * len(values))})", list(values)
 
     def rows(
@@ -332,10 +334,12 @@ class PostgresEngine(Engine):
     def greatest(self, a: str, b: str) -> str:
         return f"GREATEST({a}, {b})"
 
-    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
-        # One array parameter: one statement text whatever the count, so
-        # psycopg prepares it once.
-        return f"{column} = ANY(?)", [list(values)]
+    def in_list(
+        self, column: str, column_type: str, values: Sequence[Any]
+    ) -> tuple[str, list[Any]]:
+        # One typed array parameter: one statement text whatever the count
+        # (psycopg prepares it once), and the same type whatever the values.
+        return f"{column} = ANY(?::{column_type}[])", [list(values)]
 
     def rows(
         self, alias: str, types: Sequence[str], rows: Sequence[Sequence[Any]]

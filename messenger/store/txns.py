@@ -284,7 +284,7 @@ def commit_batch_txn(
     ack_results = _ack_all(txn, acks, now, pending)
     pending.write()
     for chunk in _chunks(receipts_sent, MAX_PARAMETERS):
-        condition, params = txn.engine.in_list("id", chunk)
+        condition, params = txn.engine.in_list("id", "int8", chunk)
         txn.execute(f"UPDATE messages SET receipt_sent = 1 WHERE {condition}", params)
     return BatchResult(results, ack_results)
 
@@ -310,7 +310,7 @@ class _PendingCounts:
         self._changed: set[str] = set()
         wanted = list(usernames)
         for chunk in _chunks(wanted, MAX_PARAMETERS):
-            condition, params = txn.engine.in_list("username", chunk)
+            condition, params = txn.engine.in_list("username", "text", chunk)
             txn.execute(f"SELECT username, pending_count FROM users WHERE {condition}", params)
             for username, count in txn.fetchall():
                 self._counts[username] = count
@@ -344,14 +344,14 @@ def _earlier_sends(
     within their lifetime, marked duplicate."""
     keys = list({(m.sender, m.client_id) for m in messages if m.client_id is not None})
     found: dict[tuple[str, str], StoredMessage] = {}
-    # An OR of pairs, not a row-value IN: SQLite's planner searches the
-    # primary key for each pair only in this form.
     for chunk in _chunks(keys, MAX_PARAMETERS // 2):
+        rows, params = txn.engine.rows("a", ("text", "text"), chunk)
         txn.execute(
             "SELECT k.sender, k.client_id, k.message_id, k.created_at, m.recipient, m.room,"
-            " m.body, m.created_at FROM send_keys k JOIN messages m ON m.id = k.message_id"
-            " WHERE " + " OR ".join(["(k.sender = ? AND k.client_id = ?)"] * len(chunk)),
-            [value for key in chunk for value in key],
+            f" m.body, m.created_at FROM {rows}"
+            " JOIN send_keys k ON k.sender = a.column1 AND k.client_id = a.column2"
+            " JOIN messages m ON m.id = k.message_id",
+            params,
         )
         for sender, client_id, msgid, key_created, recipient, room, body, created in txn.fetchall():
             if key_created > now - SEND_KEY_LIFETIME:
@@ -370,15 +370,16 @@ def _room_checks(txn: Txn, messages: Sequence[NewMessage]) -> tuple[set[str], se
     names = list({room for room, _ in pairs})
     rooms: set[str] = set()
     for chunk in _chunks(names, MAX_PARAMETERS):
-        condition, params = txn.engine.in_list("name", chunk)
+        condition, params = txn.engine.in_list("name", "text", chunk)
         txn.execute(f"SELECT name FROM rooms WHERE {condition}", params)
         rooms.update(name for (name,) in txn.fetchall())
     members: set[tuple[str, str]] = set()
     for pair_chunk in _chunks(pairs, MAX_PARAMETERS // 2):
+        rows, params = txn.engine.rows("a", ("text", "text"), pair_chunk)
         txn.execute(
-            "SELECT room, username FROM room_members WHERE "
-            + " OR ".join(["(room = ? AND username = ?)"] * len(pair_chunk)),
-            [value for pair in pair_chunk for value in pair],
+            f"SELECT m.room, m.username FROM {rows}"
+            " JOIN room_members m ON m.room = a.column1 AND m.username = a.column2",
+            params,
         )
         members.update((room, username) for room, username in txn.fetchall())
     return rooms, members
