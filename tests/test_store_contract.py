@@ -521,3 +521,20 @@ class PostgresOutageTests(TestCase):
             self.assertGreater(last.msgid, first.msgid)
 
         return ensureDeferred(scenario())
+
+    def test_the_first_call_after_a_restart_works(self):
+        """PostgreSQL restarted while the store was idle: the connection it
+        held is dead, yet the next call succeeds (run again on a new
+        connection, since nothing of it had been committed)."""
+
+        async def scenario() -> None:
+            store = self.store
+            await store.create_user("alice", "h", "Alice", NOW)
+            self.server.stop()
+            self.server.start()
+            user = await store.get_user("alice")
+            self.assertIsNotNone(user)
+            created = await store.create_user("bob", "h", "Bob", NOW)
+            self.assertTrue(created)
+
+        return ensureDeferred(scenario())
