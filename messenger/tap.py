@@ -86,7 +86,7 @@ class Options(usage.Options):
     )
     optParameters = [
         ["config", "c", None, "read options from this INI file"],
-        ["db", None, None, f"SQLite database file [default: {DEFAULT_DB}]"],
+        ["db", None, None, f"SQLite database file, or postgresql:// URI [default: {DEFAULT_DB}]"],
         [
             "metrics",
             None,
@@ -202,14 +202,14 @@ def makeService(options: Options, reactor=None) -> IService:
     from messenger.passwords import PasswordHasher
     from messenger.protocol import MessengerFactory
     from messenger.service import MessengerService
-    from messenger.store.sqlite import DatabaseError, SqliteStore, prepare_database
+    from messenger.store import DatabaseError, open_store, prepare_database
 
     config: ServerConfig = options["server-config"]
     try:
         prepare_database(options["db"])
     except DatabaseError as e:
         raise SystemExit(f"twistd messenger: {e}") from None
-    store = SqliteStore(options["db"], reactor)
+    store = open_store(options["db"], reactor)
     hasher = PasswordHasher(reactor, config.argon2_time_cost, config.argon2_memory_cost)
     core = MessengerService(store, config, reactor, hasher)
     metrics = None
