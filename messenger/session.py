@@ -245,11 +245,8 @@ class Session:
         if barrier:
             self.peer.pause_reading()
 
-        def server_error(failure):
-            if failure.check(StorageUnavailable):
-                return [_storage_unavailable(verb)]
-            self.log.failure("handling {verb} failed", failure, verb=verb)
-            return [wire.err(verb, 500, "server error")]
+        def server_error(failure: Failure) -> Items:
+            return [self._failed(verb, failure)]
 
         def filled(items: Items) -> None:
             slot.items = items
@@ -269,8 +266,7 @@ class Session:
 
         def written(outcome: Items | Failure) -> Items:
             if isinstance(outcome, Failure):
-                self.log.failure("handling {verb} failed", outcome, verb=verb)
-                outcome = [wire.err(verb, 500, "server error")]
+                outcome = [self._failed(verb, outcome)]
             return [*outcome, self._resume_reading]
 
         if isinstance(result, Deferred):
@@ -278,6 +274,14 @@ class Session:
         else:
             result = written(result)
         self._reply(result, verb)
+
+    def _failed(self, verb: str, failure: Failure) -> wire.Err:
+        """The reply to a command whose work failed: 503 while the database
+        is away (the client may try again), else 500, logged."""
+        if failure.check(StorageUnavailable):
+            return _storage_unavailable(verb)
+        self.log.failure("handling {verb} failed", failure, verb=verb)
+        return wire.err(verb, 500, "server error")
 
     def _resume_reading(self) -> None:
         self.peer.resume_reading()
@@ -537,11 +541,7 @@ class Session:
 
         def stored(outcome) -> None:
             if isinstance(outcome, Failure):
-                if outcome.check(StorageUnavailable):
-                    slot.items = [_storage_unavailable(verb)]
-                else:
-                    self.log.failure("storing a message failed", outcome)
-                    slot.items = [wire.err(verb, 500, "server error")]
+                slot.items = [self._failed(verb, outcome)]
             elif isinstance(outcome, MessageRejected):
                 slot.items = [wire.err(verb, _REJECTION_CODES[outcome], outcome.value)]
             else:
