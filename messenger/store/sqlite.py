@@ -125,6 +125,9 @@ class SqliteStore:
     def part_room(self, room, username):
         return self._run(txns.part_room_txn, room, username)
 
+    def last_change(self):
+        return self._run(txns.last_change_txn)
+
 
 @implementer(IMessageStore)
 class ImmediateSqliteStore(SqliteStore):

@@ -378,3 +378,29 @@ def join_room_txn(cur, room: str, username: str, now: float) -> bool:
 def part_room_txn(cur, room: str, username: str) -> bool:
     cur.execute("DELETE FROM room_members WHERE room = ? AND username = ?", (room, username))
     return cur.rowcount == 1
+
+
+# --------------------------------------------------------------------------
+# changes made outside the nodes (schema version 2)
+
+#: Rows of the change log kept; nodes only ever read the highest id.
+CHANGES_KEPT = 100
+
+
+def record_change_txn(cur, kind: str, now: float) -> None:
+    """Note that something nodes hold in memory changed (inside the writer's
+    transaction, which holds the write lock)."""
+    cur.execute(
+        "INSERT INTO changes (id, kind, created_at)"
+        " SELECT COALESCE(MAX(id), 0) + 1, ?, ? FROM changes",
+        (kind, now),
+    )
+    cur.execute(
+        "DELETE FROM changes WHERE id <= (SELECT MAX(id) FROM changes) - ?", (CHANGES_KEPT,)
+    )
+
+
+def last_change_txn(cur) -> int:
+    """The id of the latest change noted, 0 if none."""
+    cur.execute("SELECT COALESCE(MAX(id), 0) FROM changes")
+    return cur.fetchone()[0]
