@@ -12,6 +12,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
 
@@ -179,7 +180,7 @@ class IMessageStore(Interface):
 
     # changes made outside the nodes
 
-    def last_change():
+    def last_change() -> Deferred[int]:
         """Fires with the id of the latest change another program (say
         messenger-admin) noted, 0 if none: when it moves, what nodes hold
         in memory (memberships) must be re-read."""

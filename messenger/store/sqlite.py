@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 
 from twisted.enterprise import adbapi
+from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from messenger.store import txns
@@ -125,7 +126,7 @@ class SqliteStore:
     def part_room(self, room, username):
         return self._run(txns.part_room_txn, room, username)
 
-    def last_change(self):
+    def last_change(self) -> Deferred[int]:
         return self._run(txns.last_change_txn)
 
 

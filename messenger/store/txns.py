@@ -387,7 +387,7 @@ def part_room_txn(cur, room: str, username: str) -> bool:
 CHANGES_KEPT = 100
 
 
-def record_change_txn(cur, kind: str, now: float) -> None:
+def record_change_txn(cur: sqlite3.Cursor, kind: str, now: float) -> None:
     """Note that something nodes hold in memory changed (inside the writer's
     transaction, which holds the write lock)."""
     cur.execute(
@@ -400,7 +400,7 @@ def record_change_txn(cur, kind: str, now: float) -> None:
     )
 
 
-def last_change_txn(cur) -> int:
+def last_change_txn(cur: sqlite3.Cursor) -> int:
     """The id of the latest change noted, 0 if none."""
     cur.execute("SELECT COALESCE(MAX(id), 0) FROM changes")
-    return cur.fetchone()[0]
+    return int(cur.fetchone()[0])
