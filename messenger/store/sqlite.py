@@ -10,6 +10,7 @@ is what makes that affordable.
 from __future__ import annotations
 
 import sqlite3
+from typing import cast
 
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred
@@ -127,7 +128,7 @@ class SqliteStore:
         return self._run(txns.part_room_txn, room, username)
 
     def last_change(self) -> Deferred[int]:
-        return self._run(txns.last_change_txn)
+        return cast("Deferred[int]", self._run(txns.last_change_txn))
 
 
 @implementer(IMessageStore)
