@@ -38,7 +38,7 @@ from messenger.limits import ConcurrencyLimit, FailedLogins
 from messenger.passwords import PasswordHasher
 from messenger.rooms import RoomDirectory
 from messenger.session import IPeer, Session
-from messenger.store.interface import AckResult, IMessageStore, Receipt, StoredMessage
+from messenger.store.interface import AckResult, IMessageStore, StoredMessage
 from messenger.timefmt import rfc3339
 
 
@@ -480,7 +480,7 @@ class MessengerService(Service):
                 self._tell_room(room, event, but=sender)
         for msgid, sender, recipient, delivered_at in acks:
             self.waiting -= 1
-            self._receipt_for(sender, Receipt(msgid, recipient, delivered_at))
+            self._receipt_for(sender, msgid, recipient, delivered_at)
 
     # -- messages ------------------------------------------------------------
 
@@ -525,19 +525,15 @@ class MessengerService(Service):
             r = result
             self._outbox_acks.append([r.msgid, r.sender, r.recipient, r.delivered_at])
             self._publish_soon()
-        self._receipt_for(
-            result.sender, Receipt(result.msgid, result.recipient, result.delivered_at)
-        )
+        self._receipt_for(result.sender, result.msgid, result.recipient, result.delivered_at)
 
-    def _receipt_for(self, sender: str, receipt: Receipt) -> None:
+    def _receipt_for(self, sender: str, msgid: int, recipient: str, delivered_at: float) -> None:
         session = self.online.get(sender)
         # A closed session stays in ``online`` until its connection is gone;
         # a receipt handed to it would be marked sent and never arrive.
         if session is not None and session.queue is not None and not session.closed:
-            if receipt.msgid not in self._receipts_handed_over:
-                self._hand_over_receipt(
-                    session, receipt.msgid, receipt.recipient, receipt.delivered_at
-                )
+            if msgid not in self._receipts_handed_over:
+                self._hand_over_receipt(session, msgid, recipient, delivered_at)
 
     def _hand_over_receipt(
         self, session: Session, msgid: int, recipient: str, delivered_at: float
