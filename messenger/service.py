@@ -33,6 +33,7 @@ from messenger.batching import CommitBatcher
 from messenger.bus.interface import IBus
 from messenger.bus.local import AloneBus
 from messenger.bus.peers import Peers, RemotePresence
+from messenger.bus.replay import RoomReplay
 from messenger.config import ServerConfig
 from messenger.limits import ConcurrencyLimit, FailedLogins
 from messenger.passwords import PasswordHasher
@@ -56,9 +57,12 @@ def default_node_id() -> str:
 #: How long a receipt handed over is remembered after its commit, so that
 #: a late bus message about it does not hand it over twice.
 RECEIPT_MEMORY = 120.0
-#: How often, with a shared bus, the store's change log is looked at:
-#: messenger-admin changes memberships behind every node's back.
-CHANGE_POLL = 2.0
+#: How often, with a shared bus, the store is looked at: the change log
+#: (messenger-admin changes memberships behind every node's back) and the
+#: newest message id (see messenger.bus.replay).
+STORE_POLL = 2.0
+#: Room messages re-read at most per catch-up.
+ROOM_REPLAY_LIMIT = 1000
 
 
 class ClusterFailedLogins(FailedLogins):
@@ -109,7 +113,8 @@ class MessengerService(Service):
         self._receipts_recent: dict[int, float] = {}
         self._resyncing = False
         self._resync_again = False
-        self._membership_reloader: task.LoopingCall | None = None
+        self._store_poller: task.LoopingCall | None = None
+        self.room_replay = RoomReplay()
         self._last_change: int | None = None
         #: Membership changes seen while memberships are re-read, applied
         #: again to what the read returns (it may predate them).
@@ -174,9 +179,9 @@ class MessengerService(Service):
         )
         self.peers.start()
         if self.clustered:
-            self._membership_reloader = task.LoopingCall(self._poll_changes)
-            self._membership_reloader.clock = self.clock
-            self._membership_reloader.start(CHANGE_POLL, now=False)
+            self._store_poller = task.LoopingCall(self._poll_store)
+            self._store_poller.clock = self.clock
+            self._store_poller.start(STORE_POLL, now=True)
 
     def _failed_to_start(self, failure) -> None:
         self.log.failure("cannot open the store", failure)
@@ -190,8 +195,8 @@ class MessengerService(Service):
         self._stopping = True
         now = self.clock.seconds()
         writes = [self.batcher.flush()]
-        if self._membership_reloader is not None and self._membership_reloader.running:
-            self._membership_reloader.stop()
+        if self._store_poller is not None and self._store_poller.running:
+            self._store_poller.stop()
         # The others see this node's users go offline (``bye``).
         writes.append(self.batcher.flush().addCallback(lambda _: self._publish_now()))
         writes[-1].addCallback(lambda _: self.peers.stop())
@@ -400,6 +405,7 @@ class MessengerService(Service):
                 session.queue.refresh()
                 self.send_pending_receipts(session)
         d = self._reload_memberships()
+        d.addCallback(lambda _: self._replay_rooms())
 
         def done(_: object) -> None:
             self._resyncing = False
@@ -408,6 +414,31 @@ class MessengerService(Service):
                 self.resync()
 
         d.addBoth(done)
+
+    def _replay_rooms(self) -> Deferred | None:
+        """Fan out room messages above the replay cursor never seen here."""
+        cursor = self.room_replay.cursor
+        if cursor is None:
+            return None
+
+        def replay(messages: list[StoredMessage]) -> None:
+            by_id = {m.msgid: m for m in messages}
+            for msgid in self.room_replay.missed(list(by_id)):
+                m = by_id[msgid]
+                assert m.room is not None
+                self._tell_room(m.room, wire.C(m.room, m.sender, m.msgid, m.body), but=m.sender)
+
+        d = self.store.room_messages_since(cursor, ROOM_REPLAY_LIMIT)
+        d.addCallback(replay)
+        d.addErrback(lambda f: self.log.failure("re-reading room messages failed", f))
+        return d
+
+    def _poll_store(self) -> None:
+        self._poll_changes()
+        now = self.clock.seconds()
+        d = self.store.last_message_id()
+        d.addCallback(lambda last: self.room_replay.sample(now, last))
+        d.addErrback(lambda f: self.log.failure("reading the newest message id failed", f))
 
     def _poll_changes(self) -> Deferred:
         """Re-read memberships when the change log moved (one cheap read)."""
@@ -475,7 +506,7 @@ class MessengerService(Service):
                 if session is not None and session.queue is not None:
                     message = StoredMessage(msgid, sender, recipient, None, body, created_at)
                     session.queue.push_live(message)
-            else:
+            elif self.room_replay.first_time(msgid):
                 event = wire.C(room, sender, msgid, body)
                 self._tell_room(room, event, but=sender)
         for msgid, sender, recipient, delivered_at in acks:
@@ -493,6 +524,8 @@ class MessengerService(Service):
                 [m.msgid, m.sender, m.recipient, m.room, m.body, m.created_at]
             )
             self._publish_soon()
+            if m.room is not None:
+                self.room_replay.seen(m.msgid)
         if message.room is None:
             self.waiting += 1
             session = self.online.get(message.recipient)

@@ -247,6 +247,40 @@ class DatabaseIsTruthTests(SynchronousTestCase):
         [line] = self.alice.lines()
         self.assertTrue(line.startswith("DLV|1|bob|"), line)
 
+    def test_lost_room_message_is_fanned_out_from_the_database(self):
+        """A room message lost on the bus reaches members on the other node
+        once the loss is noticed, once."""
+        self.lose_batches_to_b()
+        self.alice.command("BCST|hello all")
+        self.c.settle()
+        self.assertEqual(self.bob.lines(), [])
+        self.c.hub.lose = lambda node, m: False
+        self.c.advance(HEARTBEAT + 1)
+        self.assertEqual(self.bob.lines(), ["C|#general|alice|1|hello all"])
+        self.c.advance(30)  # more heartbeats and polls: not told again
+        self.assertEqual(self.bob.lines(), [])
+
+    def test_late_room_message_is_not_told_twice(self):
+        """A room message replayed from the store, then arriving late on the
+        bus, is told once."""
+        held = []
+
+        def hold(node, m):
+            if node == "b" and m["k"] == "b":
+                held.append(m)
+                return True
+            return False
+
+        self.c.hub.lose = hold
+        self.alice.command("BCST|hello all")
+        self.c.settle()
+        self.c.hub.lose = lambda node, m: False
+        self.c.advance(HEARTBEAT + 1)
+        self.assertEqual(self.bob.lines(), ["C|#general|alice|1|hello all"])
+        self.c.b.service.peers.bus_message(held[0])
+        self.c.settle()
+        self.assertEqual(self.bob.lines(), [])
+
     def test_node_without_bus_polls_the_database(self):
         """While its bus is away, a node still delivers, from a slow poll."""
         self.c.hub.buses[1].go_down()

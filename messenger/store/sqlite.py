@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from messenger.store import txns
-from messenger.store.interface import IMessageStore
+from messenger.store.interface import IMessageStore, StoredMessage
 
 #: How long a statement waits for another process (say messenger-admin)
 #: holding the write lock, in seconds.
@@ -129,6 +129,15 @@ class SqliteStore:
 
     def last_change(self) -> Deferred[int]:
         return cast("Deferred[int]", self._run(txns.last_change_txn))
+
+    def last_message_id(self) -> Deferred[int]:
+        return cast("Deferred[int]", self._run(txns.last_message_id_txn))
+
+    def room_messages_since(self, after_id: int, limit: int) -> Deferred[list[StoredMessage]]:
+        return cast(
+            "Deferred[list[StoredMessage]]",
+            self._run(txns.room_messages_since_txn, after_id, limit),
+        )
 
 
 @implementer(IMessageStore)
