@@ -6,6 +6,7 @@ database is the truth, so nothing is lost or doubled.
 """
 
 from twisted.internet import task
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from messenger.bus.local import InProcessHub
@@ -30,7 +31,7 @@ class TwoNodes:
         )
         self.nodes = [self.a, self.b]
         for h in self.nodes:
-            testcase.addCleanup(h.service.peers.stop)
+            testcase.addCleanup(h.service.cluster.peers.stop)
         self.settle()
 
     def settle(self) -> None:
@@ -239,7 +240,7 @@ class DatabaseIsTruthTests(SynchronousTestCase):
         self.assertEqual(self.bob.lines(), ["R|alice|1|hi"])
         self.bob.send("ACK|1")
         self.c.settle()
-        self.c.b.service.peers.bus_message(held[0])  # late, out of turn
+        self.c.b.service.cluster.peers.bus_message(held[0])  # late, out of turn
         self.c.settle()
         self.assertEqual(self.bob.lines(), [])
         self.c.advance(HEARTBEAT + 1)
@@ -277,7 +278,7 @@ class DatabaseIsTruthTests(SynchronousTestCase):
         self.c.hub.lose = lambda node, m: False
         self.c.advance(HEARTBEAT + 1)
         self.assertEqual(self.bob.lines(), ["C|#general|alice|1|hello all"])
-        self.c.b.service.peers.bus_message(held[0])
+        self.c.b.service.cluster.peers.bus_message(held[0])
         self.c.settle()
         self.assertEqual(self.bob.lines(), [])
 
@@ -310,7 +311,7 @@ class DatabaseIsTruthTests(SynchronousTestCase):
 
     def test_stopping_node_users_go_offline_at_once(self):
         """A node that stops says so: its users are OFF for the others."""
-        self.c.b.service.peers.stop()
+        self.c.b.service.cluster.peers.stop()
         self.c.settle()
         self.assertEqual(self.alice.lines(), ["OFF|bob"])
 
@@ -349,13 +350,12 @@ class AdminChangeTests(SynchronousTestCase):
         c.settle()
         alice = c.login(c.a, "alice")
         service = c.a.service
-        from twisted.internet.defer import Deferred
 
         held = Deferred()
         real_load = c.store.load_memberships
         snapshot = real_load()  # the state before the JOIN
         c.store.load_memberships = lambda: held
-        service._reload_memberships()
+        service.cluster._reload_memberships()
         alice.command("JOIN|#tea")
         c.store.load_memberships = real_load
         held.callback(self.successResultOf(snapshot))
