@@ -146,8 +146,9 @@ class Peers:
             peer = None
         if peer is None:
             self._peers[node] = _Peer(epoch, seq, now)
-            if kind != "hello":
-                # A newcomer to us, heard mid-stream: ask what it has.
+            if kind not in ("hello", "snap"):
+                # A newcomer to us, heard mid-stream: ask what it has (a
+                # hello is answered with our snap; a snap is what it has).
                 self.publish("hello")
         else:
             missed = seq != peer.seq + 1
