@@ -251,10 +251,12 @@ class Cluster:
 
     # -- catching up from the store ------------------------------------------
 
-    def resync(self) -> None:
+    def resync(self, memberships: bool = True) -> None:
         """Re-read from the store what this node's users are owed: a bus
         message may have been lost.  One at a time; one more if asked for
-        meanwhile."""
+        meanwhile.  The memberships are re-read too unless ``memberships``
+        is false (the poll while the bus is away: they are big, and are
+        re-read when it is back)."""
         if self._resyncing:
             self._resync_again = True
             return
@@ -264,7 +266,7 @@ class Cluster:
             if session.queue is not None and not session.closed:
                 session.queue.refresh()
                 service.send_pending_receipts(session)
-        d = self._reload_memberships()
+        d = self._reload_memberships() if memberships else succeed(None)
         d.addCallback(lambda _: self._replay_rooms())
 
         def done(_: object) -> None:

@@ -31,7 +31,7 @@ class Events:
         self.messages: list[tuple[str, str]] = []
         self.gone: list[str] = []
 
-    def resync(self) -> None:
+    def resync(self, memberships: bool = True) -> None:
         self.resyncs += 1
 
     def peer_message(self, node, message) -> None:

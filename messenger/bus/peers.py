@@ -38,8 +38,9 @@ POLL_WITHOUT_BUS = 5.0
 class PeerEvents(Protocol):
     """What the node does with what it hears (the service implements it)."""
 
-    def resync(self) -> None:
-        """Something may have been missed: re-read the database."""
+    def resync(self, memberships: bool = True) -> None:
+        """Something may have been missed: re-read the database (without
+        the memberships, which are big, for the poll while the bus is away)."""
 
     def peer_message(self, node: str, message: dict[str, Any]) -> None:
         """A message from ``node``, in its order."""
@@ -172,7 +173,7 @@ class Peers:
         if not self.connected:
             if now - self._last_poll >= POLL_WITHOUT_BUS:
                 self._last_poll = now
-                self.events.resync()
+                self.events.resync(memberships=False)
             return
         if now - self._last_sent >= self.heartbeat:
             self.publish("hb")
