@@ -182,6 +182,72 @@ class RoutingTests(SynchronousTestCase):
         self.assertEqual(sorted(ids), [1, 2, 3])
 
 
+class StoreRulesAcrossNodesTests(SynchronousTestCase):
+    """Rules the store keeps hold whichever node a command reaches."""
+
+    def setUp(self):
+        self.c = TwoNodes(self, max_pending=2)
+        self.c.a.register("alice")
+        self.c.a.register("bob")
+        self.c.settle()
+
+    def test_passwd_revokes_tokens_on_every_node(self):
+        """A token revoked by PASSWD on one node no longer resumes on another."""
+        alice = self.c.login(self.c.a, "alice")
+        [reply] = alice.command("TOKEN")
+        token = reply.split("|")[2]
+        alice.command("PASSWD|password1|password2")
+        self.c.settle()
+        other = self.c.b.connect()
+        other.send(f"RESUME|alice|{token}")
+        self.c.settle()
+        self.assertEqual(other.lines(), ["ERR|RESUME|401|bad credentials"])
+
+    def test_send_is_idempotent_across_nodes(self):
+        """A SEND retried on another node gets the first message's id, once."""
+        alice = self.c.login(self.c.a, "alice")
+        alice.send("SEND|k1|bob|hello")
+        self.c.settle()
+        self.assertEqual(alice.lines(), ["OK|SEND|1"])
+        alice_again = self.c.b.login("alice")
+        self.c.settle()
+        alice_again.clear()
+        alice_again.send("SEND|k1|bob|hello")
+        self.c.settle()
+        self.assertEqual(alice_again.lines(), ["OK|SEND|1"])
+        bob = self.c.login(self.c.a, "bob")
+        self.assertEqual(bob.lines(), ["R|alice|1|hello"])
+
+    def test_mailbox_limit_counts_messages_from_every_node(self):
+        """--max-pending counts what every node stored for the recipient."""
+        alice = self.c.login(self.c.a, "alice")
+        carol_side = self.c.b
+        carol_side.register("carol")
+        carol = self.c.login(carol_side, "carol")
+        alice.send("MSG|bob|1")
+        carol.send("MSG|bob|2")
+        self.c.settle()
+        carol.clear()
+        carol.send("MSG|bob|3")
+        self.c.settle()
+        self.assertEqual(carol.lines(), ["ERR|MSG|429|mailbox full"])
+
+    def test_history_has_messages_from_every_node(self):
+        """HISTORY on one node lists messages accepted on another."""
+        alice = self.c.login(self.c.a, "alice")
+        bob = self.c.login(self.c.b, "bob")
+        alice.send("MSG|bob|from a")
+        self.c.settle()
+        bob.send("MSG|alice|from b")
+        self.c.settle()
+        bob.clear()
+        bob.send("HISTORY|alice|10")
+        self.c.settle()
+        lines = bob.lines()
+        self.assertEqual([ln.split("|")[-1] for ln in lines[:-1]], ["from a", "from b"])
+        self.assertEqual(lines[-1], "OK|HISTORY|alice|2")
+
+
 class DatabaseIsTruthTests(SynchronousTestCase):
     def setUp(self):
         self.c = TwoNodes(self)
