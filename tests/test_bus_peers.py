@@ -82,6 +82,17 @@ class PeersTests(SynchronousTestCase):
         self.peers.bus_message(from_node("me", 1))
         self.assertEqual(self.events.messages, [])
 
+    def test_another_node_with_the_same_id_is_reported(self):
+        """Two nodes with one --node-id would ignore each other: said in the log."""
+        from twisted.logger import globalLogPublisher
+
+        seen = []
+        globalLogPublisher.addObserver(seen.append)
+        self.addCleanup(globalLogPublisher.removeObserver, seen.append)
+        self.peers.bus_message(from_node("me", 1, epoch="not-mine"))
+        self.assertEqual(self.events.messages, [])
+        self.assertTrue(any("also called" in e.get("log_format", "") for e in seen))
+
     def test_restarted_node_is_a_new_node(self):
         """A new epoch: the old incarnation's users are gone."""
         self.peers.bus_message(from_node("x", 7))

@@ -87,6 +87,7 @@ class Peers:
         self._last_sent = 0.0
         self._last_poll = 0.0
         self._ticker: task.LoopingCall | None = None
+        self._twin_reported = False
 
     @property
     def nodes(self) -> list[str]:
@@ -136,8 +137,17 @@ class Peers:
 
     def bus_message(self, message: dict[str, Any]) -> None:
         node = message.get("n")
-        if node == self.node_id or not isinstance(node, str):
+        if node == self.node_id:
+            if message.get("e") != self.epoch and not self._twin_reported:
+                self._twin_reported = True
+                self.log.error(
+                    "another node on this bus is also called {node}: give each --node-id "
+                    "a name of its own (their messages are ignored here)",
+                    node=node,
+                )
             return  # our own, echoed back
+        if not isinstance(node, str):
+            return
         epoch, seq, kind = message["e"], message["s"], message["k"]
         now = self.clock.seconds()
         peer = self._peers.get(node)
