@@ -114,6 +114,10 @@ class Cluster:
         self._publish_now()
         return self.peers.stop()
 
+    def change_log_position(self, last: int) -> None:
+        """Where the change log stood before the memberships were read."""
+        self._last_change = last
+
     # -- what happens here ---------------------------------------------------
 
     def message_committed(self, m: StoredMessage) -> None:
@@ -229,6 +233,9 @@ class Cluster:
         for user in self.remote.drop_node(node):
             if user not in online:
                 self.service._tell_neighbours(user, wire.Off(user))
+        # A node killed between a commit and its publish took the wake-up
+        # with it, and no later message of its will show the gap.
+        self.resync()
 
     def snapshot(self) -> dict[str, Any]:
         return {"users": [[u, self._login_stamps.get(u, 0.0)] for u in self.service.online]}

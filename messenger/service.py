@@ -108,6 +108,12 @@ class MessengerService(Service):
     def startService(self) -> Deferred:
         super().startService()
         d = self.store.open()
+        cluster = self.cluster
+        if cluster is not None:
+            # The change log's position before the memberships are read: a
+            # change made after it is re-read at the next poll, not missed.
+            d.addCallback(lambda _: self.store.last_change())
+            d.addCallback(cluster.change_log_position)
         d.addCallback(lambda _: self.store.load_memberships())
         d.addCallback(self._loaded)
         d.addCallback(lambda _: self.store.count_waiting())

@@ -375,6 +375,20 @@ class DatabaseIsTruthTests(SynchronousTestCase):
         self.assertLessEqual(EXPIRY + 2, 15)
         self.assertEqual(self.alice.command("WHO"), ["OK|WHO|alice"])
 
+    def test_wake_up_lost_with_a_dead_node_is_recovered(self):
+        """A node that dies between a commit and its publish takes the
+        wake-up with it; the others re-read when they take it for dead."""
+        self.c.hub.lose = lambda node, m: m["n"] == "a"  # a's last words are lost
+        self.alice.command("MSG|bob|last words")
+        self.alice.command("BCST|everyone, last words")
+        self.c.settle()
+        self.assertEqual(self.bob.lines(), [])
+        self.c.advance(EXPIRY + 2)
+        self.assertEqual(
+            sorted(self.bob.lines()),
+            ["C|#general|alice|2|everyone, last words", "OFF|alice", "R|alice|1|last words"],
+        )
+
     def test_stopping_node_users_go_offline_at_once(self):
         """A node that stops says so: its users are OFF for the others."""
         self.c.b.service.cluster.peers.stop()

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections import deque
 
-#: How far behind the newest id the cursor stays, in seconds.
-LAG = 15.0
+#: How far behind the newest id the cursor stays, in seconds: more than a
+#: dead node takes to be noticed (messenger.bus.peers.EXPIRY + 1 s), since
+#: the wake-up of its last commit dies with it.
+LAG = 30.0
 
 
 class RoomReplay:
