@@ -148,16 +148,16 @@ class MessengerService(Service):
         self._stopping = True
         now = self.clock.seconds()
         writes = [self.batcher.flush()]
-        cluster = self.cluster
-        if cluster is not None:
-            # After the last commit's news is published; the others then
-            # see this node's users go offline.
-            writes.append(self.batcher.flush().addCallback(lambda _: cluster.stop()))
         if self.online:
             writes.append(self.store.set_last_seen(list(self.online), now))
         for session in list(self.connections):
             session.close(wire.BYE_SHUTDOWN)
         d = DeferredList(writes, consumeErrors=True)
+        cluster = self.cluster
+        if cluster is not None:
+            # Once the last commits and last-seen times are stored: their
+            # news goes out, then the others see this node's users go offline.
+            d.addCallback(lambda _: cluster.stop())
         d.addCallback(lambda _: self.store.close())
         return d
 
