@@ -292,8 +292,8 @@ class MessengerService(Service):
         if message.room is None:
             self.waiting += 1
             session = self.online.get(message.recipient)
-            if session is not None and session.queue is not None:
-                session.queue.push_live(message)
+            if session is not None:
+                session.deliver(message)
             return
         event = wire.C(message.room, message.sender, message.msgid, message.body)
         self._tell_room(message.room, event, but=message.sender)

@@ -358,6 +358,20 @@ class Session:
         self.queue.start()
         service.send_pending_receipts(self)
 
+    def deliver(self, message: StoredMessage) -> None:
+        """A direct message for this session's user was just committed,
+        on this node or another."""
+        if self.queue is not None:
+            self.queue.push_live(message)
+
+    def catch_up(self) -> None:
+        """A bus message may have been lost: read the store again for this
+        session's direct messages and receipts."""
+        if self.queue is None or self.closed:
+            return  # delivery has not started: its start reads the store
+        self.queue.refresh()
+        self.service.send_pending_receipts(self)
+
     def _send_direct(self, message: StoredMessage) -> None:
         self.send_event(wire.R(message.sender, message.msgid, message.body))
 
