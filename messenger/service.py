@@ -224,12 +224,16 @@ class MessengerService(Service):
         self._shutdown_requested = True
 
     def _tell_neighbours(self, user: str, event: wire.ServerMessage) -> None:
-        told = {user}
-        for room in self.rooms.rooms_of(user):
-            for session in self._online_members(room):
-                if session.username not in told:
-                    told.add(session.username)
-                    session.send_event(event)
+        """``event`` (ON or OFF) once to each online user who shares a room
+        of at most --presence-room-limit members with ``user``."""
+        limit = self.config.presence_room_limit
+        if limit <= 0:
+            return
+        online = self.online
+        for other in self.rooms.presence_audience(user, limit):
+            session = online.get(other)
+            if session is not None:
+                session.send_event(event)
 
     def _tell_room(self, room: str, event: wire.ServerMessage, but: str) -> None:
         for session in self._online_members(room):
@@ -327,7 +331,7 @@ class MessengerService(Service):
         session = self.online.get(sender)
         # A closed session stays in ``online`` until its connection is gone;
         # a receipt handed to it would be marked sent and never arrive.
-        if session is not None and session.queue is not None and not session.closed:
+        if session is not None and session.delivering and not session.closed:
             if msgid not in self._receipts_handed_over:
                 self._hand_over_receipt(session, msgid, recipient, delivered_at)
 
