@@ -6,10 +6,18 @@ batcher and the login-failure record.  It knows neither SQL (that is the
 store's) nor the wire format of a line (that is the protocol's); the clock
 and the store are passed in, so tests drive it with ``task.Clock`` and an
 in-memory database.
+
+Routing is local first: a committed message, receipt, presence or
+membership change goes straight to this node's sessions.  With a shared
+bus (``--bus``) a :class:`messenger.cluster.Cluster` also publishes it for
+the other nodes and routes theirs here; without one (the default) nothing
+else happens and nothing else costs.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 
 from twisted.application.service import Service
@@ -19,6 +27,8 @@ from twisted.logger import Logger
 
 from messenger import wire
 from messenger.batching import CommitBatcher
+from messenger.bus.interface import IBus
+from messenger.cluster import Cluster
 from messenger.config import ServerConfig
 from messenger.limits import ConcurrencyLimit, FailedLogins
 from messenger.passwords import PasswordHasher
@@ -35,6 +45,10 @@ class NoMetrics:
         return lambda *args, **kwargs: None
 
 
+def default_node_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class MessengerService(Service):
     log = Logger()
 
@@ -45,10 +59,19 @@ class MessengerService(Service):
         clock: IReactorTime,
         hasher: PasswordHasher,
         metrics=None,
+        bus: IBus | None = None,
+        node_id: str | None = None,
+        reactor=None,
     ) -> None:
         self.store = store
         self.config = config
         self.clock = clock
+        self.reactor = reactor
+        self.node_id = node_id or default_node_id()
+        #: This node's part in a cluster; None when it works alone.
+        self.cluster: Cluster | None = None
+        if bus is not None and bus.shared:
+            self.cluster = Cluster(self, bus, self.node_id, clock)
         self.hasher = hasher
         self.metrics = metrics if metrics is not None else NoMetrics()
         self.batcher = CommitBatcher(
@@ -58,9 +81,14 @@ class MessengerService(Service):
             on_acknowledged=self._acknowledged,
             on_receipts_settled=self._receipts_settled,
         )
-        self.failed_logins = FailedLogins(
-            clock, config.login_failure_limit, config.login_failure_window
-        )
+        if self.cluster is not None:
+            self.failed_logins: FailedLogins = self.cluster.failed_logins(
+                config.login_failure_limit, config.login_failure_window
+            )
+        else:
+            self.failed_logins = FailedLogins(
+                clock, config.login_failure_limit, config.login_failure_window
+            )
         self.password_checks = ConcurrencyLimit(config.login_checks_per_address, clock)
         self.rooms = RoomDirectory({})
         #: Logged-in users and the session each is on.
@@ -80,6 +108,12 @@ class MessengerService(Service):
     def startService(self) -> Deferred:
         super().startService()
         d = self.store.open()
+        cluster = self.cluster
+        if cluster is not None:
+            # The change log's position before the memberships are read: a
+            # change made after it is re-read at the next poll, not missed.
+            d.addCallback(lambda _: self.store.last_change())
+            d.addCallback(cluster.change_log_position)
         d.addCallback(lambda _: self.store.load_memberships())
         d.addCallback(self._loaded)
         d.addCallback(lambda _: self.store.count_waiting())
@@ -94,12 +128,18 @@ class MessengerService(Service):
 
     def _counted(self, waiting: int) -> None:
         self.waiting = waiting
+        self.log.info(
+            "node {node}: {mode}",
+            node=self.node_id,
+            mode="working alone" if self.cluster is None else "sharing the work over the bus",
+        )
+        if self.cluster is not None:
+            self.cluster.start()
 
     def _failed_to_start(self, failure) -> None:
         self.log.failure("cannot open the store", failure)
-        from twisted.internet import reactor
-
-        if reactor.running:
+        reactor = self.reactor
+        if reactor is not None and reactor.running:
             reactor.stop()
 
     def stopService(self) -> Deferred:
@@ -113,6 +153,11 @@ class MessengerService(Service):
         for session in list(self.connections):
             session.close(wire.BYE_SHUTDOWN)
         d = DeferredList(writes, consumeErrors=True)
+        cluster = self.cluster
+        if cluster is not None:
+            # Once the last commits and last-seen times are stored: their
+            # news goes out, then the others see this node's users go offline.
+            d.addCallback(lambda _: cluster.stop())
         d.addCallback(lambda _: self.store.close())
         return d
 
@@ -134,8 +179,12 @@ class MessengerService(Service):
     def session_started(self, session: Session) -> None:
         """``session`` logged in: it takes over any other session of its user."""
         user = session.username
+        assert user is not None
         previous = self.online.get(user)
         self.online[user] = session
+        if self.cluster is not None and self.cluster.logged_in(user) and previous is None:
+            self.log.info("{user} logged in here, taken over from another node", user=user)
+            return  # online all along: no ON
         if previous is not None:
             # Its unacknowledged messages are still stored: the new session's
             # delivery queue loads them.
@@ -153,11 +202,16 @@ class MessengerService(Service):
         if user is None or self.online.get(user) is not session:
             return  # never logged in, or taken over
         del self.online[user]
+        cluster = self.cluster
+        stamp = cluster.logged_out(user) if cluster is not None else None
         if self._stopping:
             return
-        self.store.set_last_seen([user], self.clock.seconds()).addErrback(
-            lambda f: self.log.failure("recording last seen failed", f)
-        )
+        d = self.store.set_last_seen([user], self.clock.seconds())
+        d.addErrback(lambda f: self.log.failure("recording last seen failed", f))
+        if cluster is not None and stamp is not None:
+            # Once last_seen is stored: a WHOIS on a node that heard the
+            # OFF then reads it.
+            d.addCallback(lambda _: cluster.publish_logout(user, stamp))
         if not self._shutdown_requested:
             self._tell_neighbours(user, wire.Off(user))
 
@@ -198,22 +252,47 @@ class MessengerService(Service):
     # -- accounts and rooms ----------------------------------------------
 
     def account_created(self, username: str) -> None:
-        self.rooms.add(wire.GENERAL_ROOM, username)
-        self._tell_room(wire.GENERAL_ROOM, wire.Joined(wire.GENERAL_ROOM, username), but=username)
+        self.joined(wire.GENERAL_ROOM, username)
 
     def joined(self, room: str, username: str) -> None:
-        self.rooms.add(room, username)
-        self._tell_room(room, wire.Joined(room, username), but=username)
+        self.change_membership(True, room, username)
+        if self.cluster is not None:
+            self.cluster.membership_changed(True, room, username, publish=True)
 
     def parted(self, room: str, username: str) -> None:
-        self.rooms.remove(room, username)
-        self._tell_room(room, wire.Parted(room, username), but=username)
+        self.change_membership(False, room, username)
+        if self.cluster is not None:
+            self.cluster.membership_changed(False, room, username, publish=True)
+
+    def change_membership(self, joined: bool, room: str, username: str) -> None:
+        """A JOIN or PART committed, here or on another node."""
+        if joined:
+            self.rooms.add(room, username)
+            self._tell_room(room, wire.Joined(room, username), but=username)
+        else:
+            self.rooms.remove(room, username)
+            self._tell_room(room, wire.Parted(room, username), but=username)
+
+    # -- presence, cluster-wide ------------------------------------------
+
+    def online_users(self) -> list[str]:
+        """Everyone online, on this node or any other, sorted."""
+        if self.cluster is None:
+            return sorted(self.online)
+        return sorted(self.cluster.online_users())
+
+    def is_online(self, user: str) -> bool:
+        return user in self.online or (
+            self.cluster is not None and self.cluster.is_online_elsewhere(user)
+        )
 
     # -- messages ------------------------------------------------------------
 
     def route(self, message: StoredMessage) -> None:
         """A newly committed message: push it to whoever is online for it."""
         self.metrics.message_accepted()
+        if self.cluster is not None:
+            self.cluster.message_committed(message)
         if message.room is None:
             self.waiting += 1
             session = self.online.get(message.recipient)
@@ -242,15 +321,25 @@ class MessengerService(Service):
     def _acknowledged(self, result: AckResult) -> None:
         """An ACK is committed: the receipt goes to the sender if online."""
         self.waiting -= 1
-        session = self.online.get(result.sender)
+        if self.cluster is not None:
+            self.cluster.ack_committed(result)
+        self._receipt_for(result.sender, result.msgid, result.recipient, result.delivered_at)
+
+    def _receipt_for(self, sender: str, msgid: int, recipient: str, delivered_at: float) -> None:
+        """A receipt committed here or on another node: to its sender if
+        online here."""
+        session = self.online.get(sender)
         # A closed session stays in ``online`` until its connection is gone;
         # a receipt handed to it would be marked sent and never arrive.
         if session is not None and session.delivering and not session.closed:
-            self._hand_over_receipt(session, result.msgid, result.recipient, result.delivered_at)
+            if msgid not in self._receipts_handed_over:
+                self._hand_over_receipt(session, msgid, recipient, delivered_at)
 
     def _hand_over_receipt(
         self, session: Session, msgid: int, recipient: str, delivered_at: float
     ) -> None:
+        if self.cluster is not None and self.cluster.receipt_told(msgid):
+            return  # handed over and recorded already (a late bus message)
         session.send_event(wire.Dlv(msgid, recipient, rfc3339(delivered_at)))
         # Until the batcher commits receipt_sent, the store still calls this
         # receipt pending: a login in between must not hand it over again.
@@ -259,6 +348,8 @@ class MessengerService(Service):
 
     def _receipts_settled(self, msgids: list[int]) -> None:
         self._receipts_handed_over.difference_update(msgids)
+        if self.cluster is not None:
+            self.cluster.receipts_settled(msgids)
 
     def send_pending_receipts(self, session: Session) -> None:
         def send(receipts) -> None:

@@ -481,6 +481,23 @@ class Session:
         else:
             self._delivery_queue(load=False).push_live(message)
 
+    def catch_up(self) -> None:
+        """A bus message may have been lost: read the store again for this
+        session's direct messages and receipts."""
+        if not self.delivering or self.closed:
+            return  # delivery has not started: its start reads the store
+        if self.queue is not None:
+            self.queue.refresh()
+        else:
+            # No queue yet (nothing was waiting): look, as at login.
+            assert self.username is not None
+            d = self.service.fetch_pending_for(self.username)(0, 1)
+            d.addCallback(
+                lambda found: self._delivery_queue(load=True) if found and not self.closed else None
+            )
+            d.addErrback(lambda f: self.log.failure("looking for waiting messages failed", f))
+        self.service.send_pending_receipts(self)
+
     def _send_direct(self, message: StoredMessage) -> None:
         self.send_event(wire.R(message.sender, message.msgid, message.body))
 
@@ -565,7 +582,7 @@ class Session:
     # -- presence and rooms ------------------------------------------------
 
     def _who(self, cmd: wire.Who):
-        return [wire.ok("WHO", *sorted(self.service.online))]
+        return [wire.ok("WHO", *self.service.online_users())]
 
     def _whois(self, cmd: wire.Whois):
         service = self.service
@@ -576,8 +593,9 @@ class Session:
         def answer(user) -> Items:
             if user is None:
                 return [wire.err("WHOIS", 404, "no such user")]
-            # Looked up again: the user may have logged in meanwhile.
-            if user.username in service.online:
+            # Looked up again: the user may have logged in meanwhile (here,
+            # or on another node: then the display name is the store's).
+            if service.is_online(user.username):
                 return [wire.ok("WHOIS", user.username, "online", "-", user.display_name)]
             last_seen = "-" if user.last_seen is None else rfc3339(user.last_seen)
             return [wire.ok("WHOIS", user.username, "offline", last_seen, user.display_name)]
