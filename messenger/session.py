@@ -568,7 +568,9 @@ class Session:
             # Looked up again: the user may have logged in meanwhile.
             if user.username in service.online:
                 return [wire.ok("WHOIS", user.username, "online", "-", user.display_name)]
-            last_seen = "-" if user.last_seen is None else rfc3339(user.last_seen)
+            # A disconnect not written yet is newer than what the store has.
+            seen = service.last_seen_due.get(user.username, user.last_seen)
+            last_seen = "-" if seen is None else rfc3339(seen)
             return [wire.ok("WHOIS", user.username, "offline", last_seen, user.display_name)]
 
         return service.store.get_user(cmd.username).addCallback(answer)
