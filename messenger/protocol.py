@@ -130,7 +130,6 @@ class MessengerProtocol(LineReceiver):
         self.address = "?"
         self._throttle = OutputThrottle(self)
         self._refusing = False
-        self._abort_later: IDelayedCall | None = None
         #: Barriers under way: commands are not read until they are done.
         self._read_holds = 0
         #: Unsent bytes past which the transport pauses its producer.
@@ -227,10 +226,10 @@ class MessengerProtocol(LineReceiver):
             return
         self.transport.loseConnection()
         # A client that reads nothing would hold the connection, and its
-        # --max-clients slot, for ever: give it one more idle period.
-        self._abort_later = self.factory.clock.callLater(
-            self.factory.config.idle_timeout, self.transport.abortConnection
-        )
+        # --max-clients slot, for ever: give it one more idle period, after
+        # which timeoutConnection drops it (nothing it sends counts now).
+        self._refusing = True
+        self.factory.idle.start(self)
 
     def pause_reading(self) -> None:
         self._read_holds += 1
@@ -299,8 +298,6 @@ class MessengerProtocol(LineReceiver):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.idle.stop(self)
         self._throttle.cancel_deadline()
-        if self._abort_later is not None and self._abort_later.active():
-            self._abort_later.cancel()
         self._out = None
         session = self.session
         if session is not None:
@@ -317,7 +314,9 @@ class MessengerProtocol(LineReceiver):
             self.session = None
 
     def timeoutConnection(self) -> None:
-        if self.session is not None:
+        if self._refusing and self.transport.disconnecting:
+            self.transport.abortConnection()  # told BYE an idle period ago
+        elif self.session is not None:
             self.session.close(wire.BYE_IDLE)
         else:
             self.transport.loseConnection()
