@@ -120,6 +120,17 @@ class MessengerProtocol(LineReceiver):
     #: than ITransport says.
     transport: Any
 
+    # Defaults for state most connections never change: kept on the class,
+    # they cost an idle connection nothing.
+    _refusing = False
+    #: Barriers under way: commands are not read until they are done.
+    _read_holds = 0
+    #: Lines held for one write at the end of this reactor turn, their
+    #: size, and how many of those bytes are pushed events.
+    _out: list[bytes] | None = None
+    _out_size = 0
+    _out_events = 0
+
     def __init__(self, factory: MessengerFactory) -> None:
         self.factory = factory
         config = factory.config
@@ -129,17 +140,8 @@ class MessengerProtocol(LineReceiver):
         self.session: Session | None = None
         self.address = "?"
         self._throttle = OutputThrottle(self)
-        self._refusing = False
-        self._abort_later: IDelayedCall | None = None
-        #: Barriers under way: commands are not read until they are done.
-        self._read_holds = 0
         #: Unsent bytes past which the transport pauses its producer.
         self._full_at = 0
-        #: Lines held for one write at the end of this reactor turn, their
-        #: size, and how many of those bytes are pushed events.
-        self._out: list[bytes] | None = None
-        self._out_size = 0
-        self._out_events = 0
         self._connected_at = 0.0
 
     # -- IPeer ----------------------------------------------------------------
@@ -227,10 +229,10 @@ class MessengerProtocol(LineReceiver):
             return
         self.transport.loseConnection()
         # A client that reads nothing would hold the connection, and its
-        # --max-clients slot, for ever: give it one more idle period.
-        self._abort_later = self.factory.clock.callLater(
-            self.factory.config.idle_timeout, self.transport.abortConnection
-        )
+        # --max-clients slot, for ever: give it one more idle period, after
+        # which timeoutConnection drops it (nothing it sends counts now).
+        self._refusing = True
+        self.factory.idle.start(self)
 
     def pause_reading(self) -> None:
         self._read_holds += 1
@@ -282,7 +284,7 @@ class MessengerProtocol(LineReceiver):
         self._limit_send_buffer()
         self.transport.registerProducer(self._throttle, True)
         self.factory.idle.start(self)
-        self.send(wire.Hello(wire.PROTOCOL_VERSION, self.factory.config.name))
+        self.send(self.factory.hello)
 
     def _limit_send_buffer(self) -> None:
         """Have the transport pause deliveries at half of --max-outbuf at
@@ -299,8 +301,6 @@ class MessengerProtocol(LineReceiver):
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.factory.idle.stop(self)
         self._throttle.cancel_deadline()
-        if self._abort_later is not None and self._abort_later.active():
-            self._abort_later.cancel()
         self._out = None
         session = self.session
         if session is not None:
@@ -317,7 +317,9 @@ class MessengerProtocol(LineReceiver):
             self.session = None
 
     def timeoutConnection(self) -> None:
-        if self.session is not None:
+        if self._refusing and self.transport.disconnecting:
+            self.transport.abortConnection()  # told BYE an idle period ago
+        elif self.session is not None:
             self.session.close(wire.BYE_IDLE)
         else:
             self.transport.loseConnection()
@@ -395,6 +397,8 @@ class MessengerFactory(ServerFactory):
         self.config = config
         self.clock = clock
         self.last_sent: wire.ServerMessage | None = None
+        #: The greeting, made once: every connection gets the same.
+        self.hello = wire.Hello(wire.PROTOCOL_VERSION, config.name)
         self.last_sent_bytes = b""
         #: Write each connection's lines of one reactor turn at once, at the
         #: end of the turn: for transports where a write is costly (one

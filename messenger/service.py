@@ -98,6 +98,12 @@ class MessengerService(Service):
         #: Unacknowledged direct messages stored, for metrics.
         self.waiting = 0
         self._receipts_handed_over: set[int] = set()
+        #: When users went offline, until it is written: one write at a time,
+        #: the disconnects that come meanwhile go together in the next.
+        self.last_seen_due: dict[str, float] = {}
+        self._writing_last_seen = False
+        #: Cluster logouts to publish once their last-seen time is written.
+        self._logouts_due: list[tuple[str, float]] = []
         self.ready = False
         self._stopping = False
         #: SIGTERM has come but the reactor has not stopped yet.
@@ -150,6 +156,9 @@ class MessengerService(Service):
         writes = [self.batcher.flush()]
         if self.online:
             writes.append(self.store.set_last_seen(list(self.online), now))
+        if self.last_seen_due:
+            due = self.last_seen_due
+            writes.append(self.store.set_last_seen(list(due), max(due.values())))
         for session in list(self.connections):
             session.close(wire.BYE_SHUTDOWN)
         d = DeferredList(writes, consumeErrors=True)
@@ -206,14 +215,44 @@ class MessengerService(Service):
         stamp = cluster.logged_out(user) if cluster is not None else None
         if self._stopping:
             return
-        d = self.store.set_last_seen([user], self.clock.seconds())
-        d.addErrback(lambda f: self.log.failure("recording last seen failed", f))
+        self.last_seen_due[user] = self.clock.seconds()
         if cluster is not None and stamp is not None:
-            # Once last_seen is stored: a WHOIS on a node that heard the
-            # OFF then reads it.
-            d.addCallback(lambda _: cluster.publish_logout(user, stamp))
+            # Published once last_seen is stored: a WHOIS on a node that
+            # heard the OFF then reads it.
+            self._logouts_due.append((user, stamp))
+        if not self._writing_last_seen:
+            self._write_last_seen()
         if not self._shutdown_requested:
             self._tell_neighbours(user, wire.Off(user))
+
+    def _write_last_seen(self) -> None:
+        """Write the last-seen times due, in one write for all of them.
+
+        A reconnect storm disconnects thousands at once: a write each would
+        keep the database busy for as long.  Grouped, each user's time is
+        the group's latest, later than the disconnect by at most the length
+        of one write (milliseconds); WHOIS reads ``last_seen_due`` first.
+        """
+        due = self.last_seen_due
+        if not due:
+            self._writing_last_seen = False
+            return
+        self._writing_last_seen = True
+        written = dict(due)
+        logouts, self._logouts_due = self._logouts_due, []
+        d = self.store.set_last_seen(list(written), max(written.values()))
+
+        def done(_) -> None:
+            for user, when in written.items():
+                if due.get(user) == when:
+                    del due[user]
+            if self.cluster is not None:
+                for user, stamp in logouts:
+                    self.cluster.publish_logout(user, stamp)
+            self._write_last_seen()
+
+        d.addErrback(lambda f: self.log.failure("recording last seen failed", f))
+        d.addCallback(done)
 
     def shutdown_requested(self) -> None:
         """SIGTERM has come; the reactor will stop once it is done with

@@ -597,7 +597,9 @@ class Session:
             # or on another node: then the display name is the store's).
             if service.is_online(user.username):
                 return [wire.ok("WHOIS", user.username, "online", "-", user.display_name)]
-            last_seen = "-" if user.last_seen is None else rfc3339(user.last_seen)
+            # A disconnect not written yet is newer than what the store has.
+            seen = service.last_seen_due.get(user.username, user.last_seen)
+            last_seen = "-" if seen is None else rfc3339(seen)
             return [wire.ok("WHOIS", user.username, "offline", last_seen, user.display_name)]
 
         return service.store.get_user(cmd.username).addCallback(answer)

@@ -1,10 +1,11 @@
 """docs/protocol.md: JOIN, PART, ROOMS, MEMBERS and the ON, OFF, JOINED and PARTED events."""
 
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from messenger.rooms import RoomDirectory
 from messenger.tap import Options
-from tests.support.harness import Harness, database_path
+from tests.support.harness import Harness, database_path, timestamp
 
 
 def err_prefix(line):
@@ -301,3 +302,52 @@ class PresenceAudienceTests(SynchronousTestCase):
         self.assertEqual(directory.presence_audience("u1", 200), {"u2"})
         self.assertEqual(directory.presence_audience("u3", 200), set())
         self.assertEqual(len(directory.presence_audience("u3", 10_000)), 9_999)
+
+
+class LastSeenTests(SynchronousTestCase):
+    """WHOIS's last_seen, recorded at each disconnect, one write at a time."""
+
+    def setUp(self):
+        self.h = Harness()
+        self.alice, self.bob, self.carol, self.dave = self.h.users("alice", "bob", "carol", "dave")
+        self.writes: list[tuple[list[str], float, Deferred]] = []
+        store_write = self.h.store.set_last_seen
+
+        def held_write(usernames, when):
+            d: Deferred = Deferred()
+            self.writes.append((sorted(usernames), when, d))
+            d.addCallback(lambda _: store_write(usernames, when))
+            return d
+
+        self.h.store.set_last_seen = held_write
+
+    def leave(self, client):
+        client.disconnect()
+        self.h.settle()
+
+    def test_disconnects_during_a_write_are_written_together_after_it(self):
+        """A reconnect storm costs a write per group, not per user: who goes
+        offline while a last-seen write is under way is written in the next,
+        all together."""
+        self.leave(self.bob)
+        self.h.advance(1)
+        self.leave(self.carol)
+        self.h.advance(1)
+        self.leave(self.dave)
+        self.assertEqual([users for users, _, _ in self.writes], [["bob"]])
+        self.writes[0][2].callback(None)
+        self.assertEqual([users for users, _, _ in self.writes], [["bob"], ["carol", "dave"]])
+        self.assertEqual(self.writes[1][1], self.h.now())
+
+    def test_whois_tells_a_disconnect_not_written_yet(self):
+        """WHOIS answers with the time of the last disconnect even while its
+        write waits behind another."""
+        self.leave(self.bob)
+        self.h.advance(5)
+        self.leave(self.carol)
+        expected = f"OK|WHOIS|carol|offline|{timestamp(self.h.now())}|Carol"
+        self.alice.clear()  # OFF|bob, OFF|carol
+        self.assertEqual(self.alice.command("WHOIS|carol"), [expected])
+        self.writes[0][2].callback(None)
+        self.writes[1][2].callback(None)
+        self.assertEqual(self.alice.command("WHOIS|carol"), [expected])
