@@ -311,6 +311,10 @@ class SqliteEngine(Engine):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        # 64 MiB of page cache instead of 2: the message table and its three
+        # indexes outgrow 2 MiB within minutes of traffic, and every page
+        # read back from the OS costs a copy (W1: 71 -> 63 µs per message).
+        conn.execute("PRAGMA cache_size=-65536")
 
     def pool_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """adbapi.ConnectionPool's arguments after the module name."""
