@@ -1,0 +1,362 @@
+"""Several real ``twistd messenger`` nodes that behave as one server.
+
+``ClusterProcess`` starts N nodes on free ports of 127.0.0.1, all on one
+database and one Redis bus (``--db``, ``--bus``, ``--node-id``), and hands
+out clients round robin, one node each, the way a TCP load balancer would.
+It has the interface of :class:`tests.support.server.ServerProcess` that
+the integration tests use (``client()``, ``stop()``, ``kill()``,
+``restart()``, ``wait()``, ``log_text()``, ``process.send_signal()``...),
+applied to every node at once, so a test written for one server runs
+unchanged on a cluster::
+
+    server = start_server(self, "--rate", "1000")   # one node, or N with
+    alice = server.client()                        # ``topology`` set on the
+    bob = server.client()                          # test class
+
+The database is a PostgreSQL started for the test run (one database per
+cluster) when :mod:`tests.support.postgres` exists, else one shared SQLite
+file; the bus is a redis-server of the cluster's own.  Each node is a
+:class:`Node` (a ``ServerProcess``) with its own log, printed when a test
+fails.  Services that are not installed skip the test, or fail it when
+``MESSENGER_REQUIRE_SERVICES=1`` (CI).  Everything uses 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from twisted.trial.unittest import SkipTest
+
+from tests.support.server import (
+    DEFAULT_TIMEOUT,
+    HOST,
+    LineClient,
+    ServerProcess,
+    free_port,
+)
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def services_required() -> bool:
+    """CI sets MESSENGER_REQUIRE_SERVICES=1: a missing service fails, never skips."""
+    return os.environ.get("MESSENGER_REQUIRE_SERVICES") == "1"
+
+
+def missing_service(reason: str) -> None:
+    """Skip the test with ``reason``, or fail it when services are required."""
+    if services_required():
+        raise AssertionError(f"{reason} (MESSENGER_REQUIRE_SERVICES=1)")
+    raise SkipTest(reason)
+
+
+def _server_options() -> set[str]:
+    from messenger.tap import Options
+
+    options = Options()
+    return {name for name, *_ in options.optParameters}
+
+
+def bus_supported() -> bool:
+    """Whether this checkout's server has ``--bus`` (the Redis bus)."""
+    return "bus" in _server_options()
+
+
+# -- Redis -------------------------------------------------------------------
+
+
+class RedisProcess:
+    """A ``redis-server`` of its own on a free loopback port, no persistence.
+
+    Stopped and started again on the same port by the failure tests.
+    """
+
+    def __init__(self, directory: str) -> None:
+        if not os.path.exists(REDIS_SERVER):
+            missing_service("redis-server is not installed (apt-get install redis-server)")
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.log_path = os.path.join(directory, "redis.log")
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    REDIS_SERVER,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    HOST,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    self.directory,
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"redis-server exited while starting:\n{self.log_tail()}")
+            if self.ping():
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"redis-server did not answer PING in {timeout} s")
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=1.0) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                return "\n".join(f.read().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+# -- the database --------------------------------------------------------------
+
+
+def _postgres_module() -> Any:
+    try:
+        from tests.support import postgres  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return postgres
+
+
+# -- the nodes ------------------------------------------------------------------
+
+
+class Node(ServerProcess):
+    """One node of a cluster: a ``ServerProcess`` on the cluster's database
+    and bus, named ``node1``, ``node2``... with ``--node-id``."""
+
+    def __init__(self, testcase, cluster: ClusterProcess, name: str, *extra_args: str, **kwargs):
+        self.cluster = cluster
+        self.name = name
+        super().__init__(testcase, *extra_args, start=False, **kwargs)
+        self.db = cluster.db
+
+    def command(self) -> list[str]:
+        args = super().command()
+        after_db = args.index("--db") + 2
+        return args[:after_db] + self.cluster.node_args(self) + args[after_db:]
+
+
+class _Processes:
+    """``cluster.process``: signals go to every node that is running."""
+
+    def __init__(self, nodes: Sequence[Node]) -> None:
+        self._nodes = nodes
+
+    def send_signal(self, signum: int) -> None:
+        for node in self._nodes:
+            if node.running:
+                node.process.send_signal(signum)
+
+    def poll(self) -> int | None:
+        codes = [node.process.poll() if node.process else 0 for node in self._nodes]
+        return None if None in codes else max(codes, key=abs)
+
+    @property
+    def pids(self) -> list[int]:
+        return [node.process.pid for node in self._nodes if node.process is not None]
+
+
+class ClusterProcess:
+    """N nodes on one database and one bus; clients round robin.
+
+    ``extra_args`` go to every node.  ``nodes`` is the number of nodes;
+    ``database`` is ``"postgresql"``, ``"sqlite"`` or None (PostgreSQL
+    when the test support for it exists, else SQLite);
+    ``private_postgres`` gives the cluster a PostgreSQL server of its own
+    (the failure tests stop it).
+    """
+
+    def __init__(
+        self,
+        testcase,
+        *extra_args: str,
+        nodes: int = 3,
+        database: str | None = None,
+        private_postgres: bool = False,
+        start: bool = True,
+        ready_timeout: float = 40.0,
+        **node_kwargs: Any,
+    ) -> None:
+        self._testcase = testcase
+        self.directory = tempfile.mkdtemp(prefix="messenger-cluster-")
+        testcase.addCleanup(shutil.rmtree, self.directory, True)
+        self.redis = RedisProcess(self.directory)
+        # Cleanups run last registered first: the nodes (registered below)
+        # are gone before their bus and database.
+        testcase.addCleanup(self.redis.stop)
+        self.with_bus = bus_supported()
+        self.postgres = None
+        self.db = self._make_database(testcase, database, private_postgres)
+        self.nodes = [
+            Node(
+                testcase,
+                self,
+                f"node{i + 1}",
+                *extra_args,
+                ready_timeout=ready_timeout,
+                **node_kwargs,
+            )
+            for i in range(nodes)
+        ]
+        self.process = _Processes(self.nodes)
+        self._next_client = 0
+        self.redis.start()
+        if start:
+            self.start()
+
+    def _make_database(self, testcase, database: str | None, private_postgres: bool) -> str:
+        postgres = _postgres_module()
+        if database is None:
+            database = "postgresql" if postgres is not None else "sqlite"
+        if database == "sqlite":
+            self.database = "sqlite"
+            return os.path.join(self.directory, "cluster.sqlite3")
+        if postgres is None:
+            missing_service("tests/support/postgres.py (the PostgreSQL launcher) is not here yet")
+        self.database = "postgresql"
+        self.postgres, url = postgres.database_for(testcase, private=private_postgres)
+        return url
+
+    def node_args(self, node: Node) -> list[str]:
+        args = ["--node-id", node.name] if self.with_bus else []
+        if self.with_bus:
+            args += ["--bus", self.redis.url]
+        return args
+
+    # -- life cycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every node that is not running.  The first one alone first
+        when the database is new: it creates the schema."""
+        waiting = [node for node in self.nodes if not node.running]
+        try:
+            if waiting and waiting[0] is self.nodes[0]:
+                self.nodes[0].start()
+                waiting = waiting[1:]
+            for node in waiting:
+                node.spawn()
+            for node in waiting:
+                node.wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+
+    @property
+    def running(self) -> bool:
+        return any(node.running for node in self.nodes)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM to every node at once; 0 if each exited with 0, else the
+        first other status (AssertionError if one is not out in time)."""
+        running = [node for node in self.nodes if node.running]
+        for node in running:
+            node.process.send_signal(signal.SIGTERM)
+        return self._first_failure([node.wait(timeout) for node in running])
+
+    def wait(self, timeout: float = 10.0) -> int:
+        return self._first_failure(
+            [node.wait(timeout) for node in self.nodes if node.process is not None]
+        )
+
+    def kill(self) -> int:
+        """SIGKILL every node."""
+        return self._first_failure([node.kill() for node in self.nodes if node.process is not None])
+
+    def restart(self, *extra_args: str) -> None:
+        if self.running:
+            self.stop()
+        for node in self.nodes:
+            if extra_args:
+                node.extra_args = list(extra_args)
+        self.start()
+
+    @staticmethod
+    def _first_failure(codes: list[int]) -> int:
+        return next((code for code in codes if code != 0), 0)
+
+    # -- clients ----------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The first node's port (for tests that only need one address)."""
+        return self.nodes[0].port
+
+    @property
+    def ports(self) -> list[int]:
+        return [node.port for node in self.nodes]
+
+    def next_node(self) -> Node:
+        """The next node, round robin over the running ones."""
+        running = [node for node in self.nodes if node.running] or self.nodes
+        node = running[self._next_client % len(running)]
+        self._next_client += 1
+        return node
+
+    def client(
+        self, timeout: float = DEFAULT_TIMEOUT, node: int | None = None, **kwargs
+    ) -> LineClient:
+        """A client of the next node (or of ``nodes[node]``), HELLO read."""
+        target = self.next_node() if node is None else self.nodes[node]
+        return target.client(timeout=timeout, **kwargs)
+
+    # -- logs -------------------------------------------------------------------
+
+    def log_text(self) -> str:
+        return "".join(f"===== {node.name}\n{node.log_text()}" for node in self.nodes)
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(f"===== {node.name}\n{node.log_tail(lines)}" for node in self.nodes)
+
+
+# -- topologies for the shared test suites ------------------------------------------
+
+
+def three_nodes(testcase, *args: str, **kwargs: Any) -> ClusterProcess:
+    """3 nodes on PostgreSQL and Redis, one client per node in turn."""
+    return ClusterProcess(testcase, *args, nodes=3, **kwargs)
+
+
+def start_server(testcase, *args: str, **kwargs: Any) -> ServerProcess | ClusterProcess:
+    """The server a shared test runs against: one ``ServerProcess``, or what
+    the test class's ``topology`` (e.g. :func:`three_nodes`) makes."""
+    topology: Callable[..., Any] = getattr(type(testcase), "topology", ServerProcess)
+    return topology(testcase, *args, **kwargs)
