@@ -62,7 +62,7 @@ def _server_options() -> set[str]:
     from messenger.tap import Options
 
     options = Options()
-    return {name for name, *_ in options.optParameters}
+    return {str(name) for name, *_ in options.optParameters}
 
 
 def bus_supported() -> bool:
@@ -183,12 +183,16 @@ class _Processes:
 
     def send_signal(self, signum: int) -> None:
         for node in self._nodes:
-            if node.running:
+            if node.process is not None and node.running:
                 node.process.send_signal(signum)
 
     def poll(self) -> int | None:
-        codes = [node.process.poll() if node.process else 0 for node in self._nodes]
-        return None if None in codes else max(codes, key=abs)
+        codes: list[int | None] = [
+            node.process.poll() if node.process else 0 for node in self._nodes
+        ]
+        if any(code is None for code in codes):
+            return None
+        return next((code for code in codes if code), 0)
 
     @property
     def pids(self) -> list[int]:
@@ -288,8 +292,7 @@ class ClusterProcess:
         """SIGTERM to every node at once; 0 if each exited with 0, else the
         first other status (AssertionError if one is not out in time)."""
         running = [node for node in self.nodes if node.running]
-        for node in running:
-            node.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(signal.SIGTERM)
         return self._first_failure([node.wait(timeout) for node in running])
 
     def wait(self, timeout: float = 10.0) -> int:
