@@ -195,14 +195,14 @@ def makeService(options: Options, reactor=None) -> IService:
     from messenger.passwords import PasswordHasher
     from messenger.protocol import MessengerFactory
     from messenger.service import MessengerService
-    from messenger.store.sqlite import DatabaseError, SqliteStore, prepare_database
+    from messenger.store import DatabaseError, open_store, prepare_database
 
     config: ServerConfig = options["server-config"]
     try:
         prepare_database(options["db"])
     except DatabaseError as e:
         raise SystemExit(f"twistd messenger: {e}") from None
-    store = SqliteStore(options["db"], reactor)
+    store = open_store(options["db"], reactor)
     hasher = PasswordHasher(reactor, config.argon2_time_cost, config.argon2_memory_cost)
     core = MessengerService(store, config, reactor, hasher)
     metrics = None

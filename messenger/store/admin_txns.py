@@ -1,8 +1,9 @@
 """The SQL of ``messenger-admin``, as synchronous transaction functions.
 
 Same style as :mod:`messenger.store.txns`: each ``*_txn`` function takes a
-DB-API cursor and runs inside a transaction its caller commits (the admin
-tool opens the database file itself and runs these synchronously).  What
+:class:`~messenger.store.engines.Txn` and runs inside a transaction its
+caller commits (the admin tool opens the database itself, through the same
+engine as the server, and runs these synchronously).  What
 the server's own functions already do (creating a user, changing a
 password hash or display name, joining a room) is reused from there rather
 than written again.
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from messenger.store import txns
+from messenger.store.engines import Txn
 from messenger.store.interface import UserRecord, conversation_key
 
 
@@ -61,45 +63,42 @@ class MessageRow:
 # schema
 
 
-def is_messenger_database_txn(cur) -> tuple[int, bool]:
+def is_messenger_database_txn(txn: Txn) -> tuple[int, bool]:
     """The schema version (0 when there is none) and whether the database
     holds any table at all (an empty database can be given the schema)."""
-    cur.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
-    has_tables = cur.fetchone()[0] > 0
-    return txns.current_version_txn(cur), has_tables
+    has_tables = txn.engine.has_tables(txn)
+    return txns.current_version_txn(txn), has_tables
 
 
 # --------------------------------------------------------------------------
 # users
 
-_USER_COLUMNS = "username, password_hash, display_name, created_at, last_seen, pending_count"
+
+def list_users_txn(txn: Txn) -> list[UserRecord]:
+    txn.execute(f"SELECT {txns.USER_COLUMNS} FROM users ORDER BY username")
+    return [UserRecord(*row) for row in txn.fetchall()]
 
 
-def list_users_txn(cur) -> list[UserRecord]:
-    cur.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY username")
-    return [UserRecord(*row) for row in cur.fetchall()]
-
-
-def existing_usernames_txn(cur, usernames: Iterable[str]) -> list[str]:
+def existing_usernames_txn(txn: Txn, usernames: Iterable[str]) -> list[str]:
     """Which of ``usernames`` already have an account, sorted."""
     found = []
     for username in usernames:
-        cur.execute("SELECT 1 FROM users WHERE username = ?", (username,))
-        if cur.fetchone() is not None:
+        txn.execute("SELECT 1 FROM users WHERE username = ?", (username,))
+        if txn.fetchone() is not None:
             found.append(username)
     return sorted(found)
 
 
-def direct_message_count_txn(cur, username: str) -> int:
+def direct_message_count_txn(txn: Txn, username: str) -> int:
     """Direct messages sent or received by ``username``."""
-    cur.execute(
+    txn.execute(
         "SELECT count(*) FROM messages WHERE recipient = ? OR (sender = ? AND recipient IS NOT NULL)",
         (username, username),
     )
-    return cur.fetchone()[0]
+    return txn.fetchone()[0]
 
 
-def delete_user_txn(cur, username: str) -> bool:
+def delete_user_txn(txn: Txn, username: str) -> bool:
     """Delete an account with its tokens, memberships, idempotency keys and
     direct conversations (both directions).
 
@@ -107,46 +106,46 @@ def delete_user_txn(cur, username: str) -> bool:
     waiting count of anyone it had sent unacknowledged messages to goes
     down by those messages.  Returns False if there was no such user.
     """
-    cur.execute("SELECT 1 FROM users WHERE username = ?", (username,))
-    if cur.fetchone() is None:
+    txn.execute("SELECT 1 FROM users WHERE username = ?", (username,))
+    if txn.fetchone() is None:
         return False
-    cur.execute(
+    txn.execute(
         "SELECT recipient, count(*) FROM messages"
         " WHERE sender = ? AND recipient IS NOT NULL AND recipient != ?"
         " AND delivered_at IS NULL GROUP BY recipient",
         (username, username),
     )
-    for recipient, count in cur.fetchall():
-        cur.execute(
-            "UPDATE users SET pending_count = MAX(pending_count - ?, 0) WHERE username = ?",
-            (count, recipient),
+    lowered = txn.engine.greatest("pending_count - ?", "0")
+    for recipient, count in txn.fetchall():
+        txn.execute(
+            f"UPDATE users SET pending_count = {lowered} WHERE username = ?", (count, recipient)
         )
-    cur.execute(
+    txn.execute(
         "DELETE FROM send_keys WHERE sender = ? OR message_id IN"
         " (SELECT id FROM messages WHERE recipient = ? OR (sender = ? AND recipient IS NOT NULL))",
         (username, username, username),
     )
-    cur.execute(
+    txn.execute(
         "DELETE FROM messages WHERE recipient = ? OR (sender = ? AND recipient IS NOT NULL)",
         (username, username),
     )
     # tokens and room_members go with the user (ON DELETE CASCADE), but say
     # so explicitly in case foreign keys were not switched on.
-    cur.execute("DELETE FROM tokens WHERE username = ?", (username,))
-    cur.execute("DELETE FROM room_members WHERE username = ?", (username,))
-    cur.execute("DELETE FROM users WHERE username = ?", (username,))
+    txn.execute("DELETE FROM tokens WHERE username = ?", (username,))
+    txn.execute("DELETE FROM room_members WHERE username = ?", (username,))
+    txn.execute("DELETE FROM users WHERE username = ?", (username,))
     return True
 
 
-def update_user_txn(cur, username: str, password_hash: str, display_name: str | None) -> None:
+def update_user_txn(txn: Txn, username: str, password_hash: str, display_name: str | None) -> None:
     """Replace the password hash (revoking tokens) and, if given, the display name."""
-    txns.set_password_hash_txn(cur, username, password_hash)
+    txns.set_password_hash_txn(txn, username, password_hash)
     if display_name is not None:
-        txns.set_display_name_txn(cur, username, display_name)
+        txns.set_display_name_txn(txn, username, display_name)
 
 
 def import_user_txn(
-    cur,
+    txn: Txn,
     username: str,
     password_hash: str,
     display_name: str,
@@ -155,10 +154,10 @@ def import_user_txn(
 ) -> bool:
     """Create an imported account (a member of #general, as every account
     is), keeping its creation and last-seen times.  False if taken."""
-    if not txns.create_user_txn(cur, username, password_hash, display_name, created_at):
+    if not txns.create_user_txn(txn, username, password_hash, display_name, created_at):
         return False
     if last_seen is not None:
-        txns.set_last_seen_txn(cur, [username], last_seen)
+        txns.set_last_seen_txn(txn, [username], last_seen)
     return True
 
 
@@ -166,100 +165,96 @@ def import_user_txn(
 # rooms
 
 
-def list_rooms_txn(cur) -> list[RoomSummary]:
-    cur.execute(
+def list_rooms_txn(txn: Txn) -> list[RoomSummary]:
+    txn.execute(
         "SELECT r.name, r.created_at,"
         " (SELECT count(*) FROM room_members m WHERE m.room = r.name),"
         " (SELECT count(*) FROM messages g WHERE g.conversation = r.name)"
         " FROM rooms r ORDER BY r.name"
     )
-    return [RoomSummary(*row) for row in cur.fetchall()]
+    return [RoomSummary(*row) for row in txn.fetchall()]
 
 
-def room_members_txn(cur, room: str) -> list[Member] | None:
+def room_members_txn(txn: Txn, room: str) -> list[Member] | None:
     """The members of ``room`` by username, or None if there is no such room."""
-    cur.execute("SELECT 1 FROM rooms WHERE name = ?", (room,))
-    if cur.fetchone() is None:
+    txn.execute("SELECT 1 FROM rooms WHERE name = ?", (room,))
+    if txn.fetchone() is None:
         return None
-    cur.execute(
+    txn.execute(
         "SELECT username, joined_at FROM room_members WHERE room = ? ORDER BY username",
         (room,),
     )
-    return [Member(*row) for row in cur.fetchall()]
+    return [Member(*row) for row in txn.fetchall()]
 
 
-def ensure_room_txn(cur, room: str, created_at: float) -> bool:
+def ensure_room_txn(txn: Txn, room: str, created_at: float) -> bool:
     """Create the room if needed.  True if it was created."""
-    cur.execute("INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?, ?)", (room, created_at))
-    return cur.rowcount == 1
+    txn.execute(
+        "INSERT INTO rooms (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        (room, created_at),
+    )
+    return txn.rowcount == 1
 
 
-def add_member_txn(cur, room: str, username: str, joined_at: float) -> bool:
+def add_member_txn(txn: Txn, room: str, username: str, joined_at: float) -> bool:
     """Add a member (the room is created if needed).  True if newly added."""
-    return txns.join_room_txn(cur, room, username, joined_at)
+    return txns.join_room_txn(txn, room, username, joined_at)
 
 
 # --------------------------------------------------------------------------
 # messages
 
 
-def stats_txn(cur) -> Stats:
-    cur.execute("SELECT count(*) FROM users")
-    accounts = cur.fetchone()[0]
-    cur.execute("SELECT count(*) FROM rooms")
-    rooms = cur.fetchone()[0]
-    cur.execute("SELECT count(*) FROM messages")
-    messages = cur.fetchone()[0]
-    cur.execute(
+def stats_txn(txn: Txn) -> Stats:
+    txn.execute("SELECT count(*) FROM users")
+    accounts = txn.fetchone()[0]
+    txn.execute("SELECT count(*) FROM rooms")
+    rooms = txn.fetchone()[0]
+    txn.execute("SELECT count(*) FROM messages")
+    messages = txn.fetchone()[0]
+    txn.execute(
         "SELECT count(*), min(created_at) FROM messages"
         " WHERE recipient IS NOT NULL AND delivered_at IS NULL"
     )
-    waiting, oldest = cur.fetchone()
+    waiting, oldest = txn.fetchone()
     return Stats(accounts, rooms, messages, waiting, oldest)
-
-
-def message_count_txn(cur) -> int:
-    cur.execute("SELECT count(*) FROM messages")
-    return cur.fetchone()[0]
 
 
 _MESSAGE_COLUMNS = "id, sender, recipient, room, body, created_at, delivered_at, receipt_sent"
 
 
-def messages_page_txn(cur, after_id: int, limit: int) -> list[MessageRow]:
+def messages_page_txn(txn: Txn, after_id: int, limit: int) -> list[MessageRow]:
     """Messages with an id above ``after_id``, in id order, at most ``limit``."""
-    cur.execute(
+    txn.execute(
         f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id > ? ORDER BY id LIMIT ?",
         (after_id, limit),
     )
     return [
         MessageRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]))
-        for row in cur.fetchall()
+        for row in txn.fetchall()
     ]
 
 
-def iter_messages_txn(cur, page_size: int = 1000) -> Iterator[MessageRow]:
+def iter_messages_txn(txn: Txn, page_size: int = 1000) -> Iterator[MessageRow]:
     """Every message in id order, a page at a time (use inside one
     transaction so that the pages are one consistent snapshot)."""
     after = 0
     while True:
-        page = messages_page_txn(cur, after, page_size)
+        page = messages_page_txn(txn, after, page_size)
         if not page:
             return
         yield from page
         after = page[-1].msgid
 
 
-def highest_message_id_txn(cur) -> int:
+def highest_message_id_txn(txn: Txn) -> int:
     """The highest message id the database ever assigned (ids are never reused)."""
-    cur.execute("SELECT max(id) FROM messages")
-    highest = cur.fetchone()[0] or 0
-    cur.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'")
-    row = cur.fetchone()
-    return max(highest, row[0] if row else 0)
+    txn.execute("SELECT max(id) FROM messages")
+    highest = txn.fetchone()[0] or 0
+    return max(int(highest), txn.engine.highest_id_ever(txn, "messages"))
 
 
-def insert_messages_txn(cur, messages: Sequence[MessageRow], keep_ids: bool) -> list[int]:
+def insert_messages_txn(txn: Txn, messages: Sequence[MessageRow], keep_ids: bool) -> list[int]:
     """Store imported messages in the given order; returns their ids.
 
     With ``keep_ids`` each keeps its ``msgid`` (the caller checks that they
@@ -267,7 +262,7 @@ def insert_messages_txn(cur, messages: Sequence[MessageRow], keep_ids: bool) -> 
     numbers them.  Waiting counts are not touched: call
     :func:`recount_pending_txn` afterwards.
     """
-    ids = []
+    rows = []
     for m in messages:
         if m.recipient is not None:
             conversation = conversation_key(m.sender, m.recipient)
@@ -275,76 +270,25 @@ def insert_messages_txn(cur, messages: Sequence[MessageRow], keep_ids: bool) -> 
         else:
             conversation = conversation_key(m.room)
             receipt_sent = 1
-        cur.execute(
-            "INSERT INTO messages (id, sender, recipient, room, conversation, body,"
-            " created_at, delivered_at, receipt_sent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                m.msgid if keep_ids else None,
-                m.sender,
-                m.recipient,
-                m.room,
-                conversation,
-                m.body,
-                m.created_at,
-                m.delivered_at,
-                receipt_sent,
-            ),
-        )
-        ids.append(cur.lastrowid)
+        row = (m.sender, m.recipient, m.room, conversation, m.body, m.created_at, m.delivered_at)
+        rows.append(((m.msgid,) if keep_ids else ()) + row + (receipt_sent,))
+    columns = "sender, recipient, room, conversation, body, created_at, delivered_at, receipt_sent"
+    head = f"INSERT INTO messages ({'id, ' if keep_ids else ''}{columns})"
+    ids = txns.insert_returning_ids(txn, head, rows)
+    if keep_ids:
+        txn.engine.ids_given(txn, "messages")
     return ids
 
 
-def recount_pending_txn(cur) -> None:
+def recount_pending_txn(txn: Txn) -> None:
     """Set every user's waiting count from the messages themselves."""
-    cur.execute(
+    txn.execute(
         "UPDATE users SET pending_count = (SELECT count(*) FROM messages"
         " WHERE messages.recipient = users.username AND messages.delivered_at IS NULL)"
     )
 
 
-def all_members_txn(cur) -> list[tuple[str, str, float]]:
+def all_members_txn(txn: Txn) -> list[tuple[str, str, float]]:
     """Every membership as (room, username, joined_at), by room then user."""
-    cur.execute("SELECT room, username, joined_at FROM room_members ORDER BY room, username")
-    return [tuple(row) for row in cur.fetchall()]
-
-
-# --------------------------------------------------------------------------
-# connections and transactions (the admin tool has no adbapi pool)
-
-
-def connect(path: str, busy_timeout: float, create: bool = False):
-    """Open the database file with the server's PRAGMAs.
-
-    Never creates the file unless ``create`` (the URI's ``mode=rw``).  The
-    connection is in autocommit mode: use :func:`begin_read_txn` or
-    :func:`begin_write_txn` and then ``commit()`` or ``rollback()``.
-    """
-    import sqlite3
-    from urllib.request import pathname2url
-
-    from messenger.store.sqlite import _configure
-
-    mode = "rwc" if create else "rw"
-    conn = sqlite3.connect(
-        f"file:{pathname2url(path)}?mode={mode}",
-        uri=True,
-        timeout=busy_timeout,
-        isolation_level=None,
-    )
-    try:
-        _configure(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def begin_read_txn(cur) -> None:
-    """Start a transaction whose reads are one consistent snapshot."""
-    cur.execute("BEGIN DEFERRED")
-
-
-def begin_write_txn(cur) -> None:
-    """Start a transaction holding the write lock from the start, so that a
-    busy database is reported before anything is read or written."""
-    cur.execute("BEGIN IMMEDIATE")
+    txn.execute("SELECT room, username, joined_at FROM room_members ORDER BY room, username")
+    return [tuple(row) for row in txn.fetchall()]

@@ -1,9 +1,10 @@
 """What the service needs from storage, independent of the database.
 
-Every method returns a Deferred.  The SQLite implementation runs the
-synchronous ``*_txn`` functions of :mod:`messenger.store.txns` through
-adbapi; a PostgreSQL implementation can run the same functions through its
-own pool.  Times are seconds since the epoch, as floats.
+:class:`IMessageStore` is implemented once, by
+:class:`messenger.store.database.DatabaseStore`, on SQLite or PostgreSQL
+(:mod:`messenger.store.engines`): both run the synchronous ``*_txn``
+functions of :mod:`messenger.store.txns` through adbapi.  Times are seconds
+since the epoch, as floats.
 """
 
 from __future__ import annotations
@@ -94,8 +95,37 @@ class BatchResult:
     acks: Sequence[AckResult | None]
 
 
+class StorageUnavailable(Exception):
+    """The database is away (PostgreSQL stopped or unreachable).
+
+    Nothing of the call was committed that anyone was told about; the store
+    reconnects by itself, so a later call may succeed.
+    """
+
+
 class IMessageStore(Interface):
-    """Durable state of a Messenger service."""
+    """Durable state of a Messenger service.
+
+    Every method but :meth:`close` returns a Deferred.  What the layers
+    above may rely on:
+
+    1. **After commit.**  A Deferred fires only once its transaction has
+       committed durably; it fails with :class:`StorageUnavailable` when the
+       database is away, with another exception on a bug.
+    2. **Submission order, for now.**  Calls on one store object run one
+       after another, in the order they were made, and fire in that order
+       (one connection on either engine).  Layers above should not need
+       this: with several nodes, another node's commits interleave anyway.
+    3. **Ids.**  Message ids are unique and increase in the order the
+       messages were committed, across every node on the same database
+       (batches commit under one write lock and allocate their ids under
+       it).  So a reader paging :meth:`pending_messages` or :meth:`history`
+       by id never skips a message committed later with a lower id.
+    4. **Batches.**  :meth:`commit_batch` is one transaction: everything in
+       it is durable, or nothing is.  Its outcomes are those of handling its
+       messages in order, then its acks, then its receipt marks.
+    5. **Oldest first.**  Lists of messages and receipts are in id order.
+    """
 
     def open():
         """Create or upgrade the schema.  Fires when ready."""

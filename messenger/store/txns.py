@@ -1,17 +1,21 @@
 """The SQL of Messenger, written once, as synchronous transaction functions.
 
-Each ``*_txn`` function takes a DB-API cursor and runs inside a transaction
-that its caller (adbapi's ``runInteraction``) commits.  Parameters use the
-``?`` style; an engine with another style converts the text once (as
-Synapse's database engines do) rather than the SQL being written twice.
+Each ``*_txn`` function takes a :class:`~messenger.store.engines.Txn` (a
+DB-API cursor that knows its engine) and runs inside a transaction that its
+caller (adbapi's ``runInteraction``, or the admin tool) commits.  Statements
+use ``?`` parameters and the syntax SQLite and PostgreSQL share
+(``ON CONFLICT``, ``RETURNING``); the engine converts the parameter style
+and says what differs (the write lock, the catalog), as Synapse's database
+engines do, rather than the SQL being written twice.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
+from typing import TypeVar
 
+from messenger.store.engines import MAX_PARAMETERS, Txn
 from messenger.store.interface import (
     AckResult,
     BatchResult,
@@ -23,65 +27,69 @@ from messenger.store.interface import (
     UserRecord,
     conversation_key,
 )
+from messenger.wire import GENERAL_ROOM
 
-GENERAL_ROOM = "#general"
 SEND_KEY_LIFETIME = 24 * 60 * 60
+
+T = TypeVar("T")
 
 _SCHEMA_PACKAGE = "messenger.store.schema"
 
 
-def schema_versions() -> list[tuple[int, str]]:
-    """Every schema file shipped with the package, as (version, sql)."""
-    files = []
+def schema_versions(engine_name: str) -> list[tuple[int, str]]:
+    """Every schema file shipped with the package, as (version, sql).
+
+    ``vN.sql`` is shared; ``vN.<engine>.sql`` (``v3.postgresql.sql``), if
+    present, replaces it for that engine, for what cannot be said in both.
+    """
+    shared: dict[int, str] = {}
+    own: dict[int, str] = {}
     for entry in resources.files(_SCHEMA_PACKAGE).iterdir():
         name = entry.name
-        if name.startswith("v") and name.endswith(".sql"):
-            files.append((int(name[1:-4]), entry.read_text(encoding="utf-8")))
-    return sorted(files)
+        if not (name.startswith("v") and name.endswith(".sql")):
+            continue
+        number, _, engine = name[1:-4].partition(".")
+        if not number.isdigit():
+            continue
+        if not engine:
+            shared[int(number)] = entry.read_text(encoding="utf-8")
+        elif engine == engine_name:
+            own[int(number)] = entry.read_text(encoding="utf-8")
+    return sorted({**shared, **own}.items())
 
 
-def current_version_txn(cur) -> int:
-    cur.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'")
-    if cur.fetchone() is None:
+def latest_schema_version(engine_name: str) -> int:
+    return schema_versions(engine_name)[-1][0]
+
+
+def current_version_txn(txn: Txn) -> int:
+    if not txn.engine.table_exists(txn, "schema_version"):
         return 0
-    cur.execute("SELECT version FROM schema_version")
-    row = cur.fetchone()
-    return row[0] if row else 0
+    txn.execute("SELECT version FROM schema_version")
+    row = txn.fetchone()
+    return int(row[0]) if row else 0
 
 
-def begin_write_txn(cur) -> None:
-    """Take the write lock now, before the transaction's first read.
-
-    Python's sqlite3 would begin the transaction only at the first change,
-    so what was read before it could be changed by another process (say
-    messenger-admin) in between.  Another engine says this its own way
-    (PostgreSQL: row locks); this is the one place to change.
-    """
-    try:
-        cur.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError:
-        pass  # already in a transaction
-
-
-def upgrade_schema_txn(cur) -> int:
+def upgrade_schema_txn(txn: Txn) -> int:
     """Apply every schema file newer than the database.  Returns the version.
 
-    All of it in one transaction, begun explicitly: Python's sqlite3 begins
-    one implicitly only before data changes, so each CREATE would otherwise
-    commit on its own, and a crash half-way would leave a database that can
-    be neither used nor upgraded.
+    All of it in one transaction, under the write lock: on SQLite the lock
+    also begins the transaction (Python's sqlite3 begins one implicitly only
+    before data changes, so each CREATE would otherwise commit on its own);
+    on PostgreSQL it keeps two nodes starting at once from both upgrading.
     """
-    begin_write_txn(cur)
-    version = current_version_txn(cur)
+    engine = txn.engine
+    engine.begin_write(txn)
+    version = current_version_txn(txn)
     if version == 0:
-        cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
-        cur.execute("INSERT INTO schema_version (version) VALUES (0)")
-    for number, sql in schema_versions():
+        txn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        txn.execute("INSERT INTO schema_version (version) VALUES (0)")
+    for number, sql in schema_versions(engine.name):
         if number <= version:
             continue
         for statement in _statements(sql):
-            cur.execute(statement)
-        cur.execute("UPDATE schema_version SET version = ?", (number,))
+            txn.execute(engine.schema_statement(statement))
+        txn.execute("UPDATE schema_version SET version = ?", (number,))
         version = number
     return version
 
@@ -96,74 +104,77 @@ def _statements(sql: str) -> list[str]:
 # --------------------------------------------------------------------------
 # accounts
 
-_USER_COLUMNS = "username, password_hash, display_name, created_at, last_seen, pending_count"
+USER_COLUMNS = "username, password_hash, display_name, created_at, last_seen, pending_count"
 
 
-def create_user_txn(cur, username: str, password_hash: str, display_name: str, now: float) -> bool:
-    cur.execute("SELECT 1 FROM users WHERE username = ?", (username,))
-    if cur.fetchone() is not None:
-        return False
-    cur.execute(
-        "INSERT INTO users (username, password_hash, display_name, created_at) VALUES (?, ?, ?, ?)",
+def create_user_txn(
+    txn: Txn, username: str, password_hash: str, display_name: str, now: float
+) -> bool:
+    txn.execute(
+        "INSERT INTO users (username, password_hash, display_name, created_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (username) DO NOTHING",
         (username, password_hash, display_name, now),
     )
-    cur.execute(
-        "INSERT OR IGNORE INTO room_members (room, username, joined_at) VALUES (?, ?, ?)",
+    if txn.rowcount != 1:
+        return False
+    txn.execute(
+        "INSERT INTO room_members (room, username, joined_at) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
         (GENERAL_ROOM, username, now),
     )
     return True
 
 
-def get_user_txn(cur, username: str) -> UserRecord | None:
-    cur.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?", (username,))
-    row = cur.fetchone()
+def get_user_txn(txn: Txn, username: str) -> UserRecord | None:
+    txn.execute(f"SELECT {USER_COLUMNS} FROM users WHERE username = ?", (username,))
+    row = txn.fetchone()
     return UserRecord(*row) if row else None
 
 
-def set_display_name_txn(cur, username: str, display_name: str) -> None:
-    cur.execute("UPDATE users SET display_name = ? WHERE username = ?", (display_name, username))
+def set_display_name_txn(txn: Txn, username: str, display_name: str) -> None:
+    txn.execute("UPDATE users SET display_name = ? WHERE username = ?", (display_name, username))
 
 
-def set_password_hash_txn(cur, username: str, password_hash: str) -> None:
-    cur.execute("UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username))
-    cur.execute("DELETE FROM tokens WHERE username = ?", (username,))
+def set_password_hash_txn(txn: Txn, username: str, password_hash: str) -> None:
+    txn.execute("UPDATE users SET password_hash = ? WHERE username = ?", (password_hash, username))
+    txn.execute("DELETE FROM tokens WHERE username = ?", (username,))
 
 
-def set_last_seen_txn(cur, usernames: Sequence[str], when: float) -> None:
+def set_last_seen_txn(txn: Txn, usernames: Sequence[str], when: float) -> None:
     if not usernames:
         return  # not even an empty transaction
-    cur.executemany(
+    txn.executemany(
         "UPDATE users SET last_seen = ? WHERE username = ?", [(when, u) for u in usernames]
     )
 
 
-def add_token_txn(cur, username: str, token_hash: str, expires_at: float) -> None:
-    cur.execute(
+def add_token_txn(txn: Txn, username: str, token_hash: str, expires_at: float) -> None:
+    txn.execute(
         "INSERT INTO tokens (token_hash, username, expires_at) VALUES (?, ?, ?)",
         (token_hash, username, expires_at),
     )
 
 
-def token_valid_txn(cur, username: str, token_hash: str, now: float) -> bool:
-    cur.execute(
+def token_valid_txn(txn: Txn, username: str, token_hash: str, now: float) -> bool:
+    txn.execute(
         "SELECT expires_at FROM tokens WHERE token_hash = ? AND username = ?",
         (token_hash, username),
     )
-    row = cur.fetchone()
-    return row is not None and row[0] > now
+    row = txn.fetchone()
+    return row is not None and bool(row[0] > now)
 
 
-def login_record_txn(cur, username: str) -> LoginRecord | None:
-    user = get_user_txn(cur, username)
+def login_record_txn(txn: Txn, username: str) -> LoginRecord | None:
+    user = get_user_txn(txn, username)
     if user is None:
         return None
-    return LoginRecord(user, frozenset(rooms_of_txn(cur, username)))
+    return LoginRecord(user, frozenset(rooms_of_txn(txn, username)))
 
 
-def resume_record_txn(cur, username: str, token_hash: str, now: float) -> LoginRecord | None:
-    if not token_valid_txn(cur, username, token_hash, now):
+def resume_record_txn(txn: Txn, username: str, token_hash: str, now: float) -> LoginRecord | None:
+    if not token_valid_txn(txn, username, token_hash, now):
         return None
-    return login_record_txn(cur, username)
+    return login_record_txn(txn, username)
 
 
 # --------------------------------------------------------------------------
@@ -171,122 +182,264 @@ def resume_record_txn(cur, username: str, token_hash: str, now: float) -> LoginR
 
 
 def commit_batch_txn(
-    cur,
+    txn: Txn,
     messages: Sequence[NewMessage],
     acks: Sequence[tuple[str, int]],
     receipts_sent: Sequence[int],
     now: float,
     max_pending: int,
 ) -> BatchResult:
-    """One group commit.  Statements per row are what a batch costs, so the
-    mailbox counters are read and written once per user, not per row."""
-    # The counters read here are written back at the end.
-    begin_write_txn(cur)
-    pending = _PendingCounts(cur)
-    results = [_store_message(cur, m, now, max_pending, pending) for m in messages]
-    ack_results = [_ack(cur, recipient, msgid, now, pending) for recipient, msgid in acks]
+    """One group commit, in a constant number of statements.
+
+    Statements per row are what a batch costs (on PostgreSQL each is a
+    round trip), so every kind of read and write is one statement for the
+    whole batch (or a few, for batches larger than :data:`MAX_PARAMETERS`):
+    earlier SENDs, mailbox counters, rooms and memberships, the inserts,
+    the idempotency keys, the ACKs, the counters written back, the receipt
+    marks.  Outcomes are those of handling the batch in order: a message
+    is checked against the mailbox counts the earlier ones of the batch
+    left, a SEND repeated inside the batch is a duplicate of the first.
+    """
+    # The write lock first: the counters read here are written back at the
+    # end, and ids are allocated under it (see IMessageStore).
+    txn.engine.begin_write(txn)
+    recipients = {m.recipient for m in messages if m.recipient is not None}
+    pending = _PendingCounts(txn, recipients | {recipient for recipient, _ in acks})
+    earlier = _earlier_sends(txn, messages, now)
+    rooms, memberships = _room_checks(txn, messages)
+
+    outcomes: list[StoredMessage | MessageRejected | int] = []  # int: index into rows
+    rows: list[tuple[object, ...]] = []
+    keys: dict[tuple[str, str], int] = {}  # this batch's SEND keys -> index into rows
+    for m in messages:
+        key = (m.sender, m.client_id) if m.client_id is not None else None
+        if key is not None:
+            if key in earlier:
+                outcomes.append(earlier[key])
+                continue
+            if key in keys:
+                outcomes.append(-1 - keys[key])  # a duplicate of a row of this batch
+                continue
+        if m.recipient is not None:
+            count = pending.get(m.recipient)
+            if count is None:
+                outcomes.append(MessageRejected.NO_SUCH_USER)
+                continue
+            if count >= max_pending:
+                outcomes.append(MessageRejected.MAILBOX_FULL)
+                continue
+            pending.add(m.recipient, 1)
+            conversation = conversation_key(m.sender, m.recipient)
+            receipt_sent = 0
+        else:
+            assert m.room is not None
+            if m.room not in rooms:
+                outcomes.append(MessageRejected.NO_SUCH_ROOM)
+                continue
+            if (m.room, m.sender) not in memberships:
+                outcomes.append(MessageRejected.NOT_A_MEMBER)
+                continue
+            conversation = m.room
+            receipt_sent = 1  # room messages have no receipts
+        if key is not None:
+            keys[key] = len(rows)
+        outcomes.append(len(rows))
+        rows.append((m.sender, m.recipient, m.room, conversation, m.body, now, receipt_sent))
+
+    ids = insert_returning_ids(
+        txn,
+        "INSERT INTO messages (sender, recipient, room, conversation, body, created_at,"
+        " receipt_sent)",
+        rows,
+    )
+    if keys:
+        txn.executemany(
+            "INSERT INTO send_keys (sender, client_id, message_id, created_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (sender, client_id)"
+            " DO UPDATE SET message_id = excluded.message_id, created_at = excluded.created_at",
+            [(sender, client_id, ids[i], now) for (sender, client_id), i in keys.items()],
+        )
+    results: list[StoredMessage | MessageRejected] = []
+    for outcome in outcomes:
+        if isinstance(outcome, int):
+            index = outcome if outcome >= 0 else -1 - outcome
+            sender, recipient, room, _, body, _, _ = rows[index]
+            results.append(
+                StoredMessage(ids[index], sender, recipient, room, body, now, duplicate=outcome < 0)  # type: ignore[arg-type]
+            )
+        else:
+            results.append(outcome)
+
+    ack_results = _ack_all(txn, acks, now, pending)
     pending.write()
-    for start in range(0, len(receipts_sent), _IDS_PER_STATEMENT):
-        chunk = receipts_sent[start : start + _IDS_PER_STATEMENT]
-        cur.execute(
-            f"UPDATE messages SET receipt_sent = 1 WHERE id IN ({','.join('?' * len(chunk))})",
-            chunk,
+    for chunk in _chunks(receipts_sent, MAX_PARAMETERS):
+        txn.execute(
+            f"UPDATE messages SET receipt_sent = 1 WHERE id IN ({_marks(len(chunk))})", chunk
         )
     return BatchResult(results, ack_results)
 
 
-#: Below SQLite's oldest limit on host parameters (999).
-_IDS_PER_STATEMENT = 500
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _marks(n: int, per_row: int = 1) -> str:
+    """``?, ?, ?`` for n values, or ``(?, ?), (?, ?)`` for n rows of per_row."""
+    if per_row == 1:
+        return ", ".join("?" * n)
+    row = f"({', '.join('?' * per_row)})"
+    return ", ".join([row] * n)
+
+
+def insert_returning_ids(txn: Txn, head: str, rows: Sequence[Sequence[object]]) -> list[int]:
+    """Insert ``rows`` with multi-row statements (``head`` names the table
+    and columns); the new ids, in the order of ``rows``.
+
+    Inside one statement the rows are numbered in order, and the write lock
+    is held, so sorting the returned ids gives each row its own.
+    """
+    if not rows:
+        return []
+    width = len(rows[0])
+    ids: list[int] = []
+    for chunk in _chunks(rows, MAX_PARAMETERS // width):
+        txn.execute(
+            f"{head} VALUES {_marks(len(chunk), width)} RETURNING id",
+            [value for row in chunk for value in row],
+        )
+        ids.extend(sorted(row[0] for row in txn.fetchall()))
+    return ids
 
 
 class _PendingCounts:
-    """Each recipient's count of unacknowledged messages during a batch."""
+    """Each recipient's count of unacknowledged messages during a batch:
+    read in one statement, written back in one."""
 
-    def __init__(self, cur) -> None:
-        self._cur = cur
+    def __init__(self, txn: Txn, usernames: Iterable[str]) -> None:
+        self._txn = txn
         self._counts: dict[str, int] = {}
         self._changed: set[str] = set()
+        wanted = list(usernames)
+        for chunk in _chunks(wanted, MAX_PARAMETERS):
+            txn.execute(
+                f"SELECT username, pending_count FROM users WHERE username IN ({_marks(len(chunk))})",
+                chunk,
+            )
+            for username, count in txn.fetchall():
+                self._counts[username] = count
 
     def get(self, username: str) -> int | None:
         """The count, or None if there is no such user."""
-        if username not in self._counts:
-            self._cur.execute("SELECT pending_count FROM users WHERE username = ?", (username,))
-            row = self._cur.fetchone()
-            if row is None:
-                return None
-            self._counts[username] = row[0]
-        return self._counts[username]
+        return self._counts.get(username)
 
     def add(self, username: str, n: int) -> None:
-        count = self.get(username)
+        count = self._counts.get(username)
         if count is not None:
             self._counts[username] = max(count + n, 0)
             self._changed.add(username)
 
     def write(self) -> None:
         if self._changed:
-            self._cur.executemany(
+            self._txn.executemany(
                 "UPDATE users SET pending_count = ? WHERE username = ?",
                 [(self._counts[u], u) for u in self._changed],
             )
 
 
-def _store_message(cur, m: NewMessage, now: float, max_pending: int, pending: _PendingCounts):
-    if m.client_id is not None:
-        cur.execute(
-            "SELECT k.message_id, k.created_at, m.sender, m.recipient, m.room, m.body,"
-            " m.created_at FROM send_keys k JOIN messages m ON m.id = k.message_id"
-            " WHERE k.sender = ? AND k.client_id = ?",
-            (m.sender, m.client_id),
+def _earlier_sends(
+    txn: Txn, messages: Sequence[NewMessage], now: float
+) -> dict[tuple[str, str], StoredMessage]:
+    """The messages stored by earlier SENDs of this batch's keys, still
+    within their lifetime, marked duplicate."""
+    keys = list({(m.sender, m.client_id) for m in messages if m.client_id is not None})
+    found: dict[tuple[str, str], StoredMessage] = {}
+    # An OR of pairs, not a row-value IN: SQLite's planner searches the
+    # primary key for each pair only in this form.
+    for chunk in _chunks(keys, MAX_PARAMETERS // 2):
+        txn.execute(
+            "SELECT k.sender, k.client_id, k.message_id, k.created_at, m.recipient, m.room,"
+            " m.body, m.created_at FROM send_keys k JOIN messages m ON m.id = k.message_id"
+            " WHERE " + " OR ".join(["(k.sender = ? AND k.client_id = ?)"] * len(chunk)),
+            [value for key in chunk for value in key],
         )
-        row = cur.fetchone()
-        if row is not None and row[1] > now - SEND_KEY_LIFETIME:
-            return StoredMessage(row[0], row[2], row[3], row[4], row[5], row[6], duplicate=True)
-    if m.recipient is not None:
-        count = pending.get(m.recipient)
-        if count is None:
-            return MessageRejected.NO_SUCH_USER
-        if count >= max_pending:
-            return MessageRejected.MAILBOX_FULL
-        conversation = conversation_key(m.sender, m.recipient)
-        receipt_sent = 0
-    else:
-        cur.execute(
-            "SELECT EXISTS (SELECT 1 FROM rooms WHERE name = ?),"
-            " EXISTS (SELECT 1 FROM room_members WHERE room = ? AND username = ?)",
-            (m.room, m.room, m.sender),
-        )
-        room_exists, is_member = cur.fetchone()
-        if not room_exists:
-            return MessageRejected.NO_SUCH_ROOM
-        if not is_member:
-            return MessageRejected.NOT_A_MEMBER
-        conversation = conversation_key(m.room)
-        receipt_sent = 1  # room messages have no receipts
-    cur.execute(
-        "INSERT INTO messages (sender, recipient, room, conversation, body, created_at,"
-        " receipt_sent) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (m.sender, m.recipient, m.room, conversation, m.body, now, receipt_sent),
-    )
-    msgid = cur.lastrowid
-    if m.recipient is not None:
-        pending.add(m.recipient, 1)
-    if m.client_id is not None:
-        cur.execute(
-            "INSERT OR REPLACE INTO send_keys (sender, client_id, message_id, created_at)"
-            " VALUES (?, ?, ?, ?)",
-            (m.sender, m.client_id, msgid, now),
-        )
-    return StoredMessage(msgid, m.sender, m.recipient, m.room, m.body, now)
+        for sender, client_id, msgid, key_created, recipient, room, body, created in txn.fetchall():
+            if key_created > now - SEND_KEY_LIFETIME:
+                found[(sender, client_id)] = StoredMessage(
+                    msgid, sender, recipient, room, body, created, duplicate=True
+                )
+    return found
 
 
-def _ack(cur, recipient: str, msgid: int, now: float, pending: _PendingCounts) -> AckResult | None:
-    cur.execute(
+def _room_checks(txn: Txn, messages: Sequence[NewMessage]) -> tuple[set[str], set[tuple[str, str]]]:
+    """Which rooms of the batch exist, and which (room, sender) pairs are
+    memberships."""
+    pairs = list({(m.room, m.sender) for m in messages if m.room is not None})
+    if not pairs:
+        return set(), set()
+    names = list({room for room, _ in pairs})
+    rooms: set[str] = set()
+    for chunk in _chunks(names, MAX_PARAMETERS):
+        txn.execute(f"SELECT name FROM rooms WHERE name IN ({_marks(len(chunk))})", chunk)
+        rooms.update(name for (name,) in txn.fetchall())
+    members: set[tuple[str, str]] = set()
+    for pair_chunk in _chunks(pairs, MAX_PARAMETERS // 2):
+        txn.execute(
+            "SELECT room, username FROM room_members WHERE "
+            + " OR ".join(["(room = ? AND username = ?)"] * len(pair_chunk)),
+            [value for pair in pair_chunk for value in pair],
+        )
+        members.update((room, username) for room, username in txn.fetchall())
+    return rooms, members
+
+
+def _ack_all(
+    txn: Txn, acks: Sequence[tuple[str, int]], now: float, pending: _PendingCounts
+) -> list[AckResult | None]:
+    """Mark acknowledged messages delivered: one statement per batch.
+
+    An ACK counts only from the message's recipient, and only once.
+    """
+    owner: dict[int, str] = {}
+    for recipient, msgid in acks:
+        if owner.setdefault(msgid, recipient) != recipient:
+            # Two users ACK one id in one batch (one of them wrongly): rare
+            # enough for one statement each.
+            return [_ack_one(txn, recipient, msgid, now, pending) for recipient, msgid in acks]
+    acked: dict[int, str] = {}
+    ids = list(owner)
+    for chunk in _chunks(ids, MAX_PARAMETERS // 3):
+        params: list[object] = [now, *chunk]
+        for msgid in chunk:
+            params += [msgid, owner[msgid]]
+        whens = " ".join(["WHEN ? THEN ?"] * len(chunk))
+        txn.execute(
+            "UPDATE messages SET delivered_at = ? WHERE id IN"
+            f" ({_marks(len(chunk))}) AND delivered_at IS NULL"
+            f" AND recipient = CASE id {whens} END RETURNING id, sender",
+            params,
+        )
+        acked.update(txn.fetchall())
+    results: list[AckResult | None] = []
+    for recipient, msgid in acks:
+        sender = acked.pop(msgid, None)
+        if sender is None:
+            results.append(None)
+        else:
+            pending.add(recipient, -1)
+            results.append(AckResult(msgid, sender, recipient, now))
+    return results
+
+
+def _ack_one(
+    txn: Txn, recipient: str, msgid: int, now: float, pending: _PendingCounts
+) -> AckResult | None:
+    txn.execute(
         "UPDATE messages SET delivered_at = ?"
         " WHERE id = ? AND recipient = ? AND delivered_at IS NULL RETURNING sender",
         (now, msgid, recipient),
     )
-    row = cur.fetchone()
+    row = txn.fetchone()
     if row is None:
         return None
     pending.add(recipient, -1)
@@ -296,85 +449,90 @@ def _ack(cur, recipient: str, msgid: int, now: float, pending: _PendingCounts) -
 _MESSAGE_COLUMNS = "id, sender, recipient, room, body, created_at"
 
 
-def pending_messages_txn(cur, recipient: str, after_id: int, limit: int) -> list[StoredMessage]:
-    cur.execute(
+def pending_messages_txn(
+    txn: Txn, recipient: str, after_id: int, limit: int
+) -> list[StoredMessage]:
+    txn.execute(
         f"SELECT {_MESSAGE_COLUMNS} FROM messages"
         " WHERE recipient = ? AND delivered_at IS NULL AND id > ?"
         " ORDER BY id LIMIT ?",
         (recipient, after_id, limit),
     )
-    return [StoredMessage(*row) for row in cur.fetchall()]
+    return [StoredMessage(*row) for row in txn.fetchall()]
 
 
-def pending_receipts_txn(cur, sender: str) -> list[Receipt]:
-    cur.execute(
+def pending_receipts_txn(txn: Txn, sender: str) -> list[Receipt]:
+    txn.execute(
         "SELECT id, recipient, delivered_at FROM messages"
         " WHERE sender = ? AND delivered_at IS NOT NULL AND receipt_sent = 0"
         " ORDER BY id",
         (sender,),
     )
-    return [Receipt(*row) for row in cur.fetchall()]
+    return [Receipt(*row) for row in txn.fetchall()]
 
 
 def history_txn(
-    cur, conversation: str, limit: int, direction: str | None, cursor: int | None
+    txn: Txn, conversation: str, limit: int, direction: str | None, cursor: int | None
 ) -> list[StoredMessage]:
     if direction == "after":
-        cur.execute(
+        txn.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation = ? AND id > ?"
             " ORDER BY id LIMIT ?",
             (conversation, cursor, limit),
         )
-        return [StoredMessage(*row) for row in cur.fetchall()]
+        return [StoredMessage(*row) for row in txn.fetchall()]
     if direction == "before":
-        cur.execute(
+        txn.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation = ? AND id < ?"
             " ORDER BY id DESC LIMIT ?",
             (conversation, cursor, limit),
         )
     else:
-        cur.execute(
+        txn.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation = ?"
             " ORDER BY id DESC LIMIT ?",
             (conversation, limit),
         )
-    return [StoredMessage(*row) for row in reversed(cur.fetchall())]
+    return [StoredMessage(*row) for row in reversed(txn.fetchall())]
 
 
 # --------------------------------------------------------------------------
 # rooms
 
 
-def load_memberships_txn(cur) -> dict[str, set[str]]:
+def load_memberships_txn(txn: Txn) -> dict[str, set[str]]:
     rooms: dict[str, set[str]] = {}
-    cur.execute("SELECT name FROM rooms")
-    for (name,) in cur.fetchall():
+    txn.execute("SELECT name FROM rooms")
+    for (name,) in txn.fetchall():
         rooms[name] = set()
-    cur.execute("SELECT room, username FROM room_members")
-    for room, username in cur.fetchall():
+    txn.execute("SELECT room, username FROM room_members")
+    for room, username in txn.fetchall():
         rooms.setdefault(room, set()).add(username)
     return rooms
 
 
-def rooms_of_txn(cur, username: str) -> set[str]:
-    cur.execute("SELECT room FROM room_members WHERE username = ?", (username,))
-    return {room for (room,) in cur.fetchall()}
+def rooms_of_txn(txn: Txn, username: str) -> set[str]:
+    txn.execute("SELECT room FROM room_members WHERE username = ?", (username,))
+    return {room for (room,) in txn.fetchall()}
 
 
-def count_waiting_txn(cur) -> int:
-    cur.execute("SELECT COALESCE(SUM(pending_count), 0) FROM users")
-    return cur.fetchone()[0]
+def count_waiting_txn(txn: Txn) -> int:
+    txn.execute("SELECT COALESCE(SUM(pending_count), 0) FROM users")
+    return int(txn.fetchone()[0])  # PostgreSQL's SUM of BIGINT is a NUMERIC
 
 
-def join_room_txn(cur, room: str, username: str, now: float) -> bool:
-    cur.execute("INSERT OR IGNORE INTO rooms (name, created_at) VALUES (?, ?)", (room, now))
-    cur.execute(
-        "INSERT OR IGNORE INTO room_members (room, username, joined_at) VALUES (?, ?, ?)",
+def join_room_txn(txn: Txn, room: str, username: str, now: float) -> bool:
+    txn.execute(
+        "INSERT INTO rooms (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (room, now)
+    )
+    txn.execute(
+        "INSERT INTO room_members (room, username, joined_at) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING",
         (room, username, now),
     )
-    return cur.rowcount == 1
+    return txn.rowcount == 1
 
 
-def part_room_txn(cur, room: str, username: str) -> bool:
-    cur.execute("DELETE FROM room_members WHERE room = ? AND username = ?", (room, username))
-    return cur.rowcount == 1
+def part_room_txn(txn: Txn, room: str, username: str) -> bool:
+    txn.execute("DELETE FROM room_members WHERE room = ? AND username = ?", (room, username))
+    return txn.rowcount == 1

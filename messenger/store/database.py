@@ -1,0 +1,157 @@
+"""The store: the ``*_txn`` functions run through adbapi on one engine.
+
+One class for both engines; what differs lives in the engine
+(:mod:`messenger.store.engines`).  Each call runs its transaction function
+in adbapi's thread pool and fires once the transaction has committed.
+
+One connection does all the work on either engine, so calls run, and their
+Deferreds fire, in the order they were made (see ``IMessageStore``).  On
+SQLite that costs nothing (one writer at a time anyway).  On PostgreSQL the
+throughput comes from group commit, not from parallel connections: one
+batch is a handful of statements whatever its size.
+
+When PostgreSQL is away (stopped, restarting, the network cut) a call fails
+with :class:`StorageUnavailable`; adbapi drops the broken connection and
+the next call opens a new one, so the node recovers by itself once the
+server is back.  A commit that fails this way may or may not have been
+made: its messages were not acknowledged, and SEND's idempotency key lets a
+client retry safely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from twisted.enterprise import adbapi
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from messenger.store import txns
+from messenger.store.engines import DatabaseError, Engine, Txn
+from messenger.store.interface import (
+    BatchResult,
+    IMessageStore,
+    LoginRecord,
+    NewMessage,
+    Receipt,
+    StorageUnavailable,
+    StoredMessage,
+    UserRecord,
+)
+
+R = TypeVar("R")
+
+
+def prepare_database(engine: Engine) -> int:
+    """Create or upgrade the database now, synchronously; its version.
+
+    Run before the reactor starts, so that a database that cannot be used
+    stops the server with a clear error and a failing exit status.
+    """
+    try:
+        conn = engine.connect()
+        try:
+            version = txns.upgrade_schema_txn(Txn(engine, conn.cursor()))
+            conn.commit()
+            return version
+        finally:
+            conn.close()
+    except engine.error_types() as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DatabaseError(f"cannot use the database {engine.describe()}: {message}") from None
+
+
+@implementer(IMessageStore)
+class DatabaseStore:
+    def __init__(self, engine: Engine, reactor: Any) -> None:
+        self.engine = engine
+        args, kwargs = engine.pool_arguments()
+        self._pool = adbapi.ConnectionPool(
+            engine.dbapi_name, *args, cp_min=1, cp_max=1, cp_reactor=reactor, **kwargs
+        )
+
+    def _interaction(self, cursor: Any, function: Callable[..., R], *args: Any) -> R:
+        return function(Txn(self.engine, cursor), *args)
+
+    def _unavailable(self, failure: Failure) -> Failure:
+        if self.engine.is_unavailable(failure.value):
+            return Failure(StorageUnavailable(str(failure.value).strip()))
+        return failure
+
+    def _run(self, function: Callable[..., R], *args: Any) -> Deferred[R]:
+        d: Deferred[R] = self._pool.runInteraction(self._interaction, function, *args)
+        d.addErrback(self._unavailable)
+        return d
+
+    def open(self) -> Deferred[int]:
+        return self._run(txns.upgrade_schema_txn)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def create_user(
+        self, username: str, password_hash: str, display_name: str, now: float
+    ) -> Deferred[bool]:
+        return self._run(txns.create_user_txn, username, password_hash, display_name, now)
+
+    def get_user(self, username: str) -> Deferred[UserRecord | None]:
+        return self._run(txns.get_user_txn, username)
+
+    def set_display_name(self, username: str, display_name: str) -> Deferred[None]:
+        return self._run(txns.set_display_name_txn, username, display_name)
+
+    def set_password_hash(self, username: str, password_hash: str) -> Deferred[None]:
+        return self._run(txns.set_password_hash_txn, username, password_hash)
+
+    def set_last_seen(self, usernames: Sequence[str], when: float) -> Deferred[None]:
+        if isinstance(usernames, str):
+            raise TypeError("set_last_seen takes a sequence of usernames")
+        return self._run(txns.set_last_seen_txn, list(usernames), when)
+
+    def add_token(self, username: str, token_hash: str, expires_at: float) -> Deferred[None]:
+        return self._run(txns.add_token_txn, username, token_hash, expires_at)
+
+    def login_record(self, username: str) -> Deferred[LoginRecord | None]:
+        return self._run(txns.login_record_txn, username)
+
+    def resume_record(
+        self, username: str, token_hash: str, now: float
+    ) -> Deferred[LoginRecord | None]:
+        return self._run(txns.resume_record_txn, username, token_hash, now)
+
+    def commit_batch(
+        self,
+        messages: Sequence[NewMessage],
+        acks: Sequence[tuple[str, int]],
+        receipts_sent: Sequence[int],
+        now: float,
+        max_pending: int,
+    ) -> Deferred[BatchResult]:
+        return self._run(txns.commit_batch_txn, messages, acks, receipts_sent, now, max_pending)
+
+    def pending_messages(
+        self, recipient: str, after_id: int, limit: int
+    ) -> Deferred[list[StoredMessage]]:
+        return self._run(txns.pending_messages_txn, recipient, after_id, limit)
+
+    def pending_receipts(self, sender: str) -> Deferred[list[Receipt]]:
+        return self._run(txns.pending_receipts_txn, sender)
+
+    def history(
+        self, conversation: str, limit: int, direction: str | None, cursor: int | None
+    ) -> Deferred[list[StoredMessage]]:
+        return self._run(txns.history_txn, conversation, limit, direction, cursor)
+
+    def count_waiting(self) -> Deferred[int]:
+        return self._run(txns.count_waiting_txn)
+
+    def load_memberships(self) -> Deferred[dict[str, set[str]]]:
+        return self._run(txns.load_memberships_txn)
+
+    def join_room(self, room: str, username: str, now: float) -> Deferred[bool]:
+        return self._run(txns.join_room_txn, room, username, now)
+
+    def part_room(self, room: str, username: str) -> Deferred[bool]:
+        return self._run(txns.part_room_txn, room, username)

@@ -1,0 +1,363 @@
+"""What differs between SQLite and PostgreSQL, in one object per engine.
+
+The SQL of :mod:`messenger.store.txns` and :mod:`messenger.store.admin_txns`
+is written once, with ``?`` parameters and the syntax both engines share
+(``ON CONFLICT``, ``RETURNING``, row values).  An engine owns the rest, as
+Synapse's ``BaseDatabaseEngine`` does: the parameter style, the write lock,
+the system catalog, the types of the schema files, identity columns and
+their sequences, how to connect, and which errors mean "the database is
+away" rather than "this statement is wrong".
+
+The ``*_txn`` functions get a :class:`Txn`: a DB-API cursor that knows its
+engine and converts each statement's parameter style once.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+#: How long SQLite waits for another process (say messenger-admin) holding
+#: the write lock, in seconds.  The one home of this number.
+SQLITE_BUSY_TIMEOUT = 10.0
+
+#: The key of PostgreSQL's advisory lock that every writing transaction of
+#: every node takes: batches commit one after another, so message ids
+#: increase in commit order across nodes (see IMessageStore).
+WRITE_LOCK_KEY = 0x6D657373  # "mess"
+
+#: Statements in a batch hold at most this many parameters: under SQLite's
+#: oldest limit (999), and small enough for any engine.
+MAX_PARAMETERS = 900
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the store uses."""
+
+    rowcount: int
+
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Txn:
+    """A cursor inside one transaction, with the engine that runs it."""
+
+    __slots__ = ("engine", "_cursor", "_convert")
+
+    def __init__(self, engine: Engine, cursor: Cursor) -> None:
+        self.engine = engine
+        self._cursor = cursor
+        self._convert = engine.convert
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(self._convert(sql), params)
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> None:
+        self._cursor.executemany(self._convert(sql), params)
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+
+class DatabaseError(Exception):
+    """The database cannot be used; the message says why, in one line."""
+
+
+class Engine(abc.ABC):
+    """The seam: one subclass per database engine."""
+
+    #: The engine's name, as said in logs.
+    name: str
+    #: The DB-API module adbapi loads.
+    dbapi_name: str
+
+    def __init__(self, database: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> None:
+        self.database = database
+        #: How long a writer waits for the write lock another process holds.
+        self.busy_timeout = busy_timeout
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()}>"
+
+    def describe(self) -> str:
+        """The database, as said in messages (never with a password)."""
+        return self.database
+
+    def convert(self, sql: str) -> str:
+        """The statement in this engine's parameter style."""
+        return sql
+
+    def schema_statement(self, sql: str) -> str:
+        """A statement of a shared schema file, in this engine's types."""
+        return sql
+
+    @abc.abstractmethod
+    def greatest(self, a: str, b: str) -> str:
+        """SQL for the larger of two values."""
+
+    @abc.abstractmethod
+    def begin_write(self, txn: Txn) -> None:
+        """Take the write lock now, before the transaction's first read."""
+
+    @abc.abstractmethod
+    def begin_read(self, txn: Txn) -> None:
+        """Start a transaction whose reads are one snapshot (autocommit
+        connections only: the admin tool's)."""
+
+    @abc.abstractmethod
+    def table_exists(self, txn: Txn, table: str) -> bool: ...
+
+    @abc.abstractmethod
+    def has_tables(self, txn: Txn) -> bool:
+        """Whether the database holds any table at all."""
+
+    @abc.abstractmethod
+    def highest_id_ever(self, txn: Txn, table: str) -> int:
+        """The highest id the table's identity column ever handed out."""
+
+    @abc.abstractmethod
+    def ids_given(self, txn: Txn, table: str) -> None:
+        """Rows were inserted with explicit ids: move the identity past them."""
+
+    @abc.abstractmethod
+    def connect(self, create: bool = True, autocommit: bool = False) -> Any:
+        """A configured DB-API connection, for work outside the reactor."""
+
+    @abc.abstractmethod
+    def connect_manual(self, create: bool) -> Any:
+        """A connection on which :meth:`begin_read` or :meth:`begin_write`
+        starts each transaction (the admin tool's); ``create``: the database
+        may be created."""
+
+    @abc.abstractmethod
+    def pool_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """adbapi.ConnectionPool's arguments after the module name."""
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        """True when ``error`` means the database is away, not that the
+        statement was wrong."""
+        return False
+
+    @abc.abstractmethod
+    def error_types(self) -> tuple[type[BaseException], ...]:
+        """The engine's DB-API error classes."""
+
+
+class SqliteEngine(Engine):
+    """The embedded default: a file, one writer at a time."""
+
+    name = "sqlite"
+    dbapi_name = "sqlite3"
+
+    def greatest(self, a: str, b: str) -> str:
+        """SQL for the larger of two values."""
+        return f"MAX({a}, {b})"
+
+    # -- transactions -------------------------------------------------------
+
+    def begin_write(self, txn: Txn) -> None:
+        """Take the write lock now, before the transaction's first read.
+
+        Python's sqlite3 begins a transaction only at the first change, so
+        what was read before it could be changed by another process (say
+        messenger-admin) in between.
+        """
+        try:
+            txn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "within a transaction" not in str(e):
+                raise
+
+    def begin_read(self, txn: Txn) -> None:
+        """Start a transaction whose reads are one snapshot (autocommit
+        connections only: the admin tool's)."""
+        txn.execute("BEGIN DEFERRED")
+
+    # -- catalog ------------------------------------------------------------
+
+    def table_exists(self, txn: Txn, table: str) -> bool:
+        txn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+        return txn.fetchone() is not None
+
+    def has_tables(self, txn: Txn) -> bool:
+        txn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'")
+        return bool(txn.fetchone()[0])
+
+    def highest_id_ever(self, txn: Txn, table: str) -> int:
+        """The highest id the table's identity column ever handed out."""
+        txn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,))
+        row = txn.fetchone()
+        return int(row[0]) if row else 0
+
+    def ids_given(self, txn: Txn, table: str) -> None:
+        """Rows were inserted with explicit ids: move the identity past
+        them (SQLite's AUTOINCREMENT does that by itself)."""
+
+    # -- connections ----------------------------------------------------------
+
+    def connect(self, create: bool = True, autocommit: bool = False) -> Any:
+        """A configured DB-API connection, for work outside the reactor."""
+        from urllib.request import pathname2url
+
+        mode = "rwc" if create else "rw"
+        conn = sqlite3.connect(
+            f"file:{pathname2url(self.database)}?mode={mode}",
+            uri=True,
+            timeout=self.busy_timeout,
+            isolation_level=None if autocommit else "",
+        )
+        try:
+            self.configure(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def connect_manual(self, create: bool) -> Any:
+        return self.connect(create=create, autocommit=True)
+
+    def configure(self, conn: Any) -> None:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+
+    def pool_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """adbapi.ConnectionPool's arguments after the module name."""
+        return (self.database,), {
+            "check_same_thread": False,
+            "timeout": self.busy_timeout,
+            "cp_openfun": self.configure,
+        }
+
+    def error_types(self) -> tuple[type[BaseException], ...]:
+        return (sqlite3.Error,)
+
+
+class PostgresEngine(Engine):
+    name = "postgresql"
+    dbapi_name = "psycopg"
+
+    def describe(self) -> str:
+        parts = urlsplit(self.database)
+        if parts.password is None:
+            return self.database
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def __init__(self, database: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> None:
+        super().__init__(database, busy_timeout)
+        self._converted: dict[str, str] = {}
+
+    def convert(self, sql: str) -> str:
+        converted = self._converted.get(sql)
+        if converted is None:
+            # No statement holds a '?' or '%' inside a string literal.
+            converted = sql.replace("%", "%%").replace("?", "%s")
+            self._converted[sql] = converted
+        return converted
+
+    #: SQLite's REAL and INTEGER are 8 bytes; PostgreSQL's are 4.
+    _TYPES = [
+        (re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b", re.I),
+         "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+        (re.compile(r"\bREAL\b", re.I), "DOUBLE PRECISION"),
+        (re.compile(r"\bINTEGER\b", re.I), "BIGINT"),
+    ]  # fmt: skip
+
+    def schema_statement(self, sql: str) -> str:
+        for pattern, replacement in self._TYPES:
+            sql = pattern.sub(replacement, sql)
+        return sql
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"GREATEST({a}, {b})"
+
+    def begin_write(self, txn: Txn) -> None:
+        """One writer at a time across every node and messenger-admin, as
+        on SQLite: the lock is held until the transaction ends, so a later
+        batch allocates its ids only after the earlier one is visible."""
+        txn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
+
+    def begin_read(self, txn: Txn) -> None:
+        # psycopg has begun the transaction; this must be its first statement.
+        txn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+    def table_exists(self, txn: Txn, table: str) -> bool:
+        txn.execute("SELECT to_regclass(?) IS NOT NULL", (table,))
+        return bool(txn.fetchone()[0])
+
+    def has_tables(self, txn: Txn) -> bool:
+        txn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+        return bool(txn.fetchone()[0])
+
+    def highest_id_ever(self, txn: Txn, table: str) -> int:
+        txn.execute(f"SELECT last_value, is_called FROM {table}_id_seq")
+        last_value, is_called = txn.fetchone()
+        return int(last_value) if is_called else 0
+
+    def ids_given(self, txn: Txn, table: str) -> None:
+        txn.execute(
+            f"SELECT setval('{table}_id_seq', GREATEST((SELECT max(id) FROM {table}),"
+            f" (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {table}_id_seq), 1))"
+        )
+
+    def connect(self, create: bool = True, autocommit: bool = False) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.database, autocommit=autocommit, **self._connect_options())
+
+    def connect_manual(self, create: bool) -> Any:
+        conn = self.connect(autocommit=False)
+        # The advisory lock waits at most this long (0 would mean forever).
+        timeout = max(int(self.busy_timeout * 1000), 1)
+        conn.execute(f"SET lock_timeout = {timeout}")
+        conn.commit()
+        return conn
+
+    def _connect_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"connect_timeout": 5}
+        if "application_name" not in self.database:
+            options["application_name"] = f"messenger-{os.getpid()}"
+        return options
+
+    def pool_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (self.database,), {**self._connect_options(), "cp_reconnect": True}
+
+    def is_unavailable(self, error: BaseException) -> bool:
+        import psycopg
+        from twisted.enterprise.adbapi import ConnectionLost
+
+        return isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError, ConnectionLost))
+
+    def error_types(self) -> tuple[type[BaseException], ...]:
+        import psycopg
+
+        return (psycopg.Error,)
+
+
+def is_postgres_uri(database: str) -> bool:
+    return database.startswith(("postgresql://", "postgres://"))
+
+
+def engine_for(database: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> Engine:
+    """The engine of ``--db``: a ``postgresql://`` URI, or an SQLite path."""
+    if is_postgres_uri(database):
+        return PostgresEngine(database, busy_timeout)
+    return SqliteEngine(database, busy_timeout)
