@@ -9,12 +9,23 @@ on the injected clock) armed for the earliest deadline in a heap, rather
 than one timer per message: an ACK then only forgets the message, with no
 timer to cancel.
 
-Backlog and live messages are merged without a gap or a duplicate by
-relying on the store running operations in submission order: while the
-queue is still *loading* it ignores live pushes, because every pushed
-message was committed before the push and so is found by a later page;
-once a page comes back short the backlog is exhausted and live pushes are
-taken as they come.
+Backlog and live messages are merged by id, without relying on the store
+answering in submission order (a pool of connections, or a push from
+another node, may overtake a read):
+
+* ``_cursor`` is the highest id a read has returned.  Ids are assigned in
+  commit order, so every message at or below it that was still pending
+  when the read ran was in that read: a push at or below the cursor is
+  already known (or already acknowledged) and is dropped.
+* While a read is running or the backlog is still being paged in, pushes
+  are *buffered*; when the backlog is exhausted (a short page) the buffered
+  ones above the cursor are queued in id order.
+* A message acknowledged while a read runs may come back from that read
+  (its ACK is not committed yet): such ids are remembered for the read and
+  skipped.
+
+``refresh`` reads again from the cursor: another node, or a missed bus
+message, may have committed messages this queue was never pushed.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from messenger.store.interface import StoredMessage
 
@@ -42,7 +54,7 @@ class _InFlight:
         self.due = due
 
 
-def _ignore_cancel(failure):
+def _ignore_cancel(failure: Failure) -> None:
     failure.trap(CancelledError)
 
 
@@ -64,6 +76,9 @@ class DeliveryQueue:
         "_cursor",
         "_loading",
         "_fetching",
+        "_buffered",
+        "_acked_while_reading",
+        "_read_again",
         "_paused",
         "_stopped",
         "_deadlines",
@@ -74,7 +89,7 @@ class DeliveryQueue:
     def __init__(
         self,
         send: Callable[[StoredMessage], None],
-        fetch: Callable[[int, int], Deferred],
+        fetch: Callable[[int, int], Deferred[list[StoredMessage]]],
         clock: IReactorTime,
         window: int,
         retry_initial: float,
@@ -97,12 +112,16 @@ class DeliveryQueue:
         self._cursor = 0
         self._loading = False
         self._fetching = False
+        #: Pushes held while the backlog is read, by id.
+        self._buffered: dict[int, StoredMessage] = {}
+        self._acked_while_reading: set[int] = set()
+        self._read_again = False
         self._paused = False
         self._stopped = False
         #: (due time, msgid) of in-flight messages; stale entries (acked,
         #: or rescheduled) are skipped when they come up.
         self._deadlines: list[tuple[float, int]] = []
-        self._timer: Deferred | None = None
+        self._timer: Deferred[None] | None = None
         self._timer_due = 0.0
 
     @property
@@ -119,9 +138,25 @@ class DeliveryQueue:
         self._loading = True
         self._fetch_page()
 
+    def refresh(self) -> None:
+        """The store may hold messages never pushed here (sent on another
+        node while the bus was away, say): read again from the cursor."""
+        if self._stopped:
+            return
+        if self._fetching:
+            self._read_again = True
+            return
+        self._loading = True
+        self._fetch_page()
+
     def push_live(self, message: StoredMessage) -> None:
-        """A message committed for this user while they are connected."""
-        if self._stopped or self._loading or message.msgid in self._known:
+        """A message committed for this user while they are connected, in
+        any order and possibly also found by a read."""
+        msgid = message.msgid
+        if self._stopped or msgid <= self._cursor or msgid in self._known:
+            return
+        if self._loading or self._fetching:
+            self._buffered[msgid] = message
             return
         self._enqueue(message)
         self._pump()
@@ -132,6 +167,8 @@ class DeliveryQueue:
         if msgid not in self._known:
             return None
         self._known.discard(msgid)
+        if self._fetching:
+            self._acked_while_reading.add(msgid)
         entry = self._in_flight.pop(msgid, None)
         if entry is None:
             # Acknowledged before we sent it (seen on an earlier connection):
@@ -162,6 +199,7 @@ class DeliveryQueue:
         self._in_flight.clear()
         self._queue = None
         self._known.clear()
+        self._buffered.clear()
 
     def _enqueue(self, message: StoredMessage) -> None:
         self._known.add(message.msgid)
@@ -177,20 +215,34 @@ class DeliveryQueue:
         d.addCallback(self._fetched)
         d.addErrback(self._fetch_failed)
 
-    def _fetched(self, page) -> None:
+    def _fetched(self, page: list[StoredMessage]) -> None:
         self._fetching = False
+        acked, self._acked_while_reading = self._acked_while_reading, set()
         if self._stopped:
             return
         for message in page:
-            self._cursor = message.msgid
-            if message.msgid not in self._known:
+            msgid = message.msgid
+            if msgid > self._cursor:
+                self._cursor = msgid
+            if msgid not in self._known and msgid not in acked:
                 self._enqueue(message)
+        buffered = self._buffered
+        for msgid in [i for i in buffered if i <= self._cursor]:
+            del buffered[msgid]  # in this page, or acknowledged already
         if len(page) < self._page_size:
             self._loading = False
+            for msgid in sorted(buffered):
+                if msgid not in self._known:
+                    self._enqueue(buffered[msgid])
+            buffered.clear()
+        if self._read_again:
+            self._read_again = False
+            self._loading = True
         self._pump()
 
-    def _fetch_failed(self, failure) -> None:
+    def _fetch_failed(self, failure: Failure) -> None:
         self._fetching = False
+        self._acked_while_reading.clear()
         self.log.failure("loading pending messages failed; retrying", failure)
         if not self._stopped:
             self._clock.callLater(self._retry_initial, self._fetch_page)

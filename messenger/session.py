@@ -443,7 +443,7 @@ class Session:
     # -- presence and rooms ------------------------------------------------
 
     def _who(self, cmd: wire.Who):
-        return [wire.ok("WHO", *sorted(self.service.online))]
+        return [wire.ok("WHO", *self.service.online_users())]
 
     def _whois(self, cmd: wire.Whois):
         service = self.service
@@ -454,8 +454,9 @@ class Session:
         def answer(user) -> Items:
             if user is None:
                 return [wire.err("WHOIS", 404, "no such user")]
-            # Looked up again: the user may have logged in meanwhile.
-            if user.username in service.online:
+            # Looked up again: the user may have logged in meanwhile (here,
+            # or on another node: then the display name is the store's).
+            if service.is_online(user.username):
                 return [wire.ok("WHOIS", user.username, "online", "-", user.display_name)]
             last_seen = "-" if user.last_seen is None else rfc3339(user.last_seen)
             return [wire.ok("WHOIS", user.username, "offline", last_seen, user.display_name)]
