@@ -13,9 +13,9 @@ unchanged on a cluster::
     alice = server.client()                        # ``topology`` set on the
     bob = server.client()                          # test class
 
-The database is a PostgreSQL started for the test run (one database per
-cluster) when :mod:`tests.support.postgres` exists, else one shared SQLite
-file; the bus is a redis-server of the cluster's own.  Each node is a
+The database is a PostgreSQL started for the test run, one database per
+cluster (or one SQLite file with ``database="sqlite"``); the bus is a
+redis-server of the cluster's own.  Each node is a
 :class:`Node` (a ``ServerProcess``) with its own log, printed when a test
 fails.  Services that are not installed skip the test, or fail it when
 ``MESSENGER_REQUIRE_SERVICES=1`` (CI).  Everything uses 127.0.0.1 only.
@@ -23,6 +23,7 @@ fails.  Services that are not installed skip the test, or fail it when
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -148,12 +149,91 @@ class RedisProcess:
 # -- the database --------------------------------------------------------------
 
 
-def _postgres_module() -> Any:
-    try:
-        from tests.support import postgres  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return postgres
+POSTGRES_BIN = "/usr/lib/postgresql/15/bin"
+
+
+class PostgresProcess:
+    """A PostgreSQL server of its own: initdb into a temporary directory,
+    run as the unprivileged ``postgres`` user, on a free loopback port.
+
+    ``database()`` makes a new empty database owned by a login role and
+    returns its URI.  ``stop()`` (fast shutdown: connections are cut) and
+    ``start()`` again on the same port and data serve the failure tests.
+    """
+
+    def __init__(self) -> None:
+        if not os.path.exists(os.path.join(POSTGRES_BIN, "initdb")):
+            missing_service("PostgreSQL 15 is not installed (apt-get install postgresql)")
+        self.directory = tempfile.mkdtemp(prefix="messenger-pg-")
+        self.data = os.path.join(self.directory, "data")
+        self.port = free_port()
+        self._databases = 0
+        self._as_postgres = os.geteuid() == 0
+        if self._as_postgres:
+            shutil.chown(self.directory, "postgres")
+        self._run(
+            "initdb", "-D", self.data, "--auth=trust", "-U", "postgres", "-E", "UTF8", "--no-sync"
+        )
+        self.start()
+        self._sql("CREATE ROLE messenger LOGIN")
+
+    def _run(self, tool: str, *args: str) -> str:
+        command = [os.path.join(POSTGRES_BIN, tool), *args]
+        if self._as_postgres:  # PostgreSQL refuses to run as root
+            command = ["runuser", "-u", "postgres", "--", *command]
+        result = subprocess.run(
+            command, cwd=self.directory, capture_output=True, text=True, timeout=60
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"{tool} failed: {result.stdout}{result.stderr}")
+        return result.stdout
+
+    def _sql(self, statement: str) -> None:
+        self._run("psql", "-h", HOST, "-p", str(self.port), "-U", "postgres", "-qc", statement)
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses={HOST} "
+            "-c fsync=off -c full_page_writes=off -c max_connections=200"
+        )
+        log = os.path.join(self.directory, "postgres.log")
+        self._run("pg_ctl", "-D", self.data, "-l", log, "-w", "-t", "60", "-o", options, "start")
+
+    def stop(self) -> None:
+        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def destroy(self) -> None:
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def database(self) -> str:
+        """A new, empty database owned by the role ``messenger``: its URI."""
+        self._databases += 1
+        name = f"messenger_{self._databases}"
+        self._sql(f"CREATE DATABASE {name} OWNER messenger")
+        return f"postgresql://messenger@{HOST}:{self.port}/{name}"
+
+
+_shared_postgres: PostgresProcess | None = None
+
+
+def postgres_database(testcase, private: bool = False) -> tuple[PostgresProcess, str]:
+    """A fresh database: in the PostgreSQL server shared by the whole test
+    run (started at the first call, stopped at exit), or in one of the
+    test's own with ``private`` (the failure tests stop it)."""
+    global _shared_postgres
+    if private:
+        server = PostgresProcess()
+        testcase.addCleanup(server.destroy)
+    else:
+        if _shared_postgres is None:
+            _shared_postgres = PostgresProcess()
+            atexit.register(_shared_postgres.destroy)
+        server = _shared_postgres
+    return server, server.database()
 
 
 # -- the nodes ------------------------------------------------------------------
@@ -203,8 +283,7 @@ class ClusterProcess:
     """N nodes on one database and one bus; clients round robin.
 
     ``extra_args`` go to every node.  ``nodes`` is the number of nodes;
-    ``database`` is ``"postgresql"``, ``"sqlite"`` or None (PostgreSQL
-    when the test support for it exists, else SQLite);
+    ``database`` is ``"postgresql"`` (the default) or ``"sqlite"``;
     ``private_postgres`` gives the cluster a PostgreSQL server of its own
     (the failure tests stop it).
     """
@@ -228,7 +307,7 @@ class ClusterProcess:
         # are gone before their bus and database.
         testcase.addCleanup(self.redis.stop)
         self.with_bus = bus_supported()
-        self.postgres = None
+        self.postgres: PostgresProcess | None = None
         self.db = self._make_database(testcase, database, private_postgres)
         self.nodes = [
             Node(
@@ -248,16 +327,10 @@ class ClusterProcess:
             self.start()
 
     def _make_database(self, testcase, database: str | None, private_postgres: bool) -> str:
-        postgres = _postgres_module()
-        if database is None:
-            database = "postgresql" if postgres is not None else "sqlite"
-        if database == "sqlite":
-            self.database = "sqlite"
+        self.database = database or "postgresql"
+        if self.database == "sqlite":
             return os.path.join(self.directory, "cluster.sqlite3")
-        if postgres is None:
-            missing_service("tests/support/postgres.py (the PostgreSQL launcher) is not here yet")
-        self.database = "postgresql"
-        self.postgres, url = postgres.database_for(testcase, private=private_postgres)
+        self.postgres, url = postgres_database(testcase, private=private_postgres)
         return url
 
     def node_args(self, node: Node) -> list[str]:
