@@ -147,10 +147,16 @@ class Harness:
         hash_delay: float | None = None,
         store=None,
         start: float = START,
+        clock: task.Clock | None = None,
+        bus=None,
+        node_id: str | None = None,
         **options,
     ) -> None:
-        self.clock = task.Clock()
-        self.clock.advance(start)
+        # Nodes of one in-process cluster share a clock (and a store).
+        if clock is None:
+            clock = task.Clock()
+            clock.advance(start)
+        self.clock = clock
         options.setdefault("argon2_time_cost", 1)
         options.setdefault("argon2_memory_cost", 8)
         self.config = ServerConfig(**options)
@@ -165,7 +171,9 @@ class Harness:
 
         self.hasher = PasswordHasher(None, 1, 8, run_in_thread=run)
         self.store = store if store is not None else ImmediateSqliteStore()
-        self.service = MessengerService(self.store, self.config, self.clock, self.hasher)
+        self.service = MessengerService(
+            self.store, self.config, self.clock, self.hasher, bus=bus, node_id=node_id
+        )
         self.service.startService()
         self.factory = MessengerFactory(self.service, self.config, self.clock)
         self.clients: list[Client] = []
