@@ -27,15 +27,14 @@ import atexit
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.trial.unittest import SkipTest
 
+from tests.support.redis import RedisServer
 from tests.support.server import (
     DEFAULT_TIMEOUT,
     HOST,
@@ -43,8 +42,6 @@ from tests.support.server import (
     ServerProcess,
     free_port,
 )
-
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 def services_required() -> bool:
@@ -69,81 +66,6 @@ def _server_options() -> set[str]:
 def bus_supported() -> bool:
     """Whether this checkout's server has ``--bus`` (the Redis bus)."""
     return "bus" in _server_options()
-
-
-# -- Redis -------------------------------------------------------------------
-
-
-class RedisProcess:
-    """A ``redis-server`` of its own on a free loopback port, no persistence.
-
-    Stopped and started again on the same port by the failure tests.
-    """
-
-    def __init__(self, directory: str) -> None:
-        if not os.path.exists(REDIS_SERVER):
-            missing_service("redis-server is not installed (apt-get install redis-server)")
-        self.directory = directory
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-        self.log_path = os.path.join(directory, "redis.log")
-
-    @property
-    def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
-
-    def start(self, timeout: float = 10.0) -> None:
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    REDIS_SERVER,
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    HOST,
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    self.directory,
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"redis-server exited while starting:\n{self.log_tail()}")
-            if self.ping():
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"redis-server did not answer PING in {timeout} s")
-
-    def ping(self) -> bool:
-        try:
-            with socket.create_connection((HOST, self.port), timeout=1.0) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return "\n".join(f.read().splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 # -- the database --------------------------------------------------------------
@@ -302,10 +224,9 @@ class ClusterProcess:
         self._testcase = testcase
         self.directory = tempfile.mkdtemp(prefix="messenger-cluster-")
         testcase.addCleanup(shutil.rmtree, self.directory, True)
-        self.redis = RedisProcess(self.directory)
         # Cleanups run last registered first: the nodes (registered below)
         # are gone before their bus and database.
-        testcase.addCleanup(self.redis.stop)
+        self.redis = RedisServer.start_or_skip(testcase)
         self.with_bus = bus_supported()
         self.postgres: PostgresProcess | None = None
         self.db = self._make_database(testcase, database, private_postgres)
@@ -322,7 +243,6 @@ class ClusterProcess:
         ]
         self.process = _Processes(self.nodes)
         self._next_client = 0
-        self.redis.start()
         if start:
             self.start()
 
