@@ -163,6 +163,11 @@ class MessengerService(Service):
 
     def _counted(self, waiting: int) -> None:
         self.waiting = waiting
+        self.log.info(
+            "node {node}: {mode}",
+            node=self.node_id,
+            mode="sharing the work over the bus" if self.clustered else "working alone",
+        )
         self.peers.start()
         if self.clustered:
             self._membership_reloader = task.LoopingCall(self._reload_memberships)

@@ -70,7 +70,7 @@ _SETTINGS: dict[str, tuple] = {
 }
 
 _DEFAULTS = ServerConfig()
-_OTHER = ("db", "metrics", "log-format")
+_OTHER = ("db", "metrics", "log-format", "bus", "node-id")
 
 
 def with_backlog(description: str) -> str:
@@ -97,6 +97,14 @@ class Options(usage.Options):
             "serve Prometheus metrics on this endpoint, e.g. tcp:9100:interface=127.0.0.1",
         ],
         ["log-format", None, None, "text or json [default: text]"],
+        [
+            "bus",
+            None,
+            None,
+            "redis://host:port/N: share the work with the other nodes on this bus "
+            "[default: none, the node works alone]",
+        ],
+        ["node-id", None, None, "this node's name in logs and metrics [default: host:pid]"],
     ] + [
         [option, None, None, f"{help_text} [default: {getattr(_DEFAULTS, field)}]"]
         for option, (field, _, help_text) in _SETTINGS.items()
@@ -160,6 +168,16 @@ class Options(usage.Options):
                 ) from None
         self["server-config"] = ServerConfig(**settings)
         self._check_endpoints()
+        self._check_bus()
+
+    def _check_bus(self) -> None:
+        if self["bus"]:
+            from messenger.bus.redis import BusAddressError, parse_redis_url
+
+            try:
+                parse_redis_url(self["bus"])
+            except BusAddressError as e:
+                raise usage.UsageError(f"--bus: {e}") from None
 
     def _read_config_file(self, path: str) -> dict[str, str]:
         parser = configparser.ConfigParser()
@@ -204,7 +222,15 @@ def makeService(options: Options, reactor=None) -> IService:
         raise SystemExit(f"twistd messenger: {e}") from None
     store = open_store(options["db"], reactor)
     hasher = PasswordHasher(reactor, config.argon2_time_cost, config.argon2_memory_cost)
-    core = MessengerService(store, config, reactor, hasher)
+    core = MessengerService(
+        store,
+        config,
+        reactor,
+        hasher,
+        bus=_bus(options, reactor),
+        node_id=options["node-id"],
+        reactor=reactor,
+    )
     metrics = None
     if options["metrics"]:
         from messenger.metrics import Metrics, metrics_site
@@ -226,6 +252,21 @@ def makeService(options: Options, reactor=None) -> IService:
     if metrics is not None:
         _listener(reactor, options["metrics"], metrics_site(metrics)).setServiceParent(top)
     return top
+
+
+def _bus(options: Options, reactor):
+    """The bus named by --bus, or None: the node works alone."""
+    from twisted.logger import Logger
+
+    if options["bus"]:
+        from messenger.bus.redis import RedisBus
+
+        return RedisBus(reactor, options["bus"])
+    if str(options["db"]).startswith(("postgresql://", "postgres://")):
+        Logger().warn(
+            "no --bus: this node works alone; other nodes on the same database need --bus"
+        )
+    return None
 
 
 class _Listener(StreamServerEndpointService):
