@@ -147,7 +147,7 @@ class RoomTests(ClusterTestCase):
         alice, bob, carol = (self.user(n, i) for i, n in enumerate(("alice", "bob", "carol")))
         self.assertEqual(alice.command("JOIN|#ops"), "OK|JOIN|#ops")
         self.assertEqual(bob.command("JOIN|#ops"), "OK|JOIN|#ops")
-        self.assertEqual(alice.expect_event("JOINED|"), "JOINED|#ops|bob")
+        self.assertEqual(alice.expect_event("JOINED|#ops|"), "JOINED|#ops|bob")
         self.assertEqual(carol.command("JOIN|#ops"), "OK|JOIN|#ops")
         for member in (alice, bob):
             self.assertEqual(member.expect_event("JOINED|#ops|carol"), "JOINED|#ops|carol")
@@ -162,7 +162,7 @@ class RoomTests(ClusterTestCase):
 
         self.assertEqual(carol.command("PART|#ops"), "OK|PART|#ops")
         for member in (alice, bob):
-            self.assertEqual(member.expect_event("PARTED|"), "PARTED|#ops|carol")
+            self.assertEqual(member.expect_event("PARTED|#ops|"), "PARTED|#ops|carol")
         second = msgid_of(bob.command("MSG|#ops|after carol left"))
         self.assertEqual(alice.expect_event("C|"), f"C|#ops|bob|{second}|after carol left")
         self.assertEqual(carol.command("PING|nothing more"), "OK|PING|nothing more")
