@@ -379,6 +379,9 @@ class MessengerService(Service):
         for user in self.remote.drop_node(node):
             if user not in self.online:
                 self._tell_neighbours(user, wire.Off(user))
+        # A node killed between a commit and its publish took the wake-up
+        # with it, and no later message of its will show the gap.
+        self.resync()
 
     def snapshot(self) -> dict[str, Any]:
         return {"users": [[u, self._login_stamps.get(u, 0.0)] for u in self.online]}
