@@ -4,6 +4,9 @@
     python -m bench --quick               # everything small, under a minute
     python -m bench --workloads W1,W4 --w1-messages 50000 --json out.json
     python -m bench --scaling --workloads none --plot scaling.png
+    python -m bench --quick --workloads W1,W2 --db postgres          # a temporary PostgreSQL
+    python -m bench --db postgres --nodes 2                          # two nodes and Redis
+    python -m bench --db postgresql://me@127.0.0.1/postgres          # your PostgreSQL
 
 The exit status is 0 when every run was correct (nothing lost, duplicated,
 refused or timed out), 1 otherwise; speed never fails a run.
@@ -21,7 +24,7 @@ import sys
 import tempfile
 
 from bench import procstat, report, workloads
-from bench.servers import FAST_ARGON2, REPO_ROOT, UNLIMITED_RATE, Reaper
+from bench.servers import FAST_ARGON2, REPO_ROOT, UNLIMITED_RATE, Reaper, Services
 
 
 def _int_list(text: str) -> list[int]:
@@ -84,6 +87,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="record a py-spy flame graph of every messenger run into DIR (adds load)",
     )
+    p.add_argument(
+        "--db",
+        default="sqlite",
+        metavar="sqlite|postgres|URI",
+        help="the messenger's database: SQLite files, a temporary PostgreSQL started here "
+        "('postgres', its CPU counted as the server's), or a postgresql:// URI of yours "
+        "(databases are created on it)",
+    )
+    p.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="messenger nodes on one PostgreSQL database, with a redis-server started here "
+        "for --bus when N > 1; clients are spread round-robin over them",
+    )
     sizes = p.add_argument_group("sizes (defaults are the full sizes; --quick changes them)")
     for name, kind in (
         ("w1-clients", int),
@@ -115,6 +134,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.workload_list) - set(workloads.WORKLOADS)
     if unknown:
         p.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    if args.nodes < 1:
+        p.error("--nodes: at least 1")
+    if args.nodes > 1 and args.db == "sqlite":
+        p.error("--nodes N > 1 needs --db postgres or a postgresql:// URI")
     args.target_list = [t.strip() for t in args.targets.split(",") if t.strip()]
     if set(args.target_list) - set(workloads.TARGETS) or not args.target_list:
         p.error("--targets: messenger and/or relay")
@@ -229,7 +252,19 @@ def main(argv: list[str] | None = None) -> int:
     notes = standard_notes(args)
     outcomes: list[workloads.Outcome] = []
     scaling: list[workloads.Outcome] = []
+    services = None
+    meta["db"] = args.db.split("@")[-1] if "://" in args.db else args.db
+    meta["nodes"] = args.nodes
     try:
+        if args.db != "sqlite" or args.nodes > 1:
+            services = Services(reaper, root, args.db, redis=args.nodes > 1)
+            notes.append(
+                f"The messenger runs on PostgreSQL ({meta['db']}) with {args.nodes} node(s)"
+                + (", each with --bus on a redis-server started here" if args.nodes > 1 else "")
+                + "; server CPU is the sum over every node"
+                + (" and the PostgreSQL and Redis processes" if services.postgres else "")
+                + ". Clients connect to the nodes round-robin."
+            )
         bench = workloads.Bench(
             sizes,
             root,
@@ -239,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
             server_args=args.server_arg,
             py_spy_dir=args.py_spy,
             source_addresses=args.source_addresses,
+            services=services,
+            nodes=args.nodes,
         )
         workloads.log(f"working in {root}")
         outcomes = workloads.run_all(bench, args.workload_list, args.target_list)
@@ -248,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         meta["loadgen_loop"] = bench.loadgen_loop
     finally:
         reaper.kill_all()
+        if services is not None:
+            services.stop()
         meta["loadavg_after"] = " ".join(f"{x:.2f}" for x in procstat.loadavg())
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -63,11 +64,26 @@ def run_queue_wait(pid) -> float:
     return total / 1e9
 
 
-def sample(pid: int) -> Sample:
-    return Sample(time.monotonic(), cpu_seconds(pid), rss_bytes(pid), run_queue_wait(pid))
+def sample(pid: int | Sequence[int]) -> Sample:
+    """One process, or the sum over several (a cluster's nodes with its
+    PostgreSQL and Redis processes); a process gone meanwhile counts 0."""
+    if isinstance(pid, int):
+        return Sample(time.monotonic(), cpu_seconds(pid), rss_bytes(pid), run_queue_wait(pid))
+    cpu = wait = 0.0
+    rss = 0
+    for one in pid:
+        try:
+            cpu += cpu_seconds(one)
+            rss += rss_bytes(one)
+            wait += run_queue_wait(one)
+        except OSError:
+            continue
+    return Sample(time.monotonic(), cpu, rss, wait)
 
 
-def settle(pid: int, timeout: float = 5.0, quiet: float = 0.3, step: float = 0.05) -> Sample:
+def settle(
+    pid: int | Sequence[int], timeout: float = 5.0, quiet: float = 0.3, step: float = 0.05
+) -> Sample:
     """Wait until ``pid`` stops using CPU (no tick for ``quiet`` seconds),
     at most ``timeout`` seconds, and return the last sample.
 

@@ -66,6 +66,9 @@ class Scenario:
         self.spec = spec
         self.control = control
         self.port = spec["port"]
+        #: Every node of the server: clients are spread round-robin.
+        self.ports = spec.get("ports") or [self.port]
+        self._next_port = 0
         self.timeout = float(spec.get("timeout", 300))
         self.loop = asyncio.get_running_loop()
         self.flusher = Flusher(self.loop)
@@ -83,9 +86,11 @@ class Scenario:
         self._keepalive: asyncio.Task | None = None
 
     async def open(self, handler: Handler, tag, lines: list[bytes]):
-        """Connect and log in (see :func:`open_and_login`)."""
+        """Connect to the next node and log in (see :func:`open_and_login`)."""
+        port = self.ports[self._next_port % len(self.ports)]
+        self._next_port += 1
         return await open_and_login(
-            self.port, self.flusher, handler, tag, self.connect_limit, self.sources, lines
+            port, self.flusher, handler, tag, self.connect_limit, self.sources, lines
         )
 
     async def prepare(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Any
 from bench import procstat, profiling
 from bench.relay import TOKEN as RELAY_TOKEN
 from bench.runner import Loadgen
-from bench.servers import FAST_ARGON2, UNLIMITED_RATE, Reaper, ServerProcess
+from bench.servers import FAST_ARGON2, UNLIMITED_RATE, Cluster, Reaper, ServerProcess, Services
 from bench.stats import summarize_us, unpack_latencies
 
 TARGETS = ("relay", "messenger")
@@ -114,8 +114,13 @@ class Bench:
         server_args: Sequence[str] = (),
         py_spy_dir: str | None = None,
         source_addresses: int = 64,
+        services: Services | None = None,
+        nodes: int = 1,
     ) -> None:
         self.source_addresses = source_addresses
+        #: PostgreSQL and Redis when the messenger runs on them.
+        self.services = services
+        self.nodes = nodes
         self.sizes = sizes
         self.py_spy_dir = py_spy_dir
         self.loadgen_loop = "?"
@@ -210,8 +215,9 @@ class Bench:
         log(
             f"signing up {count} users ({cost} Argon2{', parting #general' if part_general else ''})"
         )
+        db = self.services.new_database() if self.services and self.services.on_postgres else None
         server = ServerProcess(
-            self.reaper, "messenger", workdir, self.messenger_args(count, default_cost)
+            self.reaper, "messenger", workdir, self.messenger_args(count, default_cost), db=db
         ).start()
         path = os.path.join(workdir, "users.json")
         timeout = 120 + count * (0.2 if default_cost else 0.02)
@@ -260,23 +266,33 @@ class Bench:
         """Start a server and the load generators, run one measured phase,
         stop everything; the raw results and the server's samples."""
         workdir = self.new_dir(f"{workload}-{target}")
-        if target == "messenger" and population.db:
-            for suffix in ("", "-wal", "-shm"):
-                if os.path.exists(population.db + suffix):
-                    shutil.copy(
-                        population.db + suffix, os.path.join(workdir, "messenger.sqlite3" + suffix)
-                    )
-        server = ServerProcess(
-            self.reaper, target, workdir, server_args if target == "messenger" else ()
-        )
+        server: ServerProcess | Cluster
+        if target == "messenger":
+            run_db = None
+            if self.services is not None and self.services.on_postgres:
+                run_db = self.services.new_database(template=population.db)
+            elif population.db:
+                for suffix in ("", "-wal", "-shm"):
+                    if os.path.exists(population.db + suffix):
+                        shutil.copy(
+                            population.db + suffix,
+                            os.path.join(workdir, "messenger.sqlite3" + suffix),
+                        )
+            server = Cluster(self.reaper, workdir, server_args, run_db, self.nodes, self.services)
+        else:
+            server = ServerProcess(self.reaper, target, workdir)
         server.start()
+        #: The processes whose CPU is the server's: every node, and
+        #: PostgreSQL's and Redis's processes when they are used.
+        pids: int | list[int] = server.pids() if isinstance(server, Cluster) else server.pid
+        ports = server.ports if isinstance(server, Cluster) else [server.port]
         out: dict[str, Any] = {"server_pid": server.pid}
         loadgens: list[Loadgen] = []
         spy = None
         try:
-            started_idle = procstat.sample(server.pid)
+            started_idle = procstat.sample(pids)
             for i, spec in enumerate(specs):
-                spec = dict(spec, port=server.port, population=population.path)
+                spec = dict(spec, port=server.port, ports=ports, population=population.path)
                 loadgens.append(
                     Loadgen(self.reaper, spec, os.path.join(workdir, f"loadgen{i}.log"))
                 )
@@ -287,7 +303,7 @@ class Bench:
             server.check_alive()
             # After 10,000 logins the server may still be writing ON events.
             before = procstat.settle(
-                server.pid, timeout=min(600.0, max(30.0, (prepare_timeout or timeout) / 2))
+                pids, timeout=min(600.0, max(30.0, (prepare_timeout or timeout) / 2))
             )
             if self.py_spy_dir and target == "messenger":
                 spy = profiling.PySpy(self.reaper, server.pid, self.py_spy_dir, workload)
@@ -298,8 +314,8 @@ class Bench:
             if hold:
                 out["hold"] = [lg.expect("hold", timeout + 30) for lg in loadgens]
                 held_at = time.monotonic()
-                at_hold = procstat.sample(server.pid)
-                settled = procstat.settle(server.pid, timeout=min(120.0, timeout), quiet=0.5)
+                at_hold = procstat.sample(pids)
+                settled = procstat.settle(pids, timeout=min(120.0, timeout), quiet=0.5)
                 out["hold_cpu_s"] = at_hold.cpu - before.cpu
                 out["hold_settled_cpu_s"] = settled.cpu - before.cpu
                 out["hold_settle_s"] = settled.at - held_at
@@ -310,7 +326,7 @@ class Bench:
             out["results"] = [lg.expect("result", timeout + 30) for lg in loadgens]
             if spy is not None:
                 out["profile"] = spy.stop()
-            after = procstat.settle(server.pid, timeout=30)
+            after = procstat.settle(pids, timeout=30)
             server.check_alive()
             for lg in loadgens:
                 lg.send("release")  # now they disconnect, outside the window

@@ -29,7 +29,13 @@ from zope.interface import Attribute, Interface
 from messenger import wire
 from messenger.delivery import DeliveryQueue
 from messenger.limits import TokenBucket
-from messenger.store.interface import MessageRejected, NewMessage, StoredMessage, conversation_key
+from messenger.store.interface import (
+    MessageRejected,
+    NewMessage,
+    StorageUnavailable,
+    StoredMessage,
+    conversation_key,
+)
 from messenger.timefmt import rfc3339
 
 if TYPE_CHECKING:
@@ -202,6 +208,8 @@ class Session:
             self.peer.pause_reading()
 
         def server_error(failure):
+            if failure.check(StorageUnavailable):
+                return [_storage_unavailable(verb)]
             self.log.failure("handling {verb} failed", failure, verb=verb)
             return [wire.err(verb, 500, "server error")]
 
@@ -418,8 +426,11 @@ class Session:
 
         def stored(outcome) -> None:
             if isinstance(outcome, Failure):
-                self.log.failure("storing a message failed", outcome)
-                slot.items = [wire.err(verb, 500, "server error")]
+                if outcome.check(StorageUnavailable):
+                    slot.items = [_storage_unavailable(verb)]
+                else:
+                    self.log.failure("storing a message failed", outcome)
+                    slot.items = [wire.err(verb, 500, "server error")]
             elif isinstance(outcome, MessageRejected):
                 slot.items = [wire.err(verb, _REJECTION_CODES[outcome], outcome.value)]
             else:
@@ -564,3 +575,8 @@ class Session:
         wire.Help: _help,
         wire.Quit: _quit,
     }
+
+
+def _storage_unavailable(verb: str) -> wire.Err:
+    # The database is away; the store reconnects by itself (PROTOCOL.md).
+    return wire.err(verb, 503, "storage unavailable")

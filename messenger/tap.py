@@ -89,7 +89,7 @@ class Options(usage.Options):
     )
     optParameters = [
         ["config", "c", None, "read options from this INI file"],
-        ["db", None, None, f"SQLite database file [default: {DEFAULT_DB}]"],
+        ["db", None, None, f"SQLite database file, or postgresql:// URI [default: {DEFAULT_DB}]"],
         [
             "metrics",
             None,

@@ -19,6 +19,7 @@ from twisted.trial.unittest import TestCase
 from messenger.admin import transfer
 from messenger.admin.__main__ import main
 from messenger.passwords import verify_hash
+from messenger.store.engines import engine_for
 from tests.test_admin import FAST, FAST_HASHER, REPO_ROOT, T0, AdminMixin
 
 LEGACY_SAMPLE = "/work/shared/samples/legacy-database.json"
@@ -54,8 +55,9 @@ def user_entry(username, password="password1", **extra):
 
 
 def dump_tables(path):
-    """Every row of every table that an export carries, for comparison."""
-    conn = sqlite3.connect(path)
+    """Every row of every table that an export carries, for comparison
+    (an SQLite path or a postgresql:// URI)."""
+    conn = engine_for(path).connect(create=False)
     try:
         return {
             "users": conn.execute(

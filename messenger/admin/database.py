@@ -18,9 +18,10 @@ from typing import Any
 
 from messenger.admin import AdminError
 from messenger.store import admin_txns, txns
-from messenger.store.engines import SQLITE_BUSY_TIMEOUT, Txn, engine_for, is_postgres_uri
+from messenger.store.engines import BUSY_TIMEOUT, Txn, engine_for, is_postgres_uri
 
-DEFAULT_BUSY_TIMEOUT = SQLITE_BUSY_TIMEOUT
+#: The server's own (messenger.store.engines.BUSY_TIMEOUT).
+DEFAULT_BUSY_TIMEOUT = BUSY_TIMEOUT
 
 
 class DatabaseLocked(AdminError):

@@ -95,7 +95,7 @@ def direct_message_count_txn(txn: Txn, username: str) -> int:
         "SELECT count(*) FROM messages WHERE recipient = ? OR (sender = ? AND recipient IS NOT NULL)",
         (username, username),
     )
-    return txn.fetchone()[0]
+    return int(txn.fetchone()[0])
 
 
 def delete_user_txn(txn: Txn, username: str) -> bool:
@@ -262,19 +262,22 @@ def insert_messages_txn(txn: Txn, messages: Sequence[MessageRow], keep_ids: bool
     numbers them.  Waiting counts are not touched: call
     :func:`recount_pending_txn` afterwards.
     """
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for m in messages:
         if m.recipient is not None:
             conversation = conversation_key(m.sender, m.recipient)
             receipt_sent = 1 if m.receipt_sent else 0
         else:
+            assert m.room is not None  # a message has a recipient or a room
             conversation = conversation_key(m.room)
             receipt_sent = 1
         row = (m.sender, m.recipient, m.room, conversation, m.body, m.created_at, m.delivered_at)
         rows.append(((m.msgid,) if keep_ids else ()) + row + (receipt_sent,))
     columns = "sender, recipient, room, conversation, body, created_at, delivered_at, receipt_sent"
-    head = f"INSERT INTO messages ({'id, ' if keep_ids else ''}{columns})"
-    ids = txns.insert_returning_ids(txn, head, rows)
+    types: tuple[str, ...] = ("text", "text", "text", "text", "text", "float8", "float8", "int8")
+    if keep_ids:
+        columns, types = f"id, {columns}", ("int8", *types)
+    ids = txn.engine.insert_returning_ids(txn, f"INSERT INTO messages ({columns})", types, rows)
     if keep_ids:
         txn.engine.ids_given(txn, "messages")
     return ids

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -63,12 +63,37 @@ def prepare_database(engine: Engine) -> int:
         raise DatabaseError(f"cannot use the database {engine.describe()}: {message}") from None
 
 
+class _Pool(adbapi.ConnectionPool):
+    """adbapi's pool, running each interaction on the raw DB-API cursor.
+
+    Without adbapi's per-call connection and transaction wrappers (a
+    ``__getattr__`` on every ``execute``); and a connection that cannot even
+    roll back is broken (the server went away): it is dropped quietly, the
+    caller gets the original error, and the next call connects again.
+    """
+
+    def _runInteraction(self, interaction: Callable[..., R], *args: Any, **kw: Any) -> R:
+        conn = self.connect()
+        try:
+            cursor = conn.cursor()
+            result = interaction(cursor, *args, **kw)
+            cursor.close()
+            conn.commit()
+            return result
+        except BaseException:
+            try:
+                conn.rollback()
+            except BaseException:
+                self.disconnect(conn)
+            raise
+
+
 @implementer(IMessageStore)
 class DatabaseStore:
     def __init__(self, engine: Engine, reactor: Any) -> None:
         self.engine = engine
         args, kwargs = engine.pool_arguments()
-        self._pool = adbapi.ConnectionPool(
+        self._pool = _Pool(
             engine.dbapi_name, *args, cp_min=1, cp_max=1, cp_reactor=reactor, **kwargs
         )
 
@@ -155,3 +180,34 @@ class DatabaseStore:
 
     def part_room(self, room: str, username: str) -> Deferred[bool]:
         return self._run(txns.part_room_txn, room, username)
+
+
+@implementer(IMessageStore)
+class ImmediateStore(DatabaseStore):
+    """The same SQL run at once on the calling thread, with already-fired
+    Deferreds: for unit tests driven by ``task.Clock`` and for tools that
+    have no reactor thread pool.  Never use it inside a running server: it
+    blocks the reactor on the database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn = engine.connect()
+
+    def _run(self, function: Callable[..., R], *args: Any) -> Deferred[R]:
+        cursor = self._conn.cursor()
+        try:
+            result = function(Txn(self.engine, cursor), *args)
+            self._conn.commit()
+        except Exception:
+            failure = Failure()
+            try:
+                self._conn.rollback()
+            except Exception:
+                pass
+            return fail(self._unavailable(failure))
+        finally:
+            cursor.close()
+        return succeed(result)
+
+    def close(self) -> None:
+        self._conn.close()

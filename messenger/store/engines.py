@@ -22,9 +22,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-#: How long SQLite waits for another process (say messenger-admin) holding
-#: the write lock, in seconds.  The one home of this number.
-SQLITE_BUSY_TIMEOUT = 10.0
+#: How long a writer waits for another process (the server, or
+#: messenger-admin) holding the write lock, in seconds: SQLite's busy
+#: timeout; on PostgreSQL the admin tool's ``lock_timeout``.  The one home
+#: of this number.
+BUSY_TIMEOUT = 10.0
 
 #: The key of PostgreSQL's advisory lock that every writing transaction of
 #: every node takes: batches commit one after another, so message ids
@@ -86,7 +88,7 @@ class Engine(abc.ABC):
     #: The DB-API module adbapi loads.
     dbapi_name: str
 
-    def __init__(self, database: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> None:
+    def __init__(self, database: str, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.database = database
         #: How long a writer waits for the write lock another process holds.
         self.busy_timeout = busy_timeout
@@ -105,6 +107,37 @@ class Engine(abc.ABC):
     def schema_statement(self, sql: str) -> str:
         """A statement of a shared schema file, in this engine's types."""
         return sql
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column IN (...)`` for ``values`` (at most MAX_PARAMETERS of
+        them), as SQL and its parameters."""
+        return f"{column} IN ({', '.join('?' * len(values))})", list(values)
+
+    def insert_returning_ids(
+        self, txn: Txn, head: str, types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> list[int]:
+        """Insert ``rows`` (``head``: ``INSERT INTO table (columns)``;
+        ``types``: the columns' SQL types); the new ids, in row order.
+
+        Multi-row ``VALUES ... RETURNING id``, a statement per
+        MAX_PARAMETERS.  Inside one statement the rows are numbered in
+        order, and the write lock is held, so sorting the returned ids
+        gives each row its own.
+        """
+        if not rows:
+            return []
+        width = len(rows[0])
+        per_statement = MAX_PARAMETERS // width
+        row_marks = f"({', '.join('?' * width)})"
+        ids: list[int] = []
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            txn.execute(
+                f"{head} VALUES {', '.join([row_marks] * len(chunk))} RETURNING id",
+                [value for row in chunk for value in row],
+            )
+            ids.extend(sorted(row[0] for row in txn.fetchall()))
+        return ids
 
     @abc.abstractmethod
     def greatest(self, a: str, b: str) -> str:
@@ -219,7 +252,7 @@ class SqliteEngine(Engine):
             f"file:{pathname2url(self.database)}?mode={mode}",
             uri=True,
             timeout=self.busy_timeout,
-            isolation_level=None if autocommit else "",
+            isolation_level=None if autocommit else "DEFERRED",
         )
         try:
             self.configure(conn)
@@ -259,7 +292,7 @@ class PostgresEngine(Engine):
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return urlunsplit(parts._replace(netloc=netloc))
 
-    def __init__(self, database: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> None:
+    def __init__(self, database: str, busy_timeout: float = BUSY_TIMEOUT) -> None:
         super().__init__(database, busy_timeout)
         self._converted: dict[str, str] = {}
 
@@ -286,6 +319,33 @@ class PostgresEngine(Engine):
 
     def greatest(self, a: str, b: str) -> str:
         return f"GREATEST({a}, {b})"
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        # One array parameter: one statement text whatever the count, so
+        # psycopg prepares it once.
+        return f"{column} = ANY(?)", [list(values)]
+
+    def insert_returning_ids(
+        self, txn: Txn, head: str, types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> list[int]:
+        """One ``INSERT ... SELECT FROM unnest(arrays)``: one parameter per
+        column whatever the number of rows.  Measured against multi-row
+        VALUES, ``executemany`` (psycopg pipelines it) and an explicit
+        pipeline, inserting 100 and 1,000 rows per transaction on this
+        machine (client CPU per row, then wall time per row with the
+        commit): unnest 7.9/5.3 us and 83/17 us; executemany 11.9/8.6 us
+        and 101/31 us; pipeline 15.4/12.7 us and 70/30 us; VALUES 19.9/13.1
+        us and 121/52 us."""
+        if not rows:
+            return []
+        # A function scan yields the arrays in order and ids are drawn row
+        # by row, under the write lock: sorted, they are the rows' own.
+        arrays = ", ".join(f"?::{column_type}[]" for column_type in types)
+        txn.execute(
+            f"{head} SELECT * FROM unnest({arrays}) RETURNING id",
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+        return sorted(row[0] for row in txn.fetchall())
 
     def begin_write(self, txn: Txn) -> None:
         """One writer at a time across every node and messenger-admin, as
@@ -338,7 +398,7 @@ class PostgresEngine(Engine):
         return options
 
     def pool_arguments(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return (self.database,), {**self._connect_options(), "cp_reconnect": True}
+        return (self.database,), self._connect_options()
 
     def is_unavailable(self, error: BaseException) -> bool:
         import psycopg
@@ -356,7 +416,7 @@ def is_postgres_uri(database: str) -> bool:
     return database.startswith(("postgresql://", "postgres://"))
 
 
-def engine_for(database: str, busy_timeout: float = SQLITE_BUSY_TIMEOUT) -> Engine:
+def engine_for(database: str, busy_timeout: float = BUSY_TIMEOUT) -> Engine:
     """The engine of ``--db``: a ``postgresql://`` URI, or an SQLite path."""
     if is_postgres_uri(database):
         return PostgresEngine(database, busy_timeout)

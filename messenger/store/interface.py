@@ -13,6 +13,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from twisted.internet.defer import Deferred
 from zope.interface import Interface
 
 
@@ -127,44 +128,52 @@ class IMessageStore(Interface):
     5. **Oldest first.**  Lists of messages and receipts are in id order.
     """
 
-    def open():
-        """Create or upgrade the schema.  Fires when ready."""
+    def open() -> Deferred[int]:
+        """Create or upgrade the schema.  Fires with its version when ready."""
 
-    def close():
-        """Finish pending work and release the database."""
+    def close() -> None:
+        """Release the database (synchronous: returns nothing)."""
 
     # accounts
 
-    def create_user(username, password_hash, display_name, now):
+    def create_user(
+        username: str, password_hash: str, display_name: str, now: float
+    ) -> Deferred[bool]:
         """Create an account, a member of #general.  Fires with False if taken."""
 
-    def get_user(username):
+    def get_user(username: str) -> Deferred[UserRecord | None]:
         """Fires with a UserRecord, or None."""
 
-    def set_display_name(username, display_name):
+    def set_display_name(username: str, display_name: str) -> Deferred[None]:
         """Change the display name."""
 
-    def set_password_hash(username, password_hash):
+    def set_password_hash(username: str, password_hash: str) -> Deferred[None]:
         """Change the password hash and revoke every session token."""
 
-    def set_last_seen(usernames, when):
+    def set_last_seen(usernames: Sequence[str], when: float) -> Deferred[None]:
         """Record the time these users were last seen online (one write
         for all of them: a server stopping has thousands)."""
 
-    def add_token(username, token_hash, expires_at):
+    def add_token(username: str, token_hash: str, expires_at: float) -> Deferred[None]:
         """Store a session token's hash."""
 
-    def login_record(username):
+    def login_record(username: str) -> Deferred[LoginRecord | None]:
         """Fires with the LoginRecord of ``username``, or None if there is
         no such account."""
 
-    def resume_record(username, token_hash, now):
+    def resume_record(username: str, token_hash: str, now: float) -> Deferred[LoginRecord | None]:
         """Fires with the LoginRecord of ``username`` if the token is the
         user's and has not expired, else None: one round trip per RESUME."""
 
     # messages
 
-    def commit_batch(messages, acks, receipts_sent, now, max_pending):
+    def commit_batch(
+        messages: Sequence[NewMessage],
+        acks: Sequence[tuple[str, int]],
+        receipts_sent: Sequence[int],
+        now: float,
+        max_pending: int,
+    ) -> Deferred[BatchResult]:
         """Store messages, record acks and handed-over receipts in one
         durable transaction.
 
@@ -179,14 +188,18 @@ class IMessageStore(Interface):
         Fires with a BatchResult once committed.
         """
 
-    def pending_messages(recipient, after_id, limit):
+    def pending_messages(
+        recipient: str, after_id: int, limit: int
+    ) -> Deferred[list[StoredMessage]]:
         """Unacknowledged direct messages for ``recipient`` with an id above
         ``after_id``, oldest first: a list of StoredMessage."""
 
-    def pending_receipts(sender):
+    def pending_receipts(sender: str) -> Deferred[list[Receipt]]:
         """Receipts not yet handed to ``sender``, oldest first."""
 
-    def history(conversation, limit, direction, cursor):
+    def history(
+        conversation: str, limit: int, direction: str | None, cursor: int | None
+    ) -> Deferred[list[StoredMessage]]:
         """Messages of a conversation (see :func:`conversation_key`), oldest
         first.  ``direction`` None: the newest ``limit``; ``"before"``: the
         newest ``limit`` older than ``cursor``; ``"after"``: the oldest
@@ -194,17 +207,17 @@ class IMessageStore(Interface):
 
     # rooms
 
-    def count_waiting():
+    def count_waiting() -> Deferred[int]:
         """Fires with the number of unacknowledged direct messages stored."""
 
-    def load_memberships():
+    def load_memberships() -> Deferred[dict[str, set[str]]]:
         """Fires with a dict: room name -> set of member usernames."""
 
-    def join_room(room, username, now):
+    def join_room(room: str, username: str, now: float) -> Deferred[bool]:
         """Create the room if needed and add the member.  Fires with True if
         the user was not a member before."""
 
-    def part_room(room, username):
+    def part_room(room: str, username: str) -> Deferred[bool]:
         """Remove the member.  Fires with True if the user was a member."""
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import TypeVar
 
 from messenger.store.engines import MAX_PARAMETERS, Txn
@@ -36,15 +37,18 @@ T = TypeVar("T")
 _SCHEMA_PACKAGE = "messenger.store.schema"
 
 
-def schema_versions(engine_name: str) -> list[tuple[int, str]]:
-    """Every schema file shipped with the package, as (version, sql).
+def schema_versions(
+    engine_name: str, files: Iterable[Traversable] | None = None
+) -> list[tuple[int, str]]:
+    """Every schema file (by default those shipped with the package), as
+    (version, sql), oldest first.
 
     ``vN.sql`` is shared; ``vN.<engine>.sql`` (``v3.postgresql.sql``), if
     present, replaces it for that engine, for what cannot be said in both.
     """
     shared: dict[int, str] = {}
     own: dict[int, str] = {}
-    for entry in resources.files(_SCHEMA_PACKAGE).iterdir():
+    for entry in files if files is not None else resources.files(_SCHEMA_PACKAGE).iterdir():
         name = entry.name
         if not (name.startswith("v") and name.endswith(".sql")):
             continue
@@ -70,7 +74,7 @@ def current_version_txn(txn: Txn) -> int:
     return int(row[0]) if row else 0
 
 
-def upgrade_schema_txn(txn: Txn) -> int:
+def upgrade_schema_txn(txn: Txn, versions: Sequence[tuple[int, str]] | None = None) -> int:
     """Apply every schema file newer than the database.  Returns the version.
 
     All of it in one transaction, under the write lock: on SQLite the lock
@@ -84,7 +88,9 @@ def upgrade_schema_txn(txn: Txn) -> int:
     if version == 0:
         txn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         txn.execute("INSERT INTO schema_version (version) VALUES (0)")
-    for number, sql in schema_versions(engine.name):
+    if versions is None:
+        versions = schema_versions(engine.name)
+    for number, sql in versions:
         if number <= version:
             continue
         for statement in _statements(sql):
@@ -246,12 +252,7 @@ def commit_batch_txn(
         outcomes.append(len(rows))
         rows.append((m.sender, m.recipient, m.room, conversation, m.body, now, receipt_sent))
 
-    ids = insert_returning_ids(
-        txn,
-        "INSERT INTO messages (sender, recipient, room, conversation, body, created_at,"
-        " receipt_sent)",
-        rows,
-    )
+    ids = txn.engine.insert_returning_ids(txn, _INSERT_MESSAGE, _INSERT_MESSAGE_TYPES, rows)
     if keys:
         txn.executemany(
             "INSERT INTO send_keys (sender, client_id, message_id, created_at)"
@@ -273,43 +274,20 @@ def commit_batch_txn(
     ack_results = _ack_all(txn, acks, now, pending)
     pending.write()
     for chunk in _chunks(receipts_sent, MAX_PARAMETERS):
-        txn.execute(
-            f"UPDATE messages SET receipt_sent = 1 WHERE id IN ({_marks(len(chunk))})", chunk
-        )
+        condition, params = txn.engine.in_list("id", chunk)
+        txn.execute(f"UPDATE messages SET receipt_sent = 1 WHERE {condition}", params)
     return BatchResult(results, ack_results)
+
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (sender, recipient, room, conversation, body, created_at, receipt_sent)"
+)
+_INSERT_MESSAGE_TYPES = ("text", "text", "text", "text", "text", "float8", "int8")
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _marks(n: int, per_row: int = 1) -> str:
-    """``?, ?, ?`` for n values, or ``(?, ?), (?, ?)`` for n rows of per_row."""
-    if per_row == 1:
-        return ", ".join("?" * n)
-    row = f"({', '.join('?' * per_row)})"
-    return ", ".join([row] * n)
-
-
-def insert_returning_ids(txn: Txn, head: str, rows: Sequence[Sequence[object]]) -> list[int]:
-    """Insert ``rows`` with multi-row statements (``head`` names the table
-    and columns); the new ids, in the order of ``rows``.
-
-    Inside one statement the rows are numbered in order, and the write lock
-    is held, so sorting the returned ids gives each row its own.
-    """
-    if not rows:
-        return []
-    width = len(rows[0])
-    ids: list[int] = []
-    for chunk in _chunks(rows, MAX_PARAMETERS // width):
-        txn.execute(
-            f"{head} VALUES {_marks(len(chunk), width)} RETURNING id",
-            [value for row in chunk for value in row],
-        )
-        ids.extend(sorted(row[0] for row in txn.fetchall()))
-    return ids
 
 
 class _PendingCounts:
@@ -322,10 +300,8 @@ class _PendingCounts:
         self._changed: set[str] = set()
         wanted = list(usernames)
         for chunk in _chunks(wanted, MAX_PARAMETERS):
-            txn.execute(
-                f"SELECT username, pending_count FROM users WHERE username IN ({_marks(len(chunk))})",
-                chunk,
-            )
+            condition, params = txn.engine.in_list("username", chunk)
+            txn.execute(f"SELECT username, pending_count FROM users WHERE {condition}", params)
             for username, count in txn.fetchall():
                 self._counts[username] = count
 
@@ -380,7 +356,8 @@ def _room_checks(txn: Txn, messages: Sequence[NewMessage]) -> tuple[set[str], se
     names = list({room for room, _ in pairs})
     rooms: set[str] = set()
     for chunk in _chunks(names, MAX_PARAMETERS):
-        txn.execute(f"SELECT name FROM rooms WHERE name IN ({_marks(len(chunk))})", chunk)
+        condition, params = txn.engine.in_list("name", chunk)
+        txn.execute(f"SELECT name FROM rooms WHERE {condition}", params)
         rooms.update(name for (name,) in txn.fetchall())
     members: set[tuple[str, str]] = set()
     for pair_chunk in _chunks(pairs, MAX_PARAMETERS // 2):
@@ -409,13 +386,13 @@ def _ack_all(
     acked: dict[int, str] = {}
     ids = list(owner)
     for chunk in _chunks(ids, MAX_PARAMETERS // 3):
-        params: list[object] = [now, *chunk]
+        condition, id_params = txn.engine.in_list("id", chunk)
+        params: list[object] = [now, *id_params]
         for msgid in chunk:
             params += [msgid, owner[msgid]]
         whens = " ".join(["WHEN ? THEN ?"] * len(chunk))
         txn.execute(
-            "UPDATE messages SET delivered_at = ? WHERE id IN"
-            f" ({_marks(len(chunk))}) AND delivered_at IS NULL"
+            f"UPDATE messages SET delivered_at = ? WHERE {condition} AND delivered_at IS NULL"
             f" AND recipient = CASE id {whens} END RETURNING id, sender",
             params,
         )

@@ -60,4 +60,8 @@ CREATE TABLE send_keys (
     PRIMARY KEY (sender, client_id)
 );
 
+-- Every account is a member of #general (PROTOCOL.md; the name's one home
+-- in code is messenger.wire.GENERAL_ROOM).  The room is made here, with the
+-- schema, so that it exists before the first account on every engine and
+-- for messenger-admin too, whichever program opens the database first.
 INSERT INTO rooms (name, created_at) VALUES ('#general', 0);
