@@ -18,7 +18,11 @@ Exposed (all names start with ``messenger_``):
 ``messages_pending``                   gauge      direct messages waiting for an ACK
 ``delivery_latency_seconds``           histogram  from acceptance to the recipient's ACK
 ``rate_limited_total``                 counter    commands refused by the rate limit
+``node_info{node="..."}``              gauge      1, labelled with this node's ``--node-id``
 =====================================  =========  ======================================
+
+Every count is this node's: a cluster's totals are the sum over its nodes
+(``messages_pending`` is each node's estimate of the cluster-wide number).
 """
 
 from __future__ import annotations
@@ -63,7 +67,10 @@ class Metrics:
     """
 
     def __init__(
-        self, pending: Callable[[], float] | None = None, namespace: str = "messenger"
+        self,
+        pending: Callable[[], float] | None = None,
+        namespace: str = "messenger",
+        node_id: str | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._pending_source = pending
@@ -120,6 +127,14 @@ class Metrics:
             namespace=namespace,
             registry=r,
         )
+        if node_id is not None:
+            Gauge(
+                "node_info",
+                "This node, by its --node-id",
+                ["node"],
+                namespace=namespace,
+                registry=r,
+            ).labels(node=node_id).set(1)
 
     # -- hooks the service calls -----------------------------------------
 

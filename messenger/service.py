@@ -38,7 +38,7 @@ from messenger.limits import ConcurrencyLimit, FailedLogins
 from messenger.passwords import PasswordHasher
 from messenger.rooms import RoomDirectory
 from messenger.session import IPeer, Session
-from messenger.store.interface import AckResult, IMessageStore, Receipt, StoredMessage
+from messenger.store.interface import AckResult, IMessageStore, StoredMessage
 from messenger.timefmt import rfc3339
 
 
@@ -56,9 +56,9 @@ def default_node_id() -> str:
 #: How long a receipt handed over is remembered after its commit, so that
 #: a late bus message about it does not hand it over twice.
 RECEIPT_MEMORY = 120.0
-#: How often, with a shared bus, memberships are re-read (messenger-admin
-#: changes them behind every node's back).
-MEMBERSHIP_RELOAD = 30.0
+#: How often, with a shared bus, the store's change log is looked at:
+#: messenger-admin changes memberships behind every node's back.
+CHANGE_POLL = 2.0
 
 
 class ClusterFailedLogins(FailedLogins):
@@ -110,6 +110,10 @@ class MessengerService(Service):
         self._resyncing = False
         self._resync_again = False
         self._membership_reloader: task.LoopingCall | None = None
+        self._last_change: int | None = None
+        #: Membership changes seen while memberships are re-read, applied
+        #: again to what the read returns (it may predate them).
+        self._membership_changes: list[tuple[bool, str, str]] | None = None
         self.hasher = hasher
         self.metrics = metrics if metrics is not None else NoMetrics()
         self.batcher = CommitBatcher(
@@ -170,9 +174,9 @@ class MessengerService(Service):
         )
         self.peers.start()
         if self.clustered:
-            self._membership_reloader = task.LoopingCall(self._reload_memberships)
+            self._membership_reloader = task.LoopingCall(self._poll_changes)
             self._membership_reloader.clock = self.clock
-            self._membership_reloader.start(MEMBERSHIP_RELOAD, now=False)
+            self._membership_reloader.start(CHANGE_POLL, now=False)
 
     def _failed_to_start(self, failure) -> None:
         self.log.failure("cannot open the store", failure)
@@ -290,13 +294,13 @@ class MessengerService(Service):
         self.joined(wire.GENERAL_ROOM, username)
 
     def joined(self, room: str, username: str) -> None:
-        self.rooms.add(room, username)
+        self._membership_changed(True, room, username)
         self._tell_room(room, wire.Joined(room, username), but=username)
         if self.clustered:
             self.peers.publish("j", r=room, u=username)
 
     def parted(self, room: str, username: str) -> None:
-        self.rooms.remove(room, username)
+        self._membership_changed(False, room, username)
         self._tell_room(room, wire.Parted(room, username), but=username)
         if self.clustered:
             self.peers.publish("p", r=room, u=username)
@@ -356,11 +360,11 @@ class MessengerService(Service):
             self._remote_logout(node, message["u"])
         elif kind == "j":
             room, user = message["r"], message["u"]
-            self.rooms.add(room, user)
+            self._membership_changed(True, room, user)
             self._tell_room(room, wire.Joined(room, user), but=user)
         elif kind == "p":
             room, user = message["r"], message["u"]
-            self.rooms.remove(room, user)
+            self._membership_changed(False, room, user)
             self._tell_room(room, wire.Parted(room, user), but=user)
         elif kind == "fail":
             failed_logins = self.failed_logins
@@ -408,14 +412,50 @@ class MessengerService(Service):
 
         d.addBoth(done)
 
+    def _poll_changes(self) -> Deferred:
+        """Re-read memberships when the change log moved (one cheap read)."""
+
+        def compare(last: int) -> Deferred | None:
+            seen, self._last_change = self._last_change, last
+            if seen is not None and last != seen:
+                self.log.info("the database changed outside the nodes: re-reading")
+                return self._reload_memberships()
+            return None
+
+        d = self.store.last_change()
+        d.addCallback(compare)
+        d.addErrback(lambda f: self.log.failure("reading the change log failed", f))
+        return d
+
+    def _membership_changed(self, joined: bool, room: str, user: str) -> None:
+        if joined:
+            self.rooms.add(room, user)
+        else:
+            self.rooms.remove(room, user)
+        if self._membership_changes is not None:
+            self._membership_changes.append((joined, room, user))
+
     def _reload_memberships(self) -> Deferred:
+        if self._membership_changes is None:
+            self._membership_changes = []
+
         def loaded(memberships) -> None:
-            self.rooms = RoomDirectory(memberships)
+            rooms = RoomDirectory(memberships)
+            for joined, room, user in self._membership_changes or ():
+                if joined:
+                    rooms.add(room, user)
+                else:
+                    rooms.remove(room, user)
+            self.rooms = rooms
+
+        def done(result: object) -> object:
+            self._membership_changes = None
+            return result
 
         d = self.store.load_memberships()
         d.addCallback(loaded)
         d.addErrback(lambda f: self.log.failure("re-reading memberships failed", f))
-        return d
+        return d.addBoth(done)
 
     def _publish_soon(self) -> None:
         """One bus message for everything a committed batch routed."""
@@ -443,7 +483,7 @@ class MessengerService(Service):
                 self._tell_room(room, event, but=sender)
         for msgid, sender, recipient, delivered_at in acks:
             self.waiting -= 1
-            self._receipt_for(sender, Receipt(msgid, recipient, delivered_at))
+            self._receipt_for(sender, msgid, recipient, delivered_at)
 
     # -- messages ------------------------------------------------------------
 
@@ -488,19 +528,15 @@ class MessengerService(Service):
             r = result
             self._outbox_acks.append([r.msgid, r.sender, r.recipient, r.delivered_at])
             self._publish_soon()
-        self._receipt_for(
-            result.sender, Receipt(result.msgid, result.recipient, result.delivered_at)
-        )
+        self._receipt_for(result.sender, result.msgid, result.recipient, result.delivered_at)
 
-    def _receipt_for(self, sender: str, receipt: Receipt) -> None:
+    def _receipt_for(self, sender: str, msgid: int, recipient: str, delivered_at: float) -> None:
         session = self.online.get(sender)
         # A closed session stays in ``online`` until its connection is gone;
         # a receipt handed to it would be marked sent and never arrive.
         if session is not None and session.queue is not None and not session.closed:
-            if receipt.msgid not in self._receipts_handed_over:
-                self._hand_over_receipt(
-                    session, receipt.msgid, receipt.recipient, receipt.delivered_at
-                )
+            if msgid not in self._receipts_handed_over:
+                self._hand_over_receipt(session, msgid, recipient, delivered_at)
 
     def _hand_over_receipt(
         self, session: Session, msgid: int, recipient: str, delivered_at: float

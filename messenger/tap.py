@@ -235,7 +235,7 @@ def makeService(options: Options, reactor=None) -> IService:
     if options["metrics"]:
         from messenger.metrics import Metrics, metrics_site
 
-        metrics = core.metrics = Metrics(pending=core.waiting_messages)
+        metrics = core.metrics = Metrics(pending=core.waiting_messages, node_id=core.node_id)
 
     # PROTOCOL.md: on SIGTERM, exit with status 0.  twistd's own handler
     # stops the reactor and then re-raises the signal (status -15), so put

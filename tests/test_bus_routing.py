@@ -279,3 +279,50 @@ class DatabaseIsTruthTests(SynchronousTestCase):
         self.c.b.service.peers.stop()
         self.c.settle()
         self.assertEqual(self.alice.lines(), ["OFF|bob"])
+
+
+class AdminChangeTests(SynchronousTestCase):
+    def test_admin_membership_change_reaches_running_nodes(self):
+        """A membership messenger-admin writes (with its change-log row)
+        reaches every running node within a few seconds, without a restart."""
+        c = TwoNodes(self)
+        c.a.register("alice")
+        c.a.register("bob")
+        c.settle()
+        alice = c.login(c.a, "alice")
+        bob = c.login(c.b, "bob")
+        c.advance(3)  # the nodes have read the change log once
+        # What messenger-admin does, in one transaction of its own.
+        from messenger.store import txns
+
+        def admin_adds(cur):
+            txns.join_room_txn(cur, "#ops", "alice", START)
+            txns.join_room_txn(cur, "#ops", "bob", START)
+            txns.record_change_txn(cur, "admin", START)
+
+        c.store._run(admin_adds)
+        c.advance(2.5)
+        bob.clear()
+        alice.send("MSG|#ops|deploying")
+        c.settle()
+        self.assertEqual(bob.lines(), ["C|#ops|alice|1|deploying"])
+
+    def test_join_during_a_membership_reload_is_kept(self):
+        """A JOIN committed while memberships are being re-read is not lost
+        when the (older) read comes back."""
+        c = TwoNodes(self)
+        c.a.register("alice")
+        c.settle()
+        alice = c.login(c.a, "alice")
+        service = c.a.service
+        from twisted.internet.defer import Deferred
+
+        held = Deferred()
+        real_load = c.store.load_memberships
+        snapshot = real_load()  # the state before the JOIN
+        c.store.load_memberships = lambda: held
+        service._reload_memberships()
+        alice.command("JOIN|#tea")
+        c.store.load_memberships = real_load
+        held.callback(self.successResultOf(snapshot))
+        self.assertTrue(service.rooms.is_member("#tea", "alice"))

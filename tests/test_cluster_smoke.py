@@ -1,5 +1,7 @@
 """Two real ``twistd messenger`` nodes on one SQLite file and one Redis."""
 
+import time
+
 import pytest
 from twisted.trial.unittest import TestCase
 
@@ -9,29 +11,32 @@ from tests.support.server import ServerProcess
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
+def login(server, user):
+    client = server.client()
+    reply = client.command(f"LOGIN|{user}|password1")
+    assert reply.startswith(f"OK|LOGIN|{user}|"), reply
+    return client
+
+
+def register(server, *users):
+    with server.client() as client:
+        for user in users:
+            reply = client.command(f"USR|{user}|password1|{user}")
+            assert reply == f"OK|USR|{user}", reply
+
+
 class TwoNodeSmokeTests(TestCase):
     def setUp(self):
         redis = RedisServer.start_or_skip(self)
         self.a = ServerProcess(self, "--bus", redis.url, "--node-id", "a")
         self.b = ServerProcess(self, "--bus", redis.url, "--node-id", "b", "--db", self.a.db)
 
-    def login(self, server, user):
-        client = server.client()
-        reply = client.command(f"LOGIN|{user}|password1")
-        self.assertTrue(reply.startswith(f"OK|LOGIN|{user}|"), reply)
-        return client
-
-    def register(self, server, *users):
-        with server.client() as client:
-            for user in users:
-                self.assertEqual(client.command(f"USR|{user}|password1|{user}"), f"OK|USR|{user}")
-
     def test_direct_message_across_nodes(self):
         """A message sent on one node is delivered live on the other, and
         the receipt comes back."""
-        self.register(self.a, "alice", "bob")
-        alice = self.login(self.a, "alice")
-        bob = self.login(self.b, "bob")
+        register(self.a, "alice", "bob")
+        alice = login(self.a, "alice")
+        bob = login(self.b, "bob")
         alice.send("MSG|bob|hi")
         lines = alice.read_until_prefix("OK|MSG|")
         msgid = lines[-1].split("|")[2]
@@ -42,13 +47,47 @@ class TwoNodeSmokeTests(TestCase):
     def test_takeover_across_nodes(self):
         """Logging in on node b closes the session on node a with BYE|409,
         and node b delivers what was not acknowledged."""
-        self.register(self.a, "alice", "bob")
-        alice = self.login(self.a, "alice")
-        bob = self.login(self.a, "bob")
+        register(self.a, "alice", "bob")
+        alice = login(self.a, "alice")
+        bob = login(self.a, "bob")
         alice.send("MSG|bob|one")
         alice.read_until_prefix("OK|MSG|")
         self.assertEqual(bob.expect_event("R|"), "R|alice|1|one")
-        bob_again = self.login(self.b, "bob")
+        bob_again = login(self.b, "bob")
         self.assertIn("BYE|409|logged in elsewhere", bob.read_until_closed())
         self.assertEqual(bob_again.expect_event("R|"), "R|alice|1|one")
         self.assertEqual(alice.command("WHO"), "OK|WHO|alice|bob")
+
+
+class TwoNodeFailureSmokeTests(TestCase):
+    def setUp(self):
+        self.redis = RedisServer.start_or_skip(self)
+        url = self.redis.url
+        self.a = ServerProcess(self, "--bus", url, "--node-id", "a")
+        self.b = ServerProcess(self, "--bus", url, "--node-id", "b", "--db", self.a.db)
+        register(self.a, "alice", "bob")
+        self.alice = login(self.a, "alice")
+        self.bob = login(self.b, "bob")
+
+    def test_messages_flow_while_redis_is_down_and_after(self):
+        """Without Redis, nodes keep accepting and deliver from a database
+        poll; when it is back, delivery is live again."""
+        self.redis.stop()
+        self.alice.send("MSG|bob|while down")
+        self.assertTrue(self.alice.read_until_prefix("OK|MSG|")[-1].startswith("OK|MSG|"))
+        self.assertEqual(self.bob.expect_event("R|", timeout=10), "R|alice|1|while down")
+        self.bob.send("ACK|1")
+        self.assertTrue(self.alice.expect_event("DLV|", timeout=10).startswith("DLV|1|bob|"))
+        self.redis.start()
+        time.sleep(3)  # the nodes reconnect (backoff capped at 2 s)
+        self.alice.send("MSG|bob|back")
+        started = time.monotonic()
+        self.assertEqual(self.bob.expect_event("R|", timeout=10), "R|alice|2|back")
+        self.assertLess(time.monotonic() - started, 1.0)
+
+    def test_killed_node_users_go_offline_within_15_seconds(self):
+        """kill -9 of a node: the others see OFF for its users within 15 s."""
+        started = time.monotonic()
+        self.b.kill()
+        self.assertEqual(self.alice.expect_event("OFF|", timeout=20), "OFF|bob")
+        self.assertLess(time.monotonic() - started, 15.0)

@@ -181,6 +181,9 @@ class DatabaseStore:
     def part_room(self, room: str, username: str) -> Deferred[bool]:
         return self._run(txns.part_room_txn, room, username)
 
+    def last_change(self) -> Deferred[int]:
+        return self._run(txns.last_change_txn)
+
 
 @implementer(IMessageStore)
 class ImmediateStore(DatabaseStore):

@@ -220,6 +220,13 @@ class IMessageStore(Interface):
     def part_room(room: str, username: str) -> Deferred[bool]:
         """Remove the member.  Fires with True if the user was a member."""
 
+    # changes made outside the nodes
+
+    def last_change() -> Deferred[int]:
+        """Fires with the id of the latest change another program (say
+        messenger-admin) noted, 0 if none: when it moves, what nodes hold
+        in memory (memberships) must be re-read."""
+
 
 def conversation_key(user_or_room: str, other: str | None = None) -> str:
     """The key under which a conversation's messages are kept.

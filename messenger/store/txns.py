@@ -513,3 +513,29 @@ def join_room_txn(txn: Txn, room: str, username: str, now: float) -> bool:
 def part_room_txn(txn: Txn, room: str, username: str) -> bool:
     txn.execute("DELETE FROM room_members WHERE room = ? AND username = ?", (room, username))
     return txn.rowcount == 1
+
+
+# --------------------------------------------------------------------------
+# changes made outside the nodes (schema version 2)
+
+#: Rows of the change log kept; nodes only ever read the highest id.
+CHANGES_KEPT = 100
+
+
+def record_change_txn(txn: Txn, kind: str, now: float) -> None:
+    """Note that something nodes hold in memory changed (inside the writer's
+    transaction, which holds the write lock)."""
+    txn.execute(
+        "INSERT INTO changes (id, kind, created_at)"
+        " SELECT COALESCE(MAX(id), 0) + 1, ?, ? FROM changes",
+        (kind, now),
+    )
+    txn.execute(
+        "DELETE FROM changes WHERE id <= (SELECT MAX(id) FROM changes) - ?", (CHANGES_KEPT,)
+    )
+
+
+def last_change_txn(txn: Txn) -> int:
+    """The id of the latest change noted, 0 if none."""
+    txn.execute("SELECT COALESCE(MAX(id), 0) FROM changes")
+    return int(txn.fetchone()[0])
