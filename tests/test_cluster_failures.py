@@ -226,11 +226,36 @@ class PostgresOutageTests(FailureTestCase):
         after: dict[int, str] = {}
         self._send_until(alice, lambda r: r.startswith("OK|"), after, "after", timeout=60)
         self.assertTrue(after, "the node did not recover by itself")
-        bob = self.user("bob", 1)
+        bob = self.connect(1)
+        reply = self._until_ok(bob, "LOGIN|bob|password1", timeout=30)
+        self.assertTrue(reply.startswith("OK|LOGIN|bob|"), reply)
         wanted = before | outage_ok | after
         received = collect_deliveries(bob, set(wanted))
         for msgid, body in wanted.items():
             self.assertEqual(received[msgid], body)
+
+    def test_first_command_after_the_database_returns_succeeds(self):
+        """A node idle through a PostgreSQL restart answers its next command
+        normally once the database is back: no 503 from a stale connection."""
+        self.start_cluster(private_postgres=True)
+        self.sign_up("alice", "bob")
+        alice = self.user("alice", 0)
+        self.cluster.postgres.stop()
+        self.cluster.postgres.start()
+        self._until_ok(alice, "MSG|bob|the database is back", timeout=30)
+        bob = self.connect(2)
+        reply = bob.command("LOGIN|bob|password1")
+        self.assertTrue(reply.startswith("OK|LOGIN|bob|"), reply)
+
+    def _until_ok(self, client: LineClient, command: str, timeout: float) -> str:
+        """Send ``command`` every 0.2 s until it gets OK (bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = client.command(command, timeout=30)
+            if reply.startswith("OK|") or time.monotonic() > deadline:
+                return reply
+            self.assertIn(STORAGE_UNAVAILABLE, reply)
+            time.sleep(0.2)
 
     def _send_until(self, client, done, ok: dict[int, str], label: str, timeout: float = 30.0):
         """MSG to bob once a 0.2 s until ``done(reply)``; OK'd ones go to ``ok``."""

@@ -13,8 +13,8 @@ unchanged on a cluster::
     alice = server.client()                        # ``topology`` set on the
     bob = server.client()                          # test class
 
-The database is a PostgreSQL started for the test run, one database per
-cluster (or one SQLite file with ``database="sqlite"``); the bus is a
+The database is the PostgreSQL server of :mod:`tests.support.postgres`
+shared by the test run, one database per cluster (or one SQLite file with ``database="sqlite"``); the bus is a
 redis-server of the cluster's own.  Each node is a
 :class:`Node` (a ``ServerProcess``) with its own log, printed when a test
 fails.  Services that are not installed skip the test, or fail it when
@@ -23,24 +23,21 @@ fails.  Services that are not installed skip the test, or fail it when
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from twisted.trial.unittest import SkipTest
 
+from tests.support.postgres import PostgresServer, find_bindir, shared_server
 from tests.support.redis import RedisServer
 from tests.support.server import (
     DEFAULT_TIMEOUT,
-    HOST,
     LineClient,
     ServerProcess,
-    free_port,
 )
 
 
@@ -71,91 +68,21 @@ def bus_supported() -> bool:
 # -- the database --------------------------------------------------------------
 
 
-POSTGRES_BIN = "/usr/lib/postgresql/15/bin"
-
-
-class PostgresProcess:
-    """A PostgreSQL server of its own: initdb into a temporary directory,
-    run as the unprivileged ``postgres`` user, on a free loopback port.
-
-    ``database()`` makes a new empty database owned by a login role and
-    returns its URI.  ``stop()`` (fast shutdown: connections are cut) and
-    ``start()`` again on the same port and data serve the failure tests.
-    """
-
-    def __init__(self) -> None:
-        if not os.path.exists(os.path.join(POSTGRES_BIN, "initdb")):
-            missing_service("PostgreSQL 15 is not installed (apt-get install postgresql)")
-        self.directory = tempfile.mkdtemp(prefix="messenger-pg-")
-        self.data = os.path.join(self.directory, "data")
-        self.port = free_port()
-        self._databases = 0
-        self._as_postgres = os.geteuid() == 0
-        if self._as_postgres:
-            shutil.chown(self.directory, "postgres")
-        self._run(
-            "initdb", "-D", self.data, "--auth=trust", "-U", "postgres", "-E", "UTF8", "--no-sync"
-        )
-        self.start()
-        self._sql("CREATE ROLE messenger LOGIN")
-
-    def _run(self, tool: str, *args: str) -> str:
-        command = [os.path.join(POSTGRES_BIN, tool), *args]
-        if self._as_postgres:  # PostgreSQL refuses to run as root
-            command = ["runuser", "-u", "postgres", "--", *command]
-        result = subprocess.run(
-            command, cwd=self.directory, capture_output=True, text=True, timeout=60
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"{tool} failed: {result.stdout}{result.stderr}")
-        return result.stdout
-
-    def _sql(self, statement: str) -> None:
-        self._run("psql", "-h", HOST, "-p", str(self.port), "-U", "postgres", "-qc", statement)
-
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.directory} -c listen_addresses={HOST} "
-            "-c fsync=off -c full_page_writes=off -c max_connections=200"
-        )
-        log = os.path.join(self.directory, "postgres.log")
-        self._run("pg_ctl", "-D", self.data, "-l", log, "-w", "-t", "60", "-o", options, "start")
-
-    def stop(self) -> None:
-        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
-            self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
-
-    def destroy(self) -> None:
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    def database(self) -> str:
-        """A new, empty database owned by the role ``messenger``: its URI."""
-        self._databases += 1
-        name = f"messenger_{self._databases}"
-        self._sql(f"CREATE DATABASE {name} OWNER messenger")
-        return f"postgresql://messenger@{HOST}:{self.port}/{name}"
-
-
-_shared_postgres: PostgresProcess | None = None
-
-
-def postgres_database(testcase, private: bool = False) -> tuple[PostgresProcess, str]:
+def postgres_database(testcase, private: bool = False) -> tuple[PostgresServer, str]:
     """A fresh database: in the PostgreSQL server shared by the whole test
-    run (started at the first call, stopped at exit), or in one of the
-    test's own with ``private`` (the failure tests stop it)."""
-    global _shared_postgres
+    run (tests/support/postgres.py), dropped with the test, or in a server
+    of the test's own with ``private`` (the failure tests stop it)."""
+    if find_bindir() is None:
+        missing_service("PostgreSQL is not installed (apt-get install postgresql)")
     if private:
-        server = PostgresProcess()
-        testcase.addCleanup(server.destroy)
-    else:
-        if _shared_postgres is None:
-            _shared_postgres = PostgresProcess()
-            atexit.register(_shared_postgres.destroy)
-        server = _shared_postgres
-    return server, server.database()
+        server = PostgresServer()
+        testcase.addCleanup(server.cleanup)
+        server.start()
+        return server, server.create_database()
+    server = shared_server()
+    uri = server.create_database()
+    testcase.addCleanup(server.drop_database, uri)
+    return server, uri
 
 
 # -- the nodes ------------------------------------------------------------------
@@ -228,7 +155,7 @@ class ClusterProcess:
         # are gone before their bus and database.
         self.redis = RedisServer.start_or_skip(testcase)
         self.with_bus = bus_supported()
-        self.postgres: PostgresProcess | None = None
+        self.postgres: PostgresServer | None = None
         self.db = self._make_database(testcase, database, private_postgres)
         self.nodes = [
             Node(
