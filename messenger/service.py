@@ -153,12 +153,19 @@ class MessengerService(Service):
     def startService(self) -> Deferred:
         super().startService()
         d = self.store.open()
+        # The change log's position before the memberships are read: a
+        # change made after it is re-read at the next poll, not missed.
+        d.addCallback(lambda _: self.store.last_change())
+        d.addCallback(self._change_log_position)
         d.addCallback(lambda _: self.store.load_memberships())
         d.addCallback(self._loaded)
         d.addCallback(lambda _: self.store.count_waiting())
         d.addCallback(self._counted)
         d.addErrback(self._failed_to_start)
         return d
+
+    def _change_log_position(self, last: int) -> None:
+        self._last_change = last
 
     def _loaded(self, memberships) -> None:
         self.rooms = RoomDirectory(memberships)
