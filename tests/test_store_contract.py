@@ -207,6 +207,22 @@ def test_resume_record_needs_the_users_own_unexpired_token(store):
     assert done(store.resume_record("alice", "other", NOW)) is None
 
 
+def test_resume_record_can_carry_everything_a_login_needs(store):
+    """With pending_page, one RESUME read also holds the oldest pending
+    messages (at most the page) and the pending receipts; without it,
+    neither is read."""
+    done(store.add_token("alice", "tok", NOW + 60))
+    to_alice = commit(store, [dm("bob", "alice", str(i)) for i in range(3)]).messages
+    (from_alice,) = commit(store, [dm("alice", "bob", "hi")]).messages
+    commit(store, acks=[("bob", from_alice.msgid)], now=NOW + 1)
+    record = done(store.resume_record("alice", "tok", NOW, 2))
+    assert [m.msgid for m in record.pending] == [m.msgid for m in to_alice[:2]]
+    assert record.receipts == [Receipt(from_alice.msgid, "bob", NOW + 1)]
+    plain = done(store.resume_record("alice", "tok", NOW))
+    assert plain.pending is None and plain.receipts is None
+    assert done(store.resume_record("alice", "wrong", NOW, 2)) is None
+
+
 def test_login_record_holds_the_rooms_or_is_none(store):
     done(store.join_room("#dev", "alice", NOW))
     assert done(store.login_record("alice")).rooms == frozenset({"#general", "#dev"})

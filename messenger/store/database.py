@@ -142,9 +142,9 @@ class DatabaseStore:
         return self._run(txns.login_record_txn, username)
 
     def resume_record(
-        self, username: str, token_hash: str, now: float
+        self, username: str, token_hash: str, now: float, pending_page: int = 0
     ) -> Deferred[LoginRecord | None]:
-        return self._run(txns.resume_record_txn, username, token_hash, now)
+        return self._run(txns.resume_record_txn, username, token_hash, now, pending_page)
 
     def commit_batch(
         self,

@@ -30,10 +30,17 @@ class UserRecord:
 @dataclass(frozen=True, slots=True)
 class LoginRecord:
     """What a login needs, read in one go: the account and its rooms
-    (another program, say messenger-admin, may have changed them)."""
+    (another program, say messenger-admin, may have changed them) and, when
+    asked for, the first page of its pending messages and its pending
+    receipts, read in the same transaction."""
 
     user: UserRecord
     rooms: frozenset[str]
+    #: The oldest pending direct messages (at most the page asked for), or
+    #: None when not asked for.
+    pending: Sequence[StoredMessage] | None = None
+    #: Receipts not yet handed to the user, or None when not asked for.
+    receipts: Sequence[Receipt] | None = None
 
 
 @dataclass(frozen=True, slots=True)

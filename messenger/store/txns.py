@@ -16,7 +16,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import TypeVar
 
-from messenger.store.engines import MAX_PARAMETERS, Txn
+from messenger.store.engines import MAX_PARAMETERS, Cursor, Txn, inserted_ids
 from messenger.store.interface import (
     AckResult,
     BatchResult,
@@ -177,10 +177,20 @@ def login_record_txn(txn: Txn, username: str) -> LoginRecord | None:
     return LoginRecord(user, frozenset(rooms_of_txn(txn, username)))
 
 
-def resume_record_txn(txn: Txn, username: str, token_hash: str, now: float) -> LoginRecord | None:
+def resume_record_txn(
+    txn: Txn, username: str, token_hash: str, now: float, pending_page: int = 0
+) -> LoginRecord | None:
     if not token_valid_txn(txn, username, token_hash, now):
         return None
-    return login_record_txn(txn, username)
+    record = login_record_txn(txn, username)
+    if record is None or pending_page <= 0:
+        return record
+    return LoginRecord(
+        record.user,
+        record.rooms,
+        pending_messages_txn(txn, username, 0, pending_page),
+        pending_receipts_txn(txn, username),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -195,89 +205,102 @@ def commit_batch_txn(
     now: float,
     max_pending: int,
 ) -> BatchResult:
-    """One group commit, in a constant number of statements.
+    """One group commit, in a constant number of statements and round trips.
 
     Statements per row are what a batch costs (on PostgreSQL each is a
     round trip), so every kind of read and write is one statement for the
     whole batch (or a few, for batches larger than :data:`MAX_PARAMETERS`):
     earlier SENDs, mailbox counters, rooms and memberships, the inserts,
     the idempotency keys, the ACKs, the counters written back, the receipt
-    marks.  Outcomes are those of handling the batch in order: a message
-    is checked against the mailbox counts the earlier ones of the batch
-    left, a SEND repeated inside the batch is a duplicate of the first.
+    marks.  Statements that do not wait for each other are submitted
+    together (PostgreSQL's pipeline): the reads; then the inserts, ACKs and
+    receipt marks; then the keys and counters, sent with the commit.
+
+    Outcomes are those of handling the batch in order: a message is checked
+    against the mailbox counts the earlier ones of the batch left, a SEND
+    repeated inside the batch is a duplicate of the first.
     """
-    # The write lock first: the counters read here are written back at the
-    # end, and ids are allocated under it (see IMessageStore).
-    txn.engine.begin_write(txn)
-    recipients = {m.recipient for m in messages if m.recipient is not None}
-    pending = _PendingCounts(txn, recipients | {recipient for recipient, _ in acks})
-    earlier = _earlier_sends(txn, messages, now)
-    rooms, memberships = _room_checks(txn, messages)
+    engine = txn.engine
+    with engine.pipeline(txn):
+        # The write lock first: the counters read here are written back at
+        # the end, and ids are allocated under it (see IMessageStore).
+        engine.begin_write(txn)
+        recipients = {m.recipient for m in messages if m.recipient is not None}
+        counts = _PendingCounts.submit(txn, recipients | {recipient for recipient, _ in acks})
+        earlier_sends = _submit_earlier_sends(txn, messages)
+        room_checks = _submit_room_checks(txn, messages)
+        pending = _PendingCounts(txn, counts)
+        earlier = _earlier_sends(earlier_sends, now)
+        rooms, memberships = _room_checks(*room_checks)
 
-    outcomes: list[StoredMessage | MessageRejected | int] = []  # int: index into rows
-    rows: list[tuple[object, ...]] = []
-    keys: dict[tuple[str, str], int] = {}  # this batch's SEND keys -> index into rows
-    for m in messages:
-        key = (m.sender, m.client_id) if m.client_id is not None else None
-        if key is not None:
-            if key in earlier:
-                outcomes.append(earlier[key])
-                continue
-            if key in keys:
-                outcomes.append(-1 - keys[key])  # a duplicate of a row of this batch
-                continue
-        if m.recipient is not None:
-            count = pending.get(m.recipient)
-            if count is None:
-                outcomes.append(MessageRejected.NO_SUCH_USER)
-                continue
-            if count >= max_pending:
-                outcomes.append(MessageRejected.MAILBOX_FULL)
-                continue
-            pending.add(m.recipient, 1)
-            conversation = conversation_key(m.sender, m.recipient)
-            receipt_sent = 0
-        else:
-            assert m.room is not None
-            if m.room not in rooms:
-                outcomes.append(MessageRejected.NO_SUCH_ROOM)
-                continue
-            if (m.room, m.sender) not in memberships:
-                outcomes.append(MessageRejected.NOT_A_MEMBER)
-                continue
-            conversation = m.room
-            receipt_sent = 1  # room messages have no receipts
-        if key is not None:
-            keys[key] = len(rows)
-        outcomes.append(len(rows))
-        rows.append((m.sender, m.recipient, m.room, conversation, m.body, now, receipt_sent))
+        outcomes: list[StoredMessage | MessageRejected | int] = []  # int: index into rows
+        rows: list[_Row] = []
+        keys: dict[tuple[str, str], int] = {}  # this batch's SEND keys -> index into rows
+        for m in messages:
+            key = (m.sender, m.client_id) if m.client_id is not None else None
+            if key is not None:
+                if key in earlier:
+                    outcomes.append(earlier[key])
+                    continue
+                if key in keys:
+                    outcomes.append(-1 - keys[key])  # a duplicate of a row of this batch
+                    continue
+            if m.recipient is not None:
+                count = pending.get(m.recipient)
+                if count is None:
+                    outcomes.append(MessageRejected.NO_SUCH_USER)
+                    continue
+                if count >= max_pending:
+                    outcomes.append(MessageRejected.MAILBOX_FULL)
+                    continue
+                pending.add(m.recipient, 1)
+                conversation = conversation_key(m.sender, m.recipient)
+                receipt_sent = 0
+            else:
+                assert m.room is not None  # a message has a recipient or a room
+                if m.room not in rooms:
+                    outcomes.append(MessageRejected.NO_SUCH_ROOM)
+                    continue
+                if (m.room, m.sender) not in memberships:
+                    outcomes.append(MessageRejected.NOT_A_MEMBER)
+                    continue
+                conversation = m.room
+                receipt_sent = 1  # room messages have no receipts
+            if key is not None:
+                keys[key] = len(rows)
+            outcomes.append(len(rows))
+            rows.append((m.sender, m.recipient, m.room, conversation, m.body, now, receipt_sent))
 
-    ids = txn.engine.insert_returning_ids(txn, _INSERT_MESSAGE, _INSERT_MESSAGE_TYPES, rows)
-    if keys:
-        txn.executemany(
-            "INSERT INTO send_keys (sender, client_id, message_id, created_at)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (sender, client_id)"
-            " DO UPDATE SET message_id = excluded.message_id, created_at = excluded.created_at",
-            [(sender, client_id, ids[i], now) for (sender, client_id), i in keys.items()],
-        )
+        inserts = engine.submit_insert(txn, _INSERT_MESSAGE, _INSERT_MESSAGE_TYPES, rows)
+        acked = _submit_acks(txn, acks, now)
+        for chunk in _chunks(receipts_sent, MAX_PARAMETERS):
+            condition, params = engine.in_list("id", "int8", chunk)
+            txn.submit(f"UPDATE messages SET receipt_sent = 1 WHERE {condition}", params)
+        ids = inserted_ids(inserts)
+        ack_results = _ack_results(acked, acks, now, pending)
+
+        if keys:
+            _submit_send_keys(
+                txn, [(sender, client_id, ids[i], now) for (sender, client_id), i in keys.items()]
+            )
+        pending.write()
+
     results: list[StoredMessage | MessageRejected] = []
     for outcome in outcomes:
         if isinstance(outcome, int):
             index = outcome if outcome >= 0 else -1 - outcome
             sender, recipient, room, _, body, _, _ = rows[index]
             results.append(
-                StoredMessage(ids[index], sender, recipient, room, body, now, duplicate=outcome < 0)  # type: ignore[arg-type]
+                StoredMessage(ids[index], sender, recipient, room, body, now, duplicate=outcome < 0)
             )
         else:
             results.append(outcome)
-
-    ack_results = _ack_all(txn, acks, now, pending)
-    pending.write()
-    for chunk in _chunks(receipts_sent, MAX_PARAMETERS):
-        condition, params = txn.engine.in_list("id", chunk)
-        txn.execute(f"UPDATE messages SET receipt_sent = 1 WHERE {condition}", params)
     return BatchResult(results, ack_results)
 
+
+#: A message row to insert: sender, recipient, room, conversation, body,
+#: created_at, receipt_sent.
+_Row = tuple[str, str | None, str | None, str, str, float, int]
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (sender, recipient, room, conversation, body, created_at, receipt_sent)"
@@ -294,15 +317,23 @@ class _PendingCounts:
     """Each recipient's count of unacknowledged messages during a batch:
     read in one statement, written back in one."""
 
-    def __init__(self, txn: Txn, usernames: Iterable[str]) -> None:
+    @staticmethod
+    def submit(txn: Txn, usernames: Iterable[str]) -> list[Cursor]:
+        wanted = list(usernames)
+        cursors = []
+        for chunk in _chunks(wanted, MAX_PARAMETERS):
+            condition, params = txn.engine.in_list("username", "text", chunk)
+            cursors.append(
+                txn.submit(f"SELECT username, pending_count FROM users WHERE {condition}", params)
+            )
+        return cursors
+
+    def __init__(self, txn: Txn, submitted: Sequence[Cursor]) -> None:
         self._txn = txn
         self._counts: dict[str, int] = {}
         self._changed: set[str] = set()
-        wanted = list(usernames)
-        for chunk in _chunks(wanted, MAX_PARAMETERS):
-            condition, params = txn.engine.in_list("username", chunk)
-            txn.execute(f"SELECT username, pending_count FROM users WHERE {condition}", params)
-            for username, count in txn.fetchall():
+        for cursor in submitted:
+            for username, count in cursor.fetchall():
                 self._counts[username] = count
 
     def get(self, username: str) -> int | None:
@@ -316,30 +347,50 @@ class _PendingCounts:
             self._changed.add(username)
 
     def write(self) -> None:
-        if self._changed:
-            self._txn.executemany(
-                "UPDATE users SET pending_count = ? WHERE username = ?",
-                [(self._counts[u], u) for u in self._changed],
+        changed = [(u, self._counts[u]) for u in self._changed]
+        engine = self._txn.engine
+        for chunk in _chunks(changed, MAX_PARAMETERS // 2):
+            rows, params = engine.rows("a", ("text", "int8"), chunk)
+            self._txn.submit(
+                f"UPDATE users SET pending_count = a.column2 FROM {rows}"
+                " WHERE users.username = a.column1",
+                params,
             )
 
 
-def _earlier_sends(
-    txn: Txn, messages: Sequence[NewMessage], now: float
-) -> dict[tuple[str, str], StoredMessage]:
-    """The messages stored by earlier SENDs of this batch's keys, still
-    within their lifetime, marked duplicate."""
+def _submit_earlier_sends(txn: Txn, messages: Sequence[NewMessage]) -> list[Cursor]:
+    """Look up the messages stored by earlier SENDs of this batch's keys."""
     keys = list({(m.sender, m.client_id) for m in messages if m.client_id is not None})
-    found: dict[tuple[str, str], StoredMessage] = {}
-    # An OR of pairs, not a row-value IN: SQLite's planner searches the
-    # primary key for each pair only in this form.
+    cursors = []
     for chunk in _chunks(keys, MAX_PARAMETERS // 2):
-        txn.execute(
-            "SELECT k.sender, k.client_id, k.message_id, k.created_at, m.recipient, m.room,"
-            " m.body, m.created_at FROM send_keys k JOIN messages m ON m.id = k.message_id"
-            " WHERE " + " OR ".join(["(k.sender = ? AND k.client_id = ?)"] * len(chunk)),
-            [value for key in chunk for value in key],
+        rows, params = txn.engine.rows("a", ("text", "text"), chunk)
+        cursors.append(
+            txn.submit(
+                "SELECT k.sender, k.client_id, k.message_id, k.created_at, m.recipient, m.room,"
+                f" m.body, m.created_at FROM {rows}"
+                " JOIN send_keys k ON k.sender = a.column1 AND k.client_id = a.column2"
+                " JOIN messages m ON m.id = k.message_id",
+                params,
+            )
         )
-        for sender, client_id, msgid, key_created, recipient, room, body, created in txn.fetchall():
+    return cursors
+
+
+def _earlier_sends(submitted: Sequence[Cursor], now: float) -> dict[tuple[str, str], StoredMessage]:
+    """Those earlier messages still within their key's lifetime, marked
+    duplicate."""
+    found: dict[tuple[str, str], StoredMessage] = {}
+    for cursor in submitted:
+        for (
+            sender,
+            client_id,
+            msgid,
+            key_created,
+            recipient,
+            room,
+            body,
+            created,
+        ) in cursor.fetchall():
             if key_created > now - SEND_KEY_LIFETIME:
                 found[(sender, client_id)] = StoredMessage(
                     msgid, sender, recipient, room, body, created, duplicate=True
@@ -347,80 +398,88 @@ def _earlier_sends(
     return found
 
 
-def _room_checks(txn: Txn, messages: Sequence[NewMessage]) -> tuple[set[str], set[tuple[str, str]]]:
-    """Which rooms of the batch exist, and which (room, sender) pairs are
-    memberships."""
-    pairs = list({(m.room, m.sender) for m in messages if m.room is not None})
-    if not pairs:
-        return set(), set()
-    names = list({room for room, _ in pairs})
-    rooms: set[str] = set()
-    for chunk in _chunks(names, MAX_PARAMETERS):
-        condition, params = txn.engine.in_list("name", chunk)
-        txn.execute(f"SELECT name FROM rooms WHERE {condition}", params)
-        rooms.update(name for (name,) in txn.fetchall())
-    members: set[tuple[str, str]] = set()
-    for pair_chunk in _chunks(pairs, MAX_PARAMETERS // 2):
-        txn.execute(
-            "SELECT room, username FROM room_members WHERE "
-            + " OR ".join(["(room = ? AND username = ?)"] * len(pair_chunk)),
-            [value for pair in pair_chunk for value in pair],
+def _submit_send_keys(txn: Txn, keys: Sequence[tuple[str, str, int, float]]) -> None:
+    for chunk in _chunks(keys, MAX_PARAMETERS // 4):
+        rows, params = txn.engine.rows("a", ("text", "text", "int8", "float8"), chunk)
+        # "WHERE true": SQLite's parser needs it between a SELECT and ON CONFLICT.
+        txn.submit(
+            "INSERT INTO send_keys (sender, client_id, message_id, created_at)"
+            f" SELECT a.column1, a.column2, a.column3, a.column4 FROM {rows} WHERE true"
+            " ON CONFLICT (sender, client_id)"
+            " DO UPDATE SET message_id = excluded.message_id, created_at = excluded.created_at",
+            params,
         )
-        members.update((room, username) for room, username in txn.fetchall())
+
+
+def _submit_room_checks(
+    txn: Txn, messages: Sequence[NewMessage]
+) -> tuple[list[Cursor], list[Cursor]]:
+    """Look up which rooms of the batch exist, and which (room, sender)
+    pairs are memberships."""
+    pairs = list({(m.room, m.sender) for m in messages if m.room is not None})
+    names = list({room for room, _ in pairs})
+    rooms = []
+    for chunk in _chunks(names, MAX_PARAMETERS):
+        condition, params = txn.engine.in_list("name", "text", chunk)
+        rooms.append(txn.submit(f"SELECT name FROM rooms WHERE {condition}", params))
+    members = []
+    for pair_chunk in _chunks(pairs, MAX_PARAMETERS // 2):
+        rows, params = txn.engine.rows("a", ("text", "text"), pair_chunk)
+        members.append(
+            txn.submit(
+                f"SELECT m.room, m.username FROM {rows}"
+                " JOIN room_members m ON m.room = a.column1 AND m.username = a.column2",
+                params,
+            )
+        )
     return rooms, members
 
 
-def _ack_all(
-    txn: Txn, acks: Sequence[tuple[str, int]], now: float, pending: _PendingCounts
-) -> list[AckResult | None]:
-    """Mark acknowledged messages delivered: one statement per batch.
+def _room_checks(
+    rooms: Sequence[Cursor], members: Sequence[Cursor]
+) -> tuple[set[str], set[tuple[str, str]]]:
+    found_rooms = {name for cursor in rooms for (name,) in cursor.fetchall()}
+    found_members = {(room, user) for cursor in members for room, user in cursor.fetchall()}
+    return found_rooms, found_members
 
-    An ACK counts only from the message's recipient, and only once.
-    """
-    owner: dict[int, str] = {}
-    for recipient, msgid in acks:
-        if owner.setdefault(msgid, recipient) != recipient:
-            # Two users ACK one id in one batch (one of them wrongly): rare
-            # enough for one statement each.
-            return [_ack_one(txn, recipient, msgid, now, pending) for recipient, msgid in acks]
-    acked: dict[int, str] = {}
-    ids = list(owner)
-    for chunk in _chunks(ids, MAX_PARAMETERS // 3):
-        condition, id_params = txn.engine.in_list("id", chunk)
-        params: list[object] = [now, *id_params]
-        for msgid in chunk:
-            params += [msgid, owner[msgid]]
-        whens = " ".join(["WHEN ? THEN ?"] * len(chunk))
-        txn.execute(
-            f"UPDATE messages SET delivered_at = ? WHERE {condition} AND delivered_at IS NULL"
-            f" AND recipient = CASE id {whens} END RETURNING id, sender",
-            params,
+
+def _submit_acks(txn: Txn, acks: Sequence[tuple[str, int]], now: float) -> list[Cursor]:
+    """Mark acknowledged messages delivered: one statement per batch.  An
+    ACK counts only from the message's recipient, and only once."""
+    pairs = list(dict.fromkeys((msgid, recipient) for recipient, msgid in acks))
+    cursors = []
+    for chunk in _chunks(pairs, MAX_PARAMETERS // 2):
+        rows, params = txn.engine.rows("a", ("int8", "text"), chunk)
+        cursors.append(
+            txn.submit(
+                f"UPDATE messages SET delivered_at = ? FROM {rows}"
+                " WHERE messages.id = a.column1 AND messages.recipient = a.column2"
+                " AND messages.delivered_at IS NULL"
+                " RETURNING messages.id, messages.recipient, messages.sender",
+                [now, *params],
+            )
         )
-        acked.update(txn.fetchall())
+    return cursors
+
+
+def _ack_results(
+    submitted: Sequence[Cursor],
+    acks: Sequence[tuple[str, int]],
+    now: float,
+    pending: _PendingCounts,
+) -> list[AckResult | None]:
+    acked: dict[tuple[int, str], str] = {}
+    for cursor in submitted:
+        acked.update(((msgid, recipient), sender) for msgid, recipient, sender in cursor.fetchall())
     results: list[AckResult | None] = []
     for recipient, msgid in acks:
-        sender = acked.pop(msgid, None)
+        sender = acked.pop((msgid, recipient), None)
         if sender is None:
             results.append(None)
         else:
             pending.add(recipient, -1)
             results.append(AckResult(msgid, sender, recipient, now))
     return results
-
-
-def _ack_one(
-    txn: Txn, recipient: str, msgid: int, now: float, pending: _PendingCounts
-) -> AckResult | None:
-    txn.execute(
-        "UPDATE messages SET delivered_at = ?"
-        " WHERE id = ? AND recipient = ? AND delivered_at IS NULL RETURNING sender",
-        (now, msgid, recipient),
-    )
-    row = txn.fetchone()
-    if row is None:
-        return None
-    pending.add(recipient, -1)
-    return AckResult(msgid, row[0], recipient, now)
 
 
 _MESSAGE_COLUMNS = "id, sender, recipient, room, body, created_at"
