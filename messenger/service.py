@@ -8,11 +8,10 @@ and the store are passed in, so tests drive it with ``task.Clock`` and an
 in-memory database.
 
 Routing is local first: a committed message, receipt, presence or
-membership change goes straight to this node's sessions.  When a shared
-bus is configured (``--bus``), the same news is published once per
-committed batch (or per event) for the other nodes, which route it to
-theirs; what a node may have missed it re-reads from the store, which is
-the truth (see :mod:`messenger.bus.peers`).
+membership change goes straight to this node's sessions.  With a shared
+bus (``--bus``) a :class:`messenger.cluster.Cluster` also publishes it for
+the other nodes and routes theirs here; without one (the default) nothing
+else happens and nothing else costs.
 """
 
 from __future__ import annotations
@@ -20,19 +19,16 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
-from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet import task
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from messenger import wire
 from messenger.batching import CommitBatcher
 from messenger.bus.interface import IBus
-from messenger.bus.local import AloneBus
-from messenger.bus.peers import Peers, RemotePresence
+from messenger.cluster import Cluster
 from messenger.config import ServerConfig
 from messenger.limits import ConcurrencyLimit, FailedLogins
 from messenger.passwords import PasswordHasher
@@ -51,30 +47,6 @@ class NoMetrics:
 
 def default_node_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-#: How long a receipt handed over is remembered after its commit, so that
-#: a late bus message about it does not hand it over twice.
-RECEIPT_MEMORY = 120.0
-#: How often, with a shared bus, the store's change log is looked at:
-#: messenger-admin changes memberships behind every node's back.
-CHANGE_POLL = 2.0
-
-
-class ClusterFailedLogins(FailedLogins):
-    """Failed logins counted on every node: each one recorded here is
-    published, and those published by other nodes are recorded here."""
-
-    def __init__(self, clock: IReactorTime, limit: int, window: float, publish) -> None:
-        super().__init__(clock, limit, window)
-        self._publish = publish
-
-    def record(self, address: str) -> None:
-        super().record(address)
-        self._publish(address)
-
-    def record_remote(self, address: str) -> None:
-        super().record(address)
 
 
 class MessengerService(Service):
@@ -96,24 +68,10 @@ class MessengerService(Service):
         self.clock = clock
         self.reactor = reactor
         self.node_id = node_id or default_node_id()
-        self.bus: IBus = bus if bus is not None else AloneBus()
-        #: Other nodes may be listening: publish what happens here.
-        self.clustered = bool(self.bus.shared)
-        self.peers = Peers(self.bus, self.node_id, clock, self)
-        self.remote = RemotePresence()
-        #: Login stamps of this node's users (see RemotePresence).
-        self._login_stamps: dict[str, float] = {}
-        self._outbox_messages: list[list[Any]] = []
-        self._outbox_acks: list[list[Any]] = []
-        self._outbox_call: IDelayedCall | None = None
-        self._receipts_recent: dict[int, float] = {}
-        self._resyncing = False
-        self._resync_again = False
-        self._membership_reloader: task.LoopingCall | None = None
-        self._last_change: int | None = None
-        #: Membership changes seen while memberships are re-read, applied
-        #: again to what the read returns (it may predate them).
-        self._membership_changes: list[tuple[bool, str, str]] | None = None
+        #: This node's part in a cluster; None when it works alone.
+        self.cluster: Cluster | None = None
+        if bus is not None and bus.shared:
+            self.cluster = Cluster(self, bus, self.node_id, clock)
         self.hasher = hasher
         self.metrics = metrics if metrics is not None else NoMetrics()
         self.batcher = CommitBatcher(
@@ -123,12 +81,9 @@ class MessengerService(Service):
             on_acknowledged=self._acknowledged,
             on_receipts_settled=self._receipts_settled,
         )
-        if self.clustered:
-            self.failed_logins: FailedLogins = ClusterFailedLogins(
-                clock,
-                config.login_failure_limit,
-                config.login_failure_window,
-                lambda address: self.peers.publish("fail", a=address),
+        if self.cluster is not None:
+            self.failed_logins: FailedLogins = self.cluster.failed_logins(
+                config.login_failure_limit, config.login_failure_window
             )
         else:
             self.failed_logins = FailedLogins(
@@ -153,19 +108,18 @@ class MessengerService(Service):
     def startService(self) -> Deferred:
         super().startService()
         d = self.store.open()
-        # The change log's position before the memberships are read: a
-        # change made after it is re-read at the next poll, not missed.
-        d.addCallback(lambda _: self.store.last_change())
-        d.addCallback(self._change_log_position)
+        cluster = self.cluster
+        if cluster is not None:
+            # The change log's position before the memberships are read: a
+            # change made after it is re-read at the next poll, not missed.
+            d.addCallback(lambda _: self.store.last_change())
+            d.addCallback(cluster.change_log_position)
         d.addCallback(lambda _: self.store.load_memberships())
         d.addCallback(self._loaded)
         d.addCallback(lambda _: self.store.count_waiting())
         d.addCallback(self._counted)
         d.addErrback(self._failed_to_start)
         return d
-
-    def _change_log_position(self, last: int) -> None:
-        self._last_change = last
 
     def _loaded(self, memberships) -> None:
         self.rooms = RoomDirectory(memberships)
@@ -177,13 +131,10 @@ class MessengerService(Service):
         self.log.info(
             "node {node}: {mode}",
             node=self.node_id,
-            mode="sharing the work over the bus" if self.clustered else "working alone",
+            mode="working alone" if self.cluster is None else "sharing the work over the bus",
         )
-        self.peers.start()
-        if self.clustered:
-            self._membership_reloader = task.LoopingCall(self._poll_changes)
-            self._membership_reloader.clock = self.clock
-            self._membership_reloader.start(CHANGE_POLL, now=False)
+        if self.cluster is not None:
+            self.cluster.start()
 
     def _failed_to_start(self, failure) -> None:
         self.log.failure("cannot open the store", failure)
@@ -197,11 +148,11 @@ class MessengerService(Service):
         self._stopping = True
         now = self.clock.seconds()
         writes = [self.batcher.flush()]
-        if self._membership_reloader is not None and self._membership_reloader.running:
-            self._membership_reloader.stop()
-        # The others see this node's users go offline (``bye``).
-        writes.append(self.batcher.flush().addCallback(lambda _: self._publish_now()))
-        writes[-1].addCallback(lambda _: self.peers.stop())
+        cluster = self.cluster
+        if cluster is not None:
+            # After the last commit's news is published; the others then
+            # see this node's users go offline.
+            writes.append(self.batcher.flush().addCallback(lambda _: cluster.stop()))
         if self.online:
             writes.append(self.store.set_last_seen(list(self.online), now))
         for session in list(self.connections):
@@ -231,11 +182,9 @@ class MessengerService(Service):
         assert user is not None
         previous = self.online.get(user)
         self.online[user] = session
-        if self.clustered:
-            online_elsewhere = self._logged_in_here(user)
-            if online_elsewhere and previous is None:
-                self.log.info("{user} logged in here, taking over from another node", user=user)
-                return
+        if self.cluster is not None and self.cluster.logged_in(user) and previous is None:
+            self.log.info("{user} logged in here, taken over from another node", user=user)
+            return  # online all along: no ON
         if previous is not None:
             # Its unacknowledged messages are still stored: the new session's
             # delivery queue loads them.
@@ -253,10 +202,8 @@ class MessengerService(Service):
         if user is None or self.online.get(user) is not session:
             return  # never logged in, or taken over
         del self.online[user]
-        if self.clustered:
-            stamp = self._login_stamps.pop(user, 0.0)
-            if not self._stopping:
-                self.peers.publish("off", u=user, t=stamp)
+        if self.cluster is not None:
+            self.cluster.logged_out(user, publish=not self._stopping)
         if self._stopping:
             return
         self.store.set_last_seen([user], self.clock.seconds()).addErrback(
@@ -301,208 +248,44 @@ class MessengerService(Service):
         self.joined(wire.GENERAL_ROOM, username)
 
     def joined(self, room: str, username: str) -> None:
-        self._membership_changed(True, room, username)
-        self._tell_room(room, wire.Joined(room, username), but=username)
-        if self.clustered:
-            self.peers.publish("j", r=room, u=username)
+        self.change_membership(True, room, username)
+        if self.cluster is not None:
+            self.cluster.membership_changed(True, room, username, publish=True)
 
     def parted(self, room: str, username: str) -> None:
-        self._membership_changed(False, room, username)
-        self._tell_room(room, wire.Parted(room, username), but=username)
-        if self.clustered:
-            self.peers.publish("p", r=room, u=username)
+        self.change_membership(False, room, username)
+        if self.cluster is not None:
+            self.cluster.membership_changed(False, room, username, publish=True)
 
-    # -- presence across nodes ---------------------------------------------
+    def change_membership(self, joined: bool, room: str, username: str) -> None:
+        """A JOIN or PART committed, here or on another node."""
+        if joined:
+            self.rooms.add(room, username)
+            self._tell_room(room, wire.Joined(room, username), but=username)
+        else:
+            self.rooms.remove(room, username)
+            self._tell_room(room, wire.Parted(room, username), but=username)
+
+    # -- presence, cluster-wide ------------------------------------------
 
     def online_users(self) -> list[str]:
         """Everyone online, on this node or any other, sorted."""
-        if not self.clustered:
+        if self.cluster is None:
             return sorted(self.online)
-        return sorted(set(self.online).union(self.remote.users()))
+        return sorted(self.cluster.online_users())
 
     def is_online(self, user: str) -> bool:
-        return user in self.online or user in self.remote
-
-    def _logged_in_here(self, user: str) -> bool:
-        """Tell the other nodes ``user`` is here now (any session of theirs
-        is taken over); True if the user was online on another node."""
-        known = self.remote.stamp_of(user)
-        stamp = self.clock.seconds()
-        if known is not None and stamp <= known[0]:
-            stamp = known[0] + 0.001  # later than the login it takes over
-        self._login_stamps[user] = stamp
-        self.remote.forget(user)
-        self.peers.publish("on", u=user, t=stamp)
-        return known is not None
-
-    def _remote_login(self, node: str, user: str, stamp: float) -> None:
-        local = self.online.get(user)
-        if local is not None:
-            if (self._login_stamps.get(user, 0.0), self.node_id) > (stamp, node):
-                return  # ours is the later login: that node closes its own
-            # Gone from ``online`` first: its end is a takeover, not an OFF.
-            del self.online[user]
-            self._login_stamps.pop(user, None)
-            self.log.info("{user} logged in on {node}", user=user, node=node)
-            self.remote.login(user, stamp, node)
-            local.close(wire.BYE_TAKEOVER)
-            return
-        was_online = user in self.remote
-        if self.remote.login(user, stamp, node) and not was_online:
-            self._tell_neighbours(user, wire.On(user))
-
-    def _remote_logout(self, node: str, user: str) -> None:
-        if self.remote.logout(user, node) and user not in self.online:
-            self._tell_neighbours(user, wire.Off(user))
-
-    # -- the other nodes (messenger.bus.peers.PeerEvents) ---------------------
-
-    def peer_message(self, node: str, message: dict[str, Any]) -> None:
-        kind = message["k"]
-        if kind == "b":
-            self._remote_batch(message.get("m", ()), message.get("a", ()))
-        elif kind == "on":
-            self._remote_login(node, message["u"], message["t"])
-        elif kind == "off":
-            self._remote_logout(node, message["u"])
-        elif kind == "j":
-            room, user = message["r"], message["u"]
-            self._membership_changed(True, room, user)
-            self._tell_room(room, wire.Joined(room, user), but=user)
-        elif kind == "p":
-            room, user = message["r"], message["u"]
-            self._membership_changed(False, room, user)
-            self._tell_room(room, wire.Parted(room, user), but=user)
-        elif kind == "fail":
-            failed_logins = self.failed_logins
-            if isinstance(failed_logins, ClusterFailedLogins):
-                failed_logins.record_remote(message["a"])
-        elif kind == "snap":
-            entries = [(u, t) for u, t in message.get("users", ()) if u not in self.online]
-            added, removed = self.remote.replace_node(node, entries)
-            for user in added:
-                self._tell_neighbours(user, wire.On(user))
-            for user in removed:
-                if not self.is_online(user):
-                    self._tell_neighbours(user, wire.Off(user))
-
-    def peer_gone(self, node: str) -> None:
-        for user in self.remote.drop_node(node):
-            if user not in self.online:
-                self._tell_neighbours(user, wire.Off(user))
-        # A node killed between a commit and its publish took the wake-up
-        # with it, and no later message of its will show the gap.
-        self.resync()
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"users": [[u, self._login_stamps.get(u, 0.0)] for u in self.online]}
-
-    def resync(self) -> None:
-        """Re-read from the store what this node's users are owed: a bus
-        message may have been lost.  One at a time; one more if asked for
-        meanwhile."""
-        if self._resyncing:
-            self._resync_again = True
-            return
-        self._resyncing = True
-        for session in list(self.online.values()):
-            if session.queue is not None and not session.closed:
-                session.queue.refresh()
-                self.send_pending_receipts(session)
-        d = self._reload_memberships()
-
-        def done(_: object) -> None:
-            self._resyncing = False
-            if self._resync_again:
-                self._resync_again = False
-                self.resync()
-
-        d.addBoth(done)
-
-    def _poll_changes(self) -> Deferred:
-        """Re-read memberships when the change log moved (one cheap read)."""
-
-        def compare(last: int) -> Deferred | None:
-            seen, self._last_change = self._last_change, last
-            if seen is not None and last != seen:
-                self.log.info("the database changed outside the nodes: re-reading")
-                return self._reload_memberships()
-            return None
-
-        d = self.store.last_change()
-        d.addCallback(compare)
-        d.addErrback(lambda f: self.log.failure("reading the change log failed", f))
-        return d
-
-    def _membership_changed(self, joined: bool, room: str, user: str) -> None:
-        if joined:
-            self.rooms.add(room, user)
-        else:
-            self.rooms.remove(room, user)
-        if self._membership_changes is not None:
-            self._membership_changes.append((joined, room, user))
-
-    def _reload_memberships(self) -> Deferred:
-        if self._membership_changes is None:
-            self._membership_changes = []
-
-        def loaded(memberships) -> None:
-            rooms = RoomDirectory(memberships)
-            for joined, room, user in self._membership_changes or ():
-                if joined:
-                    rooms.add(room, user)
-                else:
-                    rooms.remove(room, user)
-            self.rooms = rooms
-
-        def done(result: object) -> object:
-            self._membership_changes = None
-            return result
-
-        d = self.store.load_memberships()
-        d.addCallback(loaded)
-        d.addErrback(lambda f: self.log.failure("re-reading memberships failed", f))
-        return d.addBoth(done)
-
-    def _publish_soon(self) -> None:
-        """One bus message for everything a committed batch routed."""
-        if self._outbox_call is None:
-            self._outbox_call = self.clock.callLater(0, self._publish_now)
-
-    def _publish_now(self) -> None:
-        self._outbox_call = None
-        if self._outbox_messages or self._outbox_acks:
-            messages, self._outbox_messages = self._outbox_messages, []
-            acks, self._outbox_acks = self._outbox_acks, []
-            self.peers.publish("b", m=messages, a=acks)
-
-    def _remote_batch(self, messages, acks) -> None:
-        online = self.online
-        for msgid, sender, recipient, room, body, created_at in messages:
-            if room is None:
-                self.waiting += 1
-                session = online.get(recipient)
-                if session is not None and session.queue is not None:
-                    message = StoredMessage(msgid, sender, recipient, None, body, created_at)
-                    session.queue.push_live(message)
-            else:
-                event = wire.C(room, sender, msgid, body)
-                self._tell_room(room, event, but=sender)
-        for msgid, sender, recipient, delivered_at in acks:
-            self.waiting -= 1
-            self._receipt_for(sender, msgid, recipient, delivered_at)
+        return user in self.online or (
+            self.cluster is not None and self.cluster.is_online_elsewhere(user)
+        )
 
     # -- messages ------------------------------------------------------------
 
     def route(self, message: StoredMessage) -> None:
         """A newly committed message: push it to whoever is online for it."""
         self.metrics.message_accepted()
-        if self.clustered:
-            m = message
-            self._outbox_messages.append(
-                [m.msgid, m.sender, m.recipient, m.room, m.body, m.created_at]
-            )
-            self._publish_soon()
+        if self.cluster is not None:
+            self.cluster.message_committed(message)
         if message.room is None:
             self.waiting += 1
             session = self.online.get(message.recipient)
@@ -531,13 +314,13 @@ class MessengerService(Service):
     def _acknowledged(self, result: AckResult) -> None:
         """An ACK is committed: the receipt goes to the sender if online."""
         self.waiting -= 1
-        if self.clustered:
-            r = result
-            self._outbox_acks.append([r.msgid, r.sender, r.recipient, r.delivered_at])
-            self._publish_soon()
+        if self.cluster is not None:
+            self.cluster.ack_committed(result)
         self._receipt_for(result.sender, result.msgid, result.recipient, result.delivered_at)
 
     def _receipt_for(self, sender: str, msgid: int, recipient: str, delivered_at: float) -> None:
+        """A receipt committed here or on another node: to its sender if
+        online here."""
         session = self.online.get(sender)
         # A closed session stays in ``online`` until its connection is gone;
         # a receipt handed to it would be marked sent and never arrive.
@@ -548,7 +331,7 @@ class MessengerService(Service):
     def _hand_over_receipt(
         self, session: Session, msgid: int, recipient: str, delivered_at: float
     ) -> None:
-        if msgid in self._receipts_recent:
+        if self.cluster is not None and self.cluster.receipt_told(msgid):
             return  # handed over and recorded already (a late bus message)
         session.send_event(wire.Dlv(msgid, recipient, rfc3339(delivered_at)))
         # Until the batcher commits receipt_sent, the store still calls this
@@ -558,16 +341,8 @@ class MessengerService(Service):
 
     def _receipts_settled(self, msgids: list[int]) -> None:
         self._receipts_handed_over.difference_update(msgids)
-        if self.clustered:
-            now = self.clock.seconds()
-            recent = self._receipts_recent
-            for msgid in msgids:
-                recent[msgid] = now
-            # Insertion order is time order: forget from the front.
-            for msgid, when in list(recent.items()):
-                if now - when < RECEIPT_MEMORY:
-                    break
-                del recent[msgid]
+        if self.cluster is not None:
+            self.cluster.receipts_settled(msgids)
 
     def send_pending_receipts(self, session: Session) -> None:
         def send(receipts) -> None:

@@ -255,8 +255,10 @@ def makeService(options: Options, reactor=None) -> IService:
 
 
 def _bus(options: Options, reactor):
-    """The bus named by --bus, or None: the node works alone."""
+    """The bus named by --bus, or the in-process one: the node works alone."""
     from twisted.logger import Logger
+
+    from messenger.bus.local import AloneBus
 
     if options["bus"]:
         from messenger.bus.redis import RedisBus
@@ -266,7 +268,7 @@ def _bus(options: Options, reactor):
         Logger().warn(
             "no --bus: this node works alone; other nodes on the same database need --bus"
         )
-    return None
+    return AloneBus()
 
 
 class _Listener(StreamServerEndpointService):

@@ -27,9 +27,8 @@ class BusOptionTests(SynchronousTestCase):
 
     def test_without_bus_the_node_works_alone(self):
         """Without --bus the service routes in-process and publishes nothing."""
-        service = Harness().service
-        self.assertIsInstance(service.bus, AloneBus)
-        self.assertFalse(service.clustered)
+        self.assertIsNone(Harness().service.cluster)
+        self.assertIsNone(Harness(bus=AloneBus()).service.cluster)
 
     def test_node_id_defaults_to_host_and_pid(self):
         """--node-id defaults to host:pid."""

@@ -6,6 +6,7 @@ database is the truth, so nothing is lost or doubled.
 """
 
 from twisted.internet import task
+from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
 from messenger.bus.local import InProcessHub
@@ -30,7 +31,7 @@ class TwoNodes:
         )
         self.nodes = [self.a, self.b]
         for h in self.nodes:
-            testcase.addCleanup(h.service.peers.stop)
+            testcase.addCleanup(h.service.cluster.peers.stop)
         self.settle()
 
     def settle(self) -> None:
@@ -181,6 +182,72 @@ class RoutingTests(SynchronousTestCase):
         self.assertEqual(sorted(ids), [1, 2, 3])
 
 
+class StoreRulesAcrossNodesTests(SynchronousTestCase):
+    """Rules the store keeps hold whichever node a command reaches."""
+
+    def setUp(self):
+        self.c = TwoNodes(self, max_pending=2)
+        self.c.a.register("alice")
+        self.c.a.register("bob")
+        self.c.settle()
+
+    def test_passwd_revokes_tokens_on_every_node(self):
+        """A token revoked by PASSWD on one node no longer resumes on another."""
+        alice = self.c.login(self.c.a, "alice")
+        [reply] = alice.command("TOKEN")
+        token = reply.split("|")[2]
+        alice.command("PASSWD|password1|password2")
+        self.c.settle()
+        other = self.c.b.connect()
+        other.send(f"RESUME|alice|{token}")
+        self.c.settle()
+        self.assertEqual(other.lines(), ["ERR|RESUME|401|bad credentials"])
+
+    def test_send_is_idempotent_across_nodes(self):
+        """A SEND retried on another node gets the first message's id, once."""
+        alice = self.c.login(self.c.a, "alice")
+        alice.send("SEND|k1|bob|hello")
+        self.c.settle()
+        self.assertEqual(alice.lines(), ["OK|SEND|1"])
+        alice_again = self.c.b.login("alice")
+        self.c.settle()
+        alice_again.clear()
+        alice_again.send("SEND|k1|bob|hello")
+        self.c.settle()
+        self.assertEqual(alice_again.lines(), ["OK|SEND|1"])
+        bob = self.c.login(self.c.a, "bob")
+        self.assertEqual(bob.lines(), ["R|alice|1|hello"])
+
+    def test_mailbox_limit_counts_messages_from_every_node(self):
+        """--max-pending counts what every node stored for the recipient."""
+        alice = self.c.login(self.c.a, "alice")
+        carol_side = self.c.b
+        carol_side.register("carol")
+        carol = self.c.login(carol_side, "carol")
+        alice.send("MSG|bob|1")
+        carol.send("MSG|bob|2")
+        self.c.settle()
+        carol.clear()
+        carol.send("MSG|bob|3")
+        self.c.settle()
+        self.assertEqual(carol.lines(), ["ERR|MSG|429|mailbox full"])
+
+    def test_history_has_messages_from_every_node(self):
+        """HISTORY on one node lists messages accepted on another."""
+        alice = self.c.login(self.c.a, "alice")
+        bob = self.c.login(self.c.b, "bob")
+        alice.send("MSG|bob|from a")
+        self.c.settle()
+        bob.send("MSG|alice|from b")
+        self.c.settle()
+        bob.clear()
+        bob.send("HISTORY|alice|10")
+        self.c.settle()
+        lines = bob.lines()
+        self.assertEqual([ln.split("|")[-1] for ln in lines[:-1]], ["from a", "from b"])
+        self.assertEqual(lines[-1], "OK|HISTORY|alice|2")
+
+
 class DatabaseIsTruthTests(SynchronousTestCase):
     def setUp(self):
         self.c = TwoNodes(self)
@@ -239,13 +306,47 @@ class DatabaseIsTruthTests(SynchronousTestCase):
         self.assertEqual(self.bob.lines(), ["R|alice|1|hi"])
         self.bob.send("ACK|1")
         self.c.settle()
-        self.c.b.service.peers.bus_message(held[0])  # late, out of turn
+        self.c.b.service.cluster.peers.bus_message(held[0])  # late, out of turn
         self.c.settle()
         self.assertEqual(self.bob.lines(), [])
         self.c.advance(HEARTBEAT + 1)
         self.assertEqual(self.bob.lines(), [])
         [line] = self.alice.lines()
         self.assertTrue(line.startswith("DLV|1|bob|"), line)
+
+    def test_lost_room_message_is_fanned_out_from_the_database(self):
+        """A room message lost on the bus reaches members on the other node
+        once the loss is noticed, once."""
+        self.lose_batches_to_b()
+        self.alice.command("BCST|hello all")
+        self.c.settle()
+        self.assertEqual(self.bob.lines(), [])
+        self.c.hub.lose = lambda node, m: False
+        self.c.advance(HEARTBEAT + 1)
+        self.assertEqual(self.bob.lines(), ["C|#general|alice|1|hello all"])
+        self.c.advance(30)  # more heartbeats and polls: not told again
+        self.assertEqual(self.bob.lines(), [])
+
+    def test_late_room_message_is_not_told_twice(self):
+        """A room message replayed from the store, then arriving late on the
+        bus, is told once."""
+        held = []
+
+        def hold(node, m):
+            if node == "b" and m["k"] == "b":
+                held.append(m)
+                return True
+            return False
+
+        self.c.hub.lose = hold
+        self.alice.command("BCST|hello all")
+        self.c.settle()
+        self.c.hub.lose = lambda node, m: False
+        self.c.advance(HEARTBEAT + 1)
+        self.assertEqual(self.bob.lines(), ["C|#general|alice|1|hello all"])
+        self.c.b.service.cluster.peers.bus_message(held[0])
+        self.c.settle()
+        self.assertEqual(self.bob.lines(), [])
 
     def test_node_without_bus_polls_the_database(self):
         """While its bus is away, a node still delivers, from a slow poll."""
@@ -274,9 +375,23 @@ class DatabaseIsTruthTests(SynchronousTestCase):
         self.assertLessEqual(EXPIRY + 2, 15)
         self.assertEqual(self.alice.command("WHO"), ["OK|WHO|alice"])
 
+    def test_wake_up_lost_with_a_dead_node_is_recovered(self):
+        """A node that dies between a commit and its publish takes the
+        wake-up with it; the others re-read when they take it for dead."""
+        self.c.hub.lose = lambda node, m: m["n"] == "a"  # a's last words are lost
+        self.alice.command("MSG|bob|last words")
+        self.alice.command("BCST|everyone, last words")
+        self.c.settle()
+        self.assertEqual(self.bob.lines(), [])
+        self.c.advance(EXPIRY + 2)
+        self.assertEqual(
+            sorted(self.bob.lines()),
+            ["C|#general|alice|2|everyone, last words", "OFF|alice", "R|alice|1|last words"],
+        )
+
     def test_stopping_node_users_go_offline_at_once(self):
         """A node that stops says so: its users are OFF for the others."""
-        self.c.b.service.peers.stop()
+        self.c.b.service.cluster.peers.stop()
         self.c.settle()
         self.assertEqual(self.alice.lines(), ["OFF|bob"])
 
@@ -315,13 +430,12 @@ class AdminChangeTests(SynchronousTestCase):
         c.settle()
         alice = c.login(c.a, "alice")
         service = c.a.service
-        from twisted.internet.defer import Deferred
 
         held = Deferred()
         real_load = c.store.load_memberships
         snapshot = real_load()  # the state before the JOIN
         c.store.load_memberships = lambda: held
-        service._reload_memberships()
+        service.cluster._reload_memberships()
         alice.command("JOIN|#tea")
         c.store.load_memberships = real_load
         held.callback(self.successResultOf(snapshot))

@@ -58,6 +58,20 @@ class TwoNodeSmokeTests(TestCase):
         self.assertEqual(bob_again.expect_event("R|"), "R|alice|1|one")
         self.assertEqual(alice.command("WHO"), "OK|WHO|alice|bob")
 
+    def test_presence_rooms_and_who_across_nodes(self):
+        """ON, room messages, JOINED and WHO cross the bus between real nodes."""
+        register(self.a, "alice", "carol")
+        alice = login(self.a, "alice")
+        carol = login(self.b, "carol")
+        self.assertEqual(alice.expect_event("ON|"), "ON|carol")
+        self.assertEqual(carol.command("JOIN|#tea"), "OK|JOIN|#tea")
+        self.assertEqual(alice.command("JOIN|#tea"), "OK|JOIN|#tea")
+        self.assertEqual(carol.expect_event("JOINED|"), "JOINED|#tea|alice")
+        carol.send("MSG|#tea|tea?")
+        self.assertTrue(alice.expect_event("C|").startswith("C|#tea|carol|"))
+        self.assertEqual(alice.command("WHO"), "OK|WHO|alice|carol")
+        self.assertEqual(alice.command("WHOIS|carol"), "OK|WHOIS|carol|online|-|carol")
+
 
 class TwoNodeFailureSmokeTests(TestCase):
     def setUp(self):

@@ -38,8 +38,9 @@ POLL_WITHOUT_BUS = 5.0
 class PeerEvents(Protocol):
     """What the node does with what it hears (the service implements it)."""
 
-    def resync(self) -> None:
-        """Something may have been missed: re-read the database."""
+    def resync(self, memberships: bool = True) -> None:
+        """Something may have been missed: re-read the database (without
+        the memberships, which are big, for the poll while the bus is away)."""
 
     def peer_message(self, node: str, message: dict[str, Any]) -> None:
         """A message from ``node``, in its order."""
@@ -86,6 +87,7 @@ class Peers:
         self._last_sent = 0.0
         self._last_poll = 0.0
         self._ticker: task.LoopingCall | None = None
+        self._twin_reported = False
 
     @property
     def nodes(self) -> list[str]:
@@ -135,8 +137,17 @@ class Peers:
 
     def bus_message(self, message: dict[str, Any]) -> None:
         node = message.get("n")
-        if node == self.node_id or not isinstance(node, str):
+        if node == self.node_id:
+            if message.get("e") != self.epoch and not self._twin_reported:
+                self._twin_reported = True
+                self.log.error(
+                    "another node on this bus is also called {node}: give each --node-id "
+                    "a name of its own (their messages are ignored here)",
+                    node=node,
+                )
             return  # our own, echoed back
+        if not isinstance(node, str):
+            return
         epoch, seq, kind = message["e"], message["s"], message["k"]
         now = self.clock.seconds()
         peer = self._peers.get(node)
@@ -146,8 +157,9 @@ class Peers:
             peer = None
         if peer is None:
             self._peers[node] = _Peer(epoch, seq, now)
-            if kind != "hello":
-                # A newcomer to us, heard mid-stream: ask what it has.
+            if kind not in ("hello", "snap"):
+                # A newcomer to us, heard mid-stream: ask what it has (a
+                # hello is answered with our snap; a snap is what it has).
                 self.publish("hello")
         else:
             missed = seq != peer.seq + 1
@@ -171,7 +183,7 @@ class Peers:
         if not self.connected:
             if now - self._last_poll >= POLL_WITHOUT_BUS:
                 self._last_poll = now
-                self.events.resync()
+                self.events.resync(memberships=False)
             return
         if now - self._last_sent >= self.heartbeat:
             self.publish("hb")

@@ -184,6 +184,12 @@ class DatabaseStore:
     def last_change(self) -> Deferred[int]:
         return self._run(txns.last_change_txn)
 
+    def last_message_id(self) -> Deferred[int]:
+        return self._run(txns.last_message_id_txn)
+
+    def room_messages_since(self, after_id: int, limit: int) -> Deferred[list[StoredMessage]]:
+        return self._run(txns.room_messages_since_txn, after_id, limit)
+
 
 @implementer(IMessageStore)
 class ImmediateStore(DatabaseStore):

@@ -234,6 +234,15 @@ class IMessageStore(Interface):
         messenger-admin) noted, 0 if none: when it moves, what nodes hold
         in memory (memberships) must be re-read."""
 
+    # catching up after a lost bus message
+
+    def last_message_id() -> Deferred[int]:
+        """Fires with the newest message id, 0 if none."""
+
+    def room_messages_since(after_id: int, limit: int) -> Deferred[list[StoredMessage]]:
+        """Room messages with an id above ``after_id``, oldest first, at
+        most ``limit``: a list of StoredMessage."""
+
 
 def conversation_key(user_or_room: str, other: str | None = None) -> str:
     """The key under which a conversation's messages are kept.

@@ -598,3 +598,23 @@ def last_change_txn(txn: Txn) -> int:
     """The id of the latest change noted, 0 if none."""
     txn.execute("SELECT COALESCE(MAX(id), 0) FROM changes")
     return int(txn.fetchone()[0])
+
+
+# --------------------------------------------------------------------------
+# catching up after a lost bus message
+
+
+def last_message_id_txn(txn: Txn) -> int:
+    """The newest message id, 0 if none."""
+    txn.execute("SELECT COALESCE(MAX(id), 0) FROM messages")
+    return int(txn.fetchone()[0])
+
+
+def room_messages_since_txn(txn: Txn, after_id: int, limit: int) -> list[StoredMessage]:
+    """Room messages with an id above ``after_id``, oldest first."""
+    txn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id > ? AND room IS NOT NULL"
+        " ORDER BY id LIMIT ?",
+        (after_id, limit),
+    )
+    return [StoredMessage(*row) for row in txn.fetchall()]
