@@ -210,6 +210,27 @@ class RedisOutageTests(FailureTestCase):
         msgid = msgid_of(alice.command("MSG|bob|after the outage"))
         collect_deliveries(bob, {msgid}, timeout=5)
 
+    def test_room_messages_sent_without_redis_reach_other_nodes_when_it_returns(self):
+        """Room messages stored while Redis was away are pushed (C) to the
+        members on other nodes once it is back, each once."""
+        self.start_cluster()
+        self.sign_up("alice", "bob")
+        alice = self.user("alice", 0)
+        bob = self.user("bob", 1)
+        for client in (alice, bob):
+            self.assertEqual(client.command("JOIN|#ops"), "OK|JOIN|#ops")
+        self.cluster.redis.stop()
+        sent = [msgid_of(alice.command(f"MSG|#ops|while Redis is away {n}")) for n in range(3)]
+        self.cluster.redis.start()
+        back = time.monotonic()
+        pushed = [bob.expect_event("C|#ops|", timeout=CATCH_UP + 20) for _ in sent]
+        self.assertEqual(
+            pushed, [f"C|#ops|alice|{m}|while Redis is away {n}" for n, m in enumerate(sent)]
+        )
+        print(f"room messages of the Redis outage pushed {time.monotonic() - back:.1f} s after")
+        after = msgid_of(alice.command("MSG|#ops|after"))
+        self.assertEqual(bob.expect_event("C|#ops|"), f"C|#ops|alice|{after}|after")
+
 
 class PostgresOutageTests(FailureTestCase):
     def test_storage_outage_gets_503_loses_nothing_and_recovers_by_itself(self):
