@@ -231,6 +231,23 @@ class RedisOutageTests(FailureTestCase):
         after = msgid_of(alice.command("MSG|#ops|after"))
         self.assertEqual(bob.expect_event("C|#ops|"), f"C|#ops|alice|{after}|after")
 
+    def test_a_login_elsewhere_during_the_outage_takes_over_when_redis_returns(self):
+        """alice logs in on node 2 while Redis is away (node 1, which has her
+        old session, cannot be told): once Redis is back, node 1 closes the
+        old session with BYE|409 and the new one is the only one."""
+        self.start_cluster()
+        self.sign_up("alice", "bob")
+        old = self.user("alice", 0)
+        self.cluster.redis.stop()
+        new = self.user("alice", 1)
+        self.cluster.redis.start()
+        lines = old.read_until_closed(timeout=CATCH_UP + 20)
+        self.assertEqual(lines[-1], "BYE|409|logged in elsewhere", lines)
+        self.assertEqual(new.command("PING|still here"), "OK|PING|still here")
+        bob = self.user("bob", 2)
+        msgid = msgid_of(bob.command("MSG|alice|to the one session"))
+        self.assertEqual(collect_deliveries(new, {msgid}), {msgid: "to the one session"})
+
 
 class PostgresOutageTests(FailureTestCase):
     def test_storage_outage_gets_503_loses_nothing_and_recovers_by_itself(self):
