@@ -239,6 +239,14 @@ class AccountTests(ClusterTestCase):
         self.assertEqual(bob.expect_event("R|"), f"R|alice|{first}|exactly once")
         self.assertEqual(bob.expect_event("R|"), f"R|alice|{later}|the next one")
 
+    def test_display_name_change_is_seen_from_every_node(self):
+        """NAME on node 1: WHOIS on nodes 2 and 3 shows the new display name at once."""
+        alice = self.user("alice", 0)
+        self.assertEqual(alice.command("NAME|Alice Liddell"), "OK|NAME|Alice Liddell")
+        for node in (1, 2):
+            client = self.user(f"watcher{node}", node)
+            self.assertEqual(client.command("WHOIS|alice"), "OK|WHOIS|alice|online|-|Alice Liddell")
+
     def test_failed_logins_from_one_address_are_counted_cluster_wide(self):
         """20 failed logins spread over the nodes: the next attempt on any node gets 429."""
         self.sign_up("alice")
