@@ -285,6 +285,7 @@ class Bench:
         #: The processes whose CPU is the server's: every node, and
         #: PostgreSQL's and Redis's processes when they are used.
         pids: int | list[int] = server.pids() if isinstance(server, Cluster) else server.pid
+        service_pids = self.services.pids() if self.services and target == "messenger" else []
         ports = server.ports if isinstance(server, Cluster) else [server.port]
         out: dict[str, Any] = {"server_pid": server.pid}
         loadgens: list[Loadgen] = []
@@ -305,6 +306,7 @@ class Bench:
             before = procstat.settle(
                 pids, timeout=min(600.0, max(30.0, (prepare_timeout or timeout) / 2))
             )
+            services_before = procstat.sample(service_pids)
             if self.py_spy_dir and target == "messenger":
                 spy = profiling.PySpy(self.reaper, server.pid, self.py_spy_dir, workload)
             out["rss_idle_fresh"] = started_idle.rss
@@ -331,6 +333,8 @@ class Bench:
             for lg in loadgens:
                 lg.send("release")  # now they disconnect, outside the window
             out["cpu_s"] = after.cpu - before.cpu
+            # Of which PostgreSQL's and Redis's processes (0 on SQLite).
+            out["services_cpu_s"] = procstat.sample(service_pids).cpu - services_before.cpu
             out["cpu_window_s"] = after.at - before.at
             out["wait_s"] = after.wait - before.wait
             out["rss_after"] = after.rss
@@ -421,6 +425,7 @@ def _traffic_figures(
         "unexpected": m["unexpected"],
         "errors": m["errors"],
         "server_cpu_s": raw["cpu_s"],
+        "services_cpu_s": raw.get("services_cpu_s", 0.0),
         "loadgen_cpu_s": m["loadgen_cpu_s"],
         "server_errors": raw.get("server_errors"),
         "ready": raw.get("ready"),
@@ -638,6 +643,7 @@ def backlog(bench: Bench, target: str = "messenger") -> Outcome:
             "errors": result["errors"],
             "server_errors": raw["server_errors"],
             "server_cpu_s": raw["cpu_s"],
+            "services_cpu_s": raw.get("services_cpu_s", 0.0),
         }
         return Outcome("W4", target, figures, checks, details)
 

@@ -8,7 +8,19 @@ One connection does all the work on either engine, so calls run, and their
 Deferreds fire, in the order they were made (see ``IMessageStore``).  On
 SQLite that costs nothing (one writer at a time anyway).  On PostgreSQL the
 throughput comes from group commit, not from parallel connections: one
-batch is a handful of statements whatever its size.
+batch is a handful of statements whatever its size, sent in three round
+trips (pipeline mode), with every row-sized parameter an array (``unnest``).
+
+Measured on this 2-core machine (shared, so noisy): inserting 100 / 1,000
+rows in one transaction cost, per row, 7.9 / 5.3 us of client CPU with
+``unnest``, 11.9 / 8.6 with ``executemany`` (which psycopg pipelines), 15.4
+/ 12.7 with an explicit pipeline of single inserts and 19.9 / 13.1 with a
+multi-row ``VALUES``; ``unnest`` was also the fastest in wall time at those
+sizes.  An ACK batch of 100 as ``UPDATE ... FROM unnest(...)`` cost 16 us of
+backend time per row, against 147 with ``WHERE id IN (...) AND recipient =
+CASE id ...``.  The benchmark's W1 (200 clients, 40,000 messages, quick
+sizes otherwise): SQLite 57 us of server CPU per message; PostgreSQL 90, of
+which 53 in the node and 37 in PostgreSQL's processes.
 
 When PostgreSQL is away (stopped, restarting, the network cut) a call fails
 with :class:`StorageUnavailable`; adbapi drops the broken connection and
