@@ -142,10 +142,14 @@ class Cluster:
         self.peers.publish("on", u=user, t=stamp)
         return known is not None
 
-    def logged_out(self, user: str, publish: bool) -> None:
-        stamp = self._login_stamps.pop(user, 0.0)
-        if publish:
-            self.peers.publish("off", u=user, t=stamp)
+    def logged_out(self, user: str) -> float:
+        """``user``'s session here ended; returns the stamp of its login."""
+        return self._login_stamps.pop(user, 0.0)
+
+    def publish_logout(self, user: str, stamp: float) -> None:
+        """Tell the others (the stamp says which login ended: the user may
+        have logged in again meanwhile)."""
+        self.peers.publish("off", u=user, t=stamp)
 
     def membership_changed(self, joined: bool, room: str, user: str, publish: bool) -> None:
         """Called after the service changed its room directory."""
@@ -194,8 +198,8 @@ class Cluster:
         if self.remote.login(user, stamp, node) and not was_online:
             service._tell_neighbours(user, wire.On(user))
 
-    def _remote_logout(self, node: str, user: str) -> None:
-        if self.remote.logout(user, node) and user not in self.service.online:
+    def _remote_logout(self, node: str, user: str, stamp: float) -> None:
+        if self.remote.logout(user, node, stamp) and user not in self.service.online:
             self.service._tell_neighbours(user, wire.Off(user))
 
     # -- the other nodes (messenger.bus.peers.PeerEvents) ---------------------
@@ -208,7 +212,7 @@ class Cluster:
         elif kind == "on":
             self._remote_login(node, message["u"], message["t"])
         elif kind == "off":
-            self._remote_logout(node, message["u"])
+            self._remote_logout(node, message["u"], message["t"])
         elif kind in ("j", "p"):
             joined = kind == "j"
             room, user = message["r"], message["u"]

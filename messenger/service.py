@@ -202,13 +202,16 @@ class MessengerService(Service):
         if user is None or self.online.get(user) is not session:
             return  # never logged in, or taken over
         del self.online[user]
-        if self.cluster is not None:
-            self.cluster.logged_out(user, publish=not self._stopping)
+        cluster = self.cluster
+        stamp = cluster.logged_out(user) if cluster is not None else None
         if self._stopping:
             return
-        self.store.set_last_seen([user], self.clock.seconds()).addErrback(
-            lambda f: self.log.failure("recording last seen failed", f)
-        )
+        d = self.store.set_last_seen([user], self.clock.seconds())
+        d.addErrback(lambda f: self.log.failure("recording last seen failed", f))
+        if cluster is not None and stamp is not None:
+            # Once last_seen is stored: a WHOIS on a node that heard the
+            # OFF then reads it.
+            d.addCallback(lambda _: cluster.publish_logout(user, stamp))
         if not self._shutdown_requested:
             self._tell_neighbours(user, wire.Off(user))
 

@@ -157,6 +157,14 @@ class RemotePresenceTests(SynchronousTestCase):
         self.assertFalse(p.logout("bob", "a"))
         self.assertIn("bob", p)
 
+    def test_logout_of_an_earlier_login_is_ignored(self):
+        """The end of a session the user has since replaced changes nothing."""
+        p = RemotePresence()
+        p.login("bob", 1.0, "a")
+        p.login("bob", 2.0, "a")
+        self.assertFalse(p.logout("bob", "a", 1.0))
+        self.assertTrue(p.logout("bob", "a", 2.0))
+
     def test_snapshot_replaces_a_node_list(self):
         """A node's full list says who came and who went."""
         p = RemotePresence()

@@ -117,6 +117,22 @@ class RoutingTests(SynchronousTestCase):
         self.c.settle()
         self.assertEqual(self.alice.lines(), ["OFF|carol"])
 
+    def test_whois_after_off_from_another_node_has_last_seen(self):
+        """The OFF of a user on another node comes once their last-seen time
+        is stored: a WHOIS after it says when they were last seen."""
+        held = Deferred()
+        real = self.c.store.set_last_seen
+        self.c.store.set_last_seen = lambda users, when: held
+        self.bob.send("QUIT")
+        self.c.settle()
+        self.assertEqual(self.alice.lines(), [])  # not yet: not stored yet
+        self.c.store.set_last_seen = real
+        held.callback(self.successResultOf(real(["bob"], self.c.clock.seconds())))
+        self.c.settle()
+        self.assertEqual(self.alice.lines(), ["OFF|bob"])
+        [reply] = self.alice.command("WHOIS|bob")
+        self.assertTrue(reply.startswith("OK|WHOIS|bob|offline|2026-"), reply)
+
     def test_who_lists_users_online_on_every_node(self):
         """WHO answers with the users of every node."""
         self.assertEqual(self.alice.command("WHO"), ["OK|WHO|alice|bob"])

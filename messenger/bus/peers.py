@@ -232,11 +232,14 @@ class RemotePresence:
         self._by_node.setdefault(node, set()).add(user)
         return True
 
-    def logout(self, user: str, node: str) -> bool:
-        """Record a logout; False unless ``user`` was online on ``node``."""
+    def logout(self, user: str, node: str, stamp: float | None = None) -> bool:
+        """Record a logout; False unless ``user`` was online on ``node``
+        (by the login of that ``stamp``, when given)."""
         known = self._where.get(user)
         if known is None or known[1] != node:
             return False
+        if stamp is not None and known[0] != stamp:
+            return False  # an older session's end: the user logged in again
         del self._where[user]
         self._by_node.get(node, set()).discard(user)
         return True
