@@ -147,6 +147,14 @@ class Bench:
         os.makedirs(path)
         return path
 
+    def new_database(self, template: str | None = None) -> str | None:
+        """A new PostgreSQL database (a copy of ``template``) when the
+        messenger runs on PostgreSQL, else None (an SQLite file in the run's
+        directory)."""
+        if self.services is None or not self.services.on_postgres:
+            return None
+        return self.services.new_database(template)
+
     def max_clients(self, wanted: int) -> int:
         """``wanted`` clients, or as many as the descriptor limit allows."""
         usable = self.nofile - 200
@@ -215,9 +223,12 @@ class Bench:
         log(
             f"signing up {count} users ({cost} Argon2{', parting #general' if part_general else ''})"
         )
-        db = self.services.new_database() if self.services and self.services.on_postgres else None
         server = ServerProcess(
-            self.reaper, "messenger", workdir, self.messenger_args(count, default_cost), db=db
+            self.reaper,
+            "messenger",
+            workdir,
+            self.messenger_args(count, default_cost),
+            db=self.new_database(),
         ).start()
         path = os.path.join(workdir, "users.json")
         timeout = 120 + count * (0.2 if default_cost else 0.02)

@@ -15,7 +15,7 @@ import tempfile
 
 import pytest
 
-from tests.support.postgres import find_bindir
+from tests.support.postgres import skip_unless_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -26,10 +26,7 @@ def test_a_quick_run_on_postgresql_completes_without_loss_or_duplicates():
     """W1 and W2 on one node on PostgreSQL: every run ends without error,
     nothing lost, duplicated or misdelivered, and the report says where the
     server ran."""
-    if find_bindir() is None:
-        if os.environ.get("MESSENGER_REQUIRE_SERVICES") == "1":
-            pytest.fail("PostgreSQL is not installed and MESSENGER_REQUIRE_SERVICES=1")
-        pytest.skip("PostgreSQL is not installed (initdb not found)")
+    skip_unless_postgres()
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "bench.json")
         env = dict(os.environ)

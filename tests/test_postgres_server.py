@@ -18,17 +18,16 @@ from messenger.store import prepare_database
 from messenger.store.database import ImmediateStore
 from messenger.store.engines import engine_for
 from messenger.store.interface import NewMessage
-from tests.support.postgres import PostgresServer, require_postgres
+from tests.support.postgres import PostgresServer, require_postgres, skip_unless_postgres
 from tests.support.server import HOST, ServerProcess, run_twistd
 from tests.test_integration import login, signup
-from tests.test_store_contract import _postgres_or_skip
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 class PostgresOutageTests(SynchronousTestCase):
     def setUp(self) -> None:
-        _postgres_or_skip()
+        skip_unless_postgres()
         self.postgres = PostgresServer()
         self.addCleanup(self.postgres.cleanup)
         self.postgres.start()

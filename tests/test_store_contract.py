@@ -14,8 +14,6 @@ end against a PostgreSQL of its own that is stopped and started again.
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.python.failure import Failure
@@ -34,7 +32,7 @@ from messenger.store.interface import (
     conversation_key,
 )
 from messenger.store.txns import SEND_KEY_LIFETIME, latest_schema_version
-from tests.support.postgres import PostgresServer, find_bindir, require_postgres
+from tests.support.postgres import PostgresServer, require_postgres, skip_unless_postgres
 
 NOW = 1_780_000_000.125  # a time whose fraction a 4-byte float would lose
 MAX = 100
@@ -468,20 +466,13 @@ def test_ids_increase_in_commit_order_across_nodes():
 # -- the adbapi store: reconnecting after PostgreSQL comes back ----------------
 
 
-def _postgres_or_skip() -> None:
-    if find_bindir() is None:
-        if os.environ.get("MESSENGER_REQUIRE_SERVICES") == "1":
-            pytest.fail("PostgreSQL is not installed and MESSENGER_REQUIRE_SERVICES=1")
-        pytest.skip("PostgreSQL is not installed (initdb not found)")
-
-
 @pytest.mark.services
 @pytest.mark.slow
 class PostgresOutageTests(TestCase):
     """A PostgreSQL server of its own, stopped and started under the store."""
 
     def setUp(self) -> None:
-        _postgres_or_skip()
+        skip_unless_postgres()
         self.server = PostgresServer()
         self.addCleanup(self.server.cleanup)
         self.server.start()
@@ -519,5 +510,22 @@ class PostgresOutageTests(TestCase):
             first, last = before.messages[0], after.messages[0]
             assert isinstance(first, StoredMessage) and isinstance(last, StoredMessage)
             self.assertGreater(last.msgid, first.msgid)
+
+        return ensureDeferred(scenario())
+
+    def test_the_first_call_after_a_restart_works(self):
+        """PostgreSQL restarted while the store was idle: the connection it
+        held is dead, yet the next call succeeds (run again on a new
+        connection, since nothing of it had been committed)."""
+
+        async def scenario() -> None:
+            store = self.store
+            await store.create_user("alice", "h", "Alice", NOW)
+            self.server.stop()
+            self.server.start()
+            user = await store.get_user("alice")
+            self.assertIsNotNone(user)
+            created = await store.create_user("bob", "h", "Bob", NOW)
+            self.assertTrue(created)
 
         return ensureDeferred(scenario())

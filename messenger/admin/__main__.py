@@ -119,9 +119,9 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
     default = None if defaults else argparse.SUPPRESS
     group.add_argument(
         "--db",
-        metavar="FILE|URI",
+        metavar="FILE",
         default=default,
-        help=f"the server's SQLite database or postgresql:// URI [default: {DEFAULT_DB}, or the config file's db]",
+        help=f"the server's SQLite database [default: {DEFAULT_DB}, or the config file's db]",
     )
     group.add_argument(
         "-c",

@@ -2,11 +2,14 @@
 
 The SQL of :mod:`messenger.store.txns` and :mod:`messenger.store.admin_txns`
 is written once, with ``?`` parameters and the syntax both engines share
-(``ON CONFLICT``, ``RETURNING``, row values).  An engine owns the rest, as
-Synapse's ``BaseDatabaseEngine`` does: the parameter style, the write lock,
-the system catalog, the types of the schema files, identity columns and
-their sequences, how to connect, and which errors mean "the database is
-away" rather than "this statement is wrong".
+(``ON CONFLICT``, ``RETURNING``, ``UPDATE ... FROM``).  An engine owns the
+rest, as Synapse's ``BaseDatabaseEngine`` does: the parameter style, the
+write lock, the system catalog, the types of the schema files, identity
+columns and their sequences, how a batch's rows and lists are passed
+(``VALUES`` and ``IN`` on SQLite; ``unnest`` and ``= ANY`` of arrays on
+PostgreSQL, one prepared statement whatever the count), pipelining, how to
+connect, and which errors mean "the database is away" rather than "this
+statement is wrong".
 
 The ``*_txn`` functions get a :class:`Txn`: a DB-API cursor that knows its
 engine and converts each statement's parameter style once.

@@ -161,9 +161,9 @@ def shared_server() -> PostgresServer:
     return _shared
 
 
-def require_postgres() -> PostgresServer:
-    """The shared server; a skip (or, under MESSENGER_REQUIRE_SERVICES=1,
-    a failure) when PostgreSQL is not installed."""
+def skip_unless_postgres() -> None:
+    """Skip the calling test when PostgreSQL is not installed, or fail it
+    when MESSENGER_REQUIRE_SERVICES=1 (CI must never pass by skipping)."""
     import pytest
 
     if find_bindir() is None:
@@ -171,4 +171,9 @@ def require_postgres() -> PostgresServer:
         if os.environ.get("MESSENGER_REQUIRE_SERVICES") == "1":
             pytest.fail(reason + " and MESSENGER_REQUIRE_SERVICES=1", pytrace=False)
         pytest.skip(reason)
+
+
+def require_postgres() -> PostgresServer:
+    """The shared server (see :func:`skip_unless_postgres`)."""
+    skip_unless_postgres()
     return shared_server()
