@@ -64,11 +64,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-uvloop", action="store_true", help="plain asyncio loop in the load generator"
     )
     p.add_argument(
-        "--no-presence",
-        action="store_true",
-        help="users leave #general at sign-up, so logins fan out no ON/OFF events",
-    )
-    p.add_argument(
         "--server-arg",
         action="append",
         default=[],
@@ -217,13 +212,11 @@ def standard_notes(args: argparse.Namespace) -> list[str]:
         "The relay (bench/relay.py) has no storage, no presence, no flow control and no checks; "
         "the ratio column is messenger ÷ relay, measured back to back.",
     ]
-    if args.no_presence:
-        notes.append("--no-presence: users left #general at sign-up, so no ON/OFF fan-out.")
-    else:
-        notes.append(
-            "Every user is a member of #general (the server makes it so): each login "
-            "sends ON to every online user, each logout OFF."
-        )
+    notes.append(
+        "Every user is a member of #general (the server makes it so); ON/OFF go only "
+        "through rooms of at most --presence-room-limit members (default 200), so not "
+        "through #general once it is larger (--server-arg=--presence-room-limit=N to change)."
+    )
     if args.py_spy:
         notes.append("py-spy was sampling the messenger during the runs: its figures are slower.")
     if args.server_arg:
@@ -269,7 +262,6 @@ def main(argv: list[str] | None = None) -> int:
             sizes,
             root,
             reaper,
-            presence=not args.no_presence,
             use_uvloop=not args.no_uvloop,
             server_args=args.server_arg,
             py_spy_dir=args.py_spy,

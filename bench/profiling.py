@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
 
 from bench.servers import Reaper, die_with_parent
 
@@ -81,14 +83,20 @@ REACTOR = "reactor thread"
 WORKERS = "worker threads (SQLite, Argon2)"
 
 
-def summarize(path: str, top: int = 25) -> dict[str, dict[str, object]]:
+@dataclass
+class _Samples:
+    """Samples of one group of threads: by own frame, by any frame, in all."""
+
+    own: Counter[str] = field(default_factory=Counter)
+    cumulative: Counter[str] = field(default_factory=Counter)
+    samples: int = 0
+
+
+def summarize(path: str, top: int = 25) -> dict[str, dict[str, Any]]:
     """Top frames by self and by cumulative samples, for all threads and
     separately for the reactor thread and the pool threads (a stack that
     starts in ``Thread._bootstrap`` is a pool thread's)."""
-    groups = {
-        name: {"own": Counter(), "cumulative": Counter(), "samples": 0}
-        for name in ("all threads", REACTOR, WORKERS)
-    }
+    groups = {name: _Samples() for name in ("all threads", REACTOR, WORKERS)}
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             stack, _, count = line.rstrip("\n").rpartition(" ")
@@ -99,24 +107,24 @@ def summarize(path: str, top: int = 25) -> dict[str, dict[str, object]]:
             kind = WORKERS if frames[0].startswith("Thread._bootstrap") else REACTOR
             for name in ("all threads", kind):
                 group = groups[name]
-                group["samples"] += n
-                group["own"][frames[-1]] += n
+                group.samples += n
+                group.own[frames[-1]] += n
                 for frame in set(frames):
-                    group["cumulative"][frame] += n
+                    group.cumulative[frame] += n
     return {
         name: {
-            "samples": g["samples"],
-            "self": g["own"].most_common(top),
-            "cumulative": g["cumulative"].most_common(top),
+            "samples": g.samples,
+            "self": g.own.most_common(top),
+            "cumulative": g.cumulative.most_common(top),
             "cumulative, messenger/ only": [
-                (frame, n) for frame, n in g["cumulative"].most_common() if "(messenger/" in frame
+                (frame, n) for frame, n in g.cumulative.most_common() if "(messenger/" in frame
             ][:top],
         }
         for name, g in groups.items()
     }
 
 
-def format_summary(summary: dict[str, dict[str, object]]) -> str:
+def format_summary(summary: dict[str, dict[str, Any]]) -> str:
     """Percentages are of all samples (every thread), so they add up."""
     total = max(1, int(summary["all threads"]["samples"]))
     out: list[str] = []
@@ -127,7 +135,7 @@ def format_summary(summary: dict[str, dict[str, object]]) -> str:
         ]
         for title in ("self", "cumulative", "cumulative, messenger/ only"):
             out += ["", f"top by {title} time:"]
-            rows: list[tuple[str, int]] = group[title]  # type: ignore[assignment]
+            rows: list[tuple[str, int]] = group[title]
             for frame, n in rows:
                 out.append(f"{100.0 * n / total:6.1f}%  {frame}")
         out.append("")

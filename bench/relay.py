@@ -16,8 +16,10 @@ import argparse
 import itertools
 import sys
 
-from twisted.internet.protocol import ServerFactory
+from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.protocol import ServerFactory, connectionDone
 from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
 
 #: Any token will do: RESUME accepts everything.
 TOKEN = b"relay-token-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -26,6 +28,7 @@ TOKEN = b"relay-token-0123456789abcdefghijklmnopqrstuvwxyz"
 class Relay(LineReceiver):
     delimiter = b"\n"
     MAX_LENGTH = 8193
+    transport: ITCPTransport  # set by makeConnection before any call below
 
     def __init__(self, factory: RelayFactory) -> None:
         self.factory = factory
@@ -38,7 +41,7 @@ class Relay(LineReceiver):
             pass
         self.transport.write(b"HELLO|1|relay\n")
 
-    def connectionLost(self, reason) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self.user is not None and self.factory.online.get(self.user) is self:
             del self.factory.online[self.user]
 
@@ -57,20 +60,22 @@ class Relay(LineReceiver):
 
     def _msg(self, rest: bytes) -> None:
         target, _, text = rest.partition(b"|")
+        user = self.user
+        assert user is not None, "the load clients log in first"
         factory = self.factory
         msgid = b"%d" % next(factory.ids)
         if target.startswith(b"#"):
-            line = b"C|" + target + b"|" + self.user + b"|" + msgid + b"|" + text + b"\n"
+            line = b"C|" + target + b"|" + user + b"|" + msgid + b"|" + text + b"\n"
             online = factory.online
             for member in factory.rooms.get(target.lower(), ()):
-                if member != self.user:
+                if member != user:
                     peer = online.get(member)
                     if peer is not None:
                         peer.transport.write(line)
         else:
             peer = factory.online.get(target.lower())
             if peer is not None:
-                peer.transport.write(b"R|" + self.user + b"|" + msgid + b"|" + text + b"\n")
+                peer.transport.write(b"R|" + user + b"|" + msgid + b"|" + text + b"\n")
         self.transport.write(b"OK|MSG|" + msgid + b"\n")
 
     def _ack(self, rest: bytes) -> None:

@@ -263,8 +263,8 @@ def plot(path: str, outcomes: Sequence[Outcome], scaling: Sequence[Outcome]) -> 
         by = _index(scaling)
         counts = sorted({int(o.workload.split("-")[1]) for o in scaling})
         for target, style in (("messenger", "o-"), ("relay", "s--")):
-            points = [(n, by.get((f"scale-{n}", target))) for n in counts]
-            points = [(n, o.figures) for n, o in points if o is not None and not o.error]
+            found = [(n, by.get((f"scale-{n}", target))) for n in counts]
+            points = [(n, o.figures) for n, o in found if o is not None and not o.error]
             if not points:
                 continue
             xs = [n for n, _ in points]
@@ -289,10 +289,7 @@ def plot(path: str, outcomes: Sequence[Outcome], scaling: Sequence[Outcome]) -> 
         )
         labels = [w for w, _ in keys]
         for offset, target in ((-0.2, "messenger"), (0.2, "relay")):
-            values = [
-                (by.get((w, target)).figures.get(k) or 0) if by.get((w, target)) else 0
-                for w, k in keys
-            ]
+            values = [_figure(by.get((w, target)), k) for w, k in keys]
             ax.bar([i + offset for i in range(len(keys))], values, width=0.4, label=target)
         ax.set_xticks(range(len(keys)), labels)
         ax.set_ylabel("server CPU µs per delivered message/line")
@@ -302,3 +299,10 @@ def plot(path: str, outcomes: Sequence[Outcome], scaling: Sequence[Outcome]) -> 
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return None
+
+
+def _figure(outcome: Outcome | None, key: str) -> float:
+    """One figure of an outcome for a bar, 0 where there is none."""
+    if outcome is None:
+        return 0
+    return outcome.figures.get(key) or 0

@@ -14,7 +14,7 @@ import select
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import IO, Any
 
 from bench.servers import REPO_ROOT, Reaper, child_env, die_with_parent
 
@@ -47,10 +47,15 @@ class Loadgen:
     def pid(self) -> int:
         return self.proc.pid
 
+    @property
+    def _stdin(self) -> IO[bytes]:
+        assert self.proc.stdin is not None  # Popen(stdin=PIPE)
+        return self.proc.stdin
+
     def _write(self, line: str) -> None:
         try:
-            self.proc.stdin.write(line.encode() + b"\n")
-            self.proc.stdin.flush()
+            self._stdin.write(line.encode() + b"\n")
+            self._stdin.flush()
         except (BrokenPipeError, OSError):
             raise LoadgenFailed(f"the load generator is gone; see {self.log_path}") from None
 
@@ -60,6 +65,7 @@ class Loadgen:
     def expect(self, event: str, timeout: float) -> dict[str, Any]:
         """The next event line; it must be ``event``."""
         deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None  # Popen(stdout=PIPE)
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buffer:
             remaining = deadline - time.monotonic()
@@ -90,12 +96,12 @@ class Loadgen:
         """Let it disconnect and exit (stdin closed); kill it if it lingers."""
         try:
             if self.proc.poll() is None:
-                self.proc.stdin.write(b"release\n")
-                self.proc.stdin.flush()
+                self._stdin.write(b"release\n")
+                self._stdin.flush()
         except OSError:
             pass
         try:
-            self.proc.stdin.close()
+            self._stdin.close()
         except OSError:
             pass
         try:

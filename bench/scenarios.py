@@ -19,6 +19,8 @@ import base64
 import json
 import random
 import time
+from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from bench.wireclient import Conn, Flusher, Handler, Sources, connect, is_ok, open_and_login
@@ -146,11 +148,12 @@ class Scenario:
         for conn in conns:
             conn.abort()
 
-    def keep_for_finish(self, conns: list[Conn]) -> None:
+    def keep_for_finish(self, conns: Sequence[Conn | None]) -> None:
         """Close these only in :meth:`finish`, after the harness has taken
         its last sample: disconnecting costs the server (last-seen writes,
-        OFF events), and that is not part of the measured traffic."""
-        self._to_close = list(conns)
+        OFF events), and that is not part of the measured traffic.  (A
+        client that never connected has no connection to close.)"""
+        self._to_close = [conn for conn in conns if conn is not None]
 
     async def finish(self) -> None:
         self.close_all(getattr(self, "_to_close", []))
@@ -183,7 +186,6 @@ class Setup(Scenario):
                 password,
                 handler,
                 int(spec.get("token_connections", 64)),
-                bool(spec.get("part_general")),
             ),
             self.timeout,
         )
@@ -214,13 +216,12 @@ class Setup(Scenario):
         if self.errors.counts.get("USR"):
             raise RuntimeError(f"sign-up failed: {self.errors.examples[:3]}")
 
-    async def _tokens(self, names, password, handler, connections, part_general) -> dict[str, str]:
+    async def _tokens(self, names, password, handler, connections) -> dict[str, str]:
         tokens: dict[str, str] = {}
 
         async def worker(part: list[str]) -> None:
             for name in part:
                 lines = [b"LOGIN|%s|%s\n" % (name.encode(), password.encode()), b"TOKEN\n"]
-                lines += [b"PART|#general\n"] if part_general else []
                 conn, futures = await self.open(handler, None, lines + [b"QUIT\n"])
                 replies = [await f for f in futures]
                 if not all(is_ok(r) for r in replies):
@@ -259,7 +260,7 @@ class _DirectClient:
         self.sent = 0
         self.outstanding = 0
         self.received = bytearray(quota)  # per sequence number: delivered?
-        self.seen = set()  # msgids received on this connection
+        self.seen: set[bytes] = set()  # msgids received on this connection
         self.oks = 0
         self.dlvs = 0
 
@@ -357,6 +358,8 @@ class Direct(Scenario, Handler):
         rng = self.rng.randrange
         window = self.window
         conn = client.conn
+        assert conn is not None, "filled only once connected"
+        replied = partial(self._replied, client)
         while client.outstanding < window and client.sent < client.quota:
             t = rng(n - 1)
             if t >= client.index:
@@ -369,7 +372,7 @@ class Direct(Scenario, Handler):
             conn.command(
                 b"MSG|%s|%d:%d:%d:%d:%s\n"
                 % (target.name, client.index, seq, t, monotonic_ns(), self.pad),
-                lambda line, client=client: self._replied(client, line),
+                replied,
             )
 
     def _replied(self, client: _DirectClient, line: bytes | None) -> None:
@@ -402,11 +405,11 @@ class Direct(Scenario, Handler):
             self.redelivered += 1
             return
         me.seen.add(msgid)
-        sender, seq, target, sent_at, _ = body.split(b":", 4)
+        sender_field, seq_field, target, sent_at, _ = body.split(b":", 4)
         if int(target) != me.index:
             self.misdelivered += 1
-        sender = self.clients[int(sender)]
-        seq = int(seq)
+        sender = self.clients[int(sender_field)]
+        seq = int(seq_field)
         if sender.received[seq]:
             self.duplicated += 1
             return
@@ -434,7 +437,7 @@ class _Member:
         self.index = index
         self.name = name
         self.conn: Conn | None = None
-        self.seen = set()
+        self.seen: set[bytes] = set()
         self.got = bytearray(slots)  # per (sender, seq): received here?
         self.quota = quota
         self.sent = 0
@@ -537,6 +540,8 @@ class Room(Scenario, Handler):
 
     def _fill(self, member: _Member) -> None:
         conn = member.conn
+        assert conn is not None, "filled only once connected"
+        replied = partial(self._replied, member)
         while member.outstanding < self.window and member.sent < member.quota:
             seq = member.sent
             member.sent = seq + 1
@@ -544,7 +549,7 @@ class Room(Scenario, Handler):
             self.replies_pending += 1
             conn.command(
                 b"MSG|%s|%d:%d:%d:%s\n" % (self.room, member.index, seq, monotonic_ns(), self.pad),
-                lambda line, member=member: self._replied(member, line),
+                replied,
             )
 
     def _replied(self, member: _Member, line: bytes | None) -> None:
@@ -574,8 +579,8 @@ class Room(Scenario, Handler):
             self.redelivered += 1
             return
         me.seen.add(msgid)
-        sender, seq, sent_at, _ = body.split(b":", 3)
-        sender = int(sender)
+        sender_field, seq, sent_at, _ = body.split(b":", 3)
+        sender = int(sender_field)
         if sender == me.index:
             self.echoed += 1
             return
@@ -682,7 +687,7 @@ class Backlog(Scenario, Handler):
         self.total = int(spec["messages"])
         self.pad = padding(int(spec.get("body_size", 64)), 30)
         self.received = bytearray(self.total)
-        self.seen = set()
+        self.seen: set[bytes] = set()
         self.delivered = 0
         self.redelivered = 0
         self.duplicated = 0

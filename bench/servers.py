@@ -11,7 +11,6 @@ kills whatever is still running when the harness exits for any reason.
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -19,7 +18,8 @@ import sys
 import time
 from collections.abc import Sequence
 
-HOST = "127.0.0.1"
+from bench.ports import HOST, free_port
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -51,26 +51,6 @@ def child_env() -> dict:
     env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + path if path else "")
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def free_port() -> int:
-    """A free port of 127.0.0.1 below the ephemeral range, so that no
-    outgoing connection of the load generator takes it meanwhile."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    for port in random.sample(range(20000, max(20001, low)), min(100, max(1, low - 20000))):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((HOST, port))
-            except OSError:
-                continue
-            return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class Reaper:

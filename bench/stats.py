@@ -31,10 +31,17 @@ def summarize_us(values) -> dict[str, float | None]:
         return {"count": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
     return {
         "count": len(ordered),
-        "p50_ms": percentile(ordered, 0.50) / 1000.0,
-        "p99_ms": percentile(ordered, 0.99) / 1000.0,
+        "p50_ms": _rank(ordered, 0.50) / 1000.0,
+        "p99_ms": _rank(ordered, 0.99) / 1000.0,
         "max_ms": ordered[-1] / 1000.0,
     }
+
+
+def _rank(ordered: list[int], fraction: float) -> float:
+    """percentile() of a sequence known not to be empty."""
+    value = percentile(ordered, fraction)
+    assert value is not None
+    return value
 
 
 def ratio(value: float | None, baseline: float | None) -> float | None:

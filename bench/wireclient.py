@@ -1,6 +1,6 @@
 """A lean asyncio client connection for the load generator.
 
-It speaks just enough of PROTOCOL.md to drive load: lines are bytes (never
+It speaks just enough of docs/protocol.md to drive load: lines are bytes (never
 decoded unless needed), final replies (``OK``/``ERR``) are matched to the
 commands in the order they were sent (rule 2), and events (``R``, ``C``,
 ``DLV``, ``ON``, ``BYE``, ...) go to a handler whenever they come, between

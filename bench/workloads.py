@@ -109,7 +109,6 @@ class Bench:
         sizes: Sizes,
         root: str,
         reaper: Reaper,
-        presence: bool = True,
         use_uvloop: bool = True,
         server_args: Sequence[str] = (),
         py_spy_dir: str | None = None,
@@ -126,7 +125,6 @@ class Bench:
         self.loadgen_loop = "?"
         self.root = root
         self.reaper = reaper
-        self.presence = presence
         self.use_uvloop = use_uvloop
         self.server_args = list(server_args)
         self.notes: list[str] = []
@@ -196,8 +194,7 @@ class Bench:
     # -- populations ----------------------------------------------------------
 
     def population(self, target: str, count: int, default_cost: bool = False) -> Population:
-        part_general = not self.presence
-        key = (target, count, default_cost, part_general)
+        key = (target, count, default_cost)
         if key in self._populations:
             return self._populations[key]
         if target == "relay":
@@ -213,16 +210,14 @@ class Bench:
                 )
             population = Population(count, path)
         else:
-            population = self._sign_up(count, default_cost, part_general)
+            population = self._sign_up(count, default_cost)
         self._populations[key] = population
         return population
 
-    def _sign_up(self, count: int, default_cost: bool, part_general: bool) -> Population:
+    def _sign_up(self, count: int, default_cost: bool) -> Population:
         cost = "default-cost" if default_cost else "fast"
         workdir = self.new_dir(f"users-{count}-{cost}")
-        log(
-            f"signing up {count} users ({cost} Argon2{', parting #general' if part_general else ''})"
-        )
+        log(f"signing up {count} users ({cost} Argon2)")
         server = ServerProcess(
             self.reaper,
             "messenger",
@@ -242,7 +237,6 @@ class Bench:
                 count=count,
                 population=path,
                 password=PASSWORD,
-                part_general=part_general,
                 token_connections=min(64, max(1, count // 4)),
             ),
             os.path.join(workdir, "loadgen.log"),

@@ -4,8 +4,9 @@ A fully durable SQLite commit costs a fraction of a millisecond, so one
 commit per message would cap the server at a few thousand messages a
 second.  ``CommitBatcher`` collects everything submitted during one reactor
 turn (and everything submitted while the previous commit was running) and
-commits it together; each submitter's Deferred fires only once its write is
-durable, so an ``OK`` is never sent for a message that could still be lost.
+commits it together.  Each submitter passes a plain callable, called with
+its outcome only once the commit is over (the write durable, or the commit
+failed), so an ``OK`` is never sent for a message that could still be lost.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -65,7 +66,7 @@ class CommitBatcher:
         self._receipts: list[int] = []
         self._flush_waiters: list[Deferred] = []
         self._in_flight_waiters: list[Deferred] = []
-        self._scheduled = None
+        self._scheduled: IDelayedCall | None = None
         self._in_flight = False
         #: Number of commits made, and rows in them: for the benchmark.
         self.commits = 0

@@ -257,9 +257,8 @@ class Cluster:
             if room is None:
                 service.waiting += 1
                 session = online.get(recipient)
-                if session is not None and session.queue is not None:
-                    message = StoredMessage(msgid, sender, recipient, None, body, created_at)
-                    session.queue.push_live(message)
+                if session is not None:
+                    session.deliver(StoredMessage(msgid, sender, recipient, None, body, created_at))
             elif self.room_replay.first_time(msgid):
                 service._tell_room(room, wire.C(room, sender, msgid, body), but=sender)
         for msgid, sender, recipient, delivered_at in acks:
@@ -278,11 +277,8 @@ class Cluster:
             self._resync_again = True
             return
         self._resyncing = True
-        service = self.service
-        for session in list(service.online.values()):
-            if session.queue is not None and not session.closed:
-                session.queue.refresh()
-                service.send_pending_receipts(session)
+        for session in list(self.service.online.values()):
+            session.catch_up()
         d = self._reload_memberships() if memberships else succeed(None)
         d.addCallback(lambda _: self._replay_rooms())
 

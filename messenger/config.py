@@ -1,4 +1,4 @@
-"""The server's settings, with PROTOCOL.md's defaults."""
+"""The server's settings, with docs/protocol.md's defaults."""
 
 from __future__ import annotations
 
@@ -21,11 +21,14 @@ class ServerConfig:
     max_line: int = 8192
     max_pending: int = 10000
     max_outbuf: int = 1024 * 1024
+    #: ON and OFF travel only through rooms of at most this many members
+    #: (0: no presence at all); see PROTOCOL.md, "Presence".
+    presence_room_limit: int = 200
     token_ttl: float = 30 * 24 * 60 * 60.0
     argon2_time_cost: int = DEFAULT_TIME_COST
     argon2_memory_cost: int = DEFAULT_MEMORY_COST
     #: Failed logins from one address within ``login_failure_window``
-    #: seconds before further attempts are refused (PROTOCOL.md: 20 in 60 s).
+    #: seconds before further attempts are refused (docs/protocol.md: 20 in 60 s).
     login_failure_limit: int = 20
     login_failure_window: float = 60.0
     #: Password checks run at once for one source address; more wait.

@@ -1,13 +1,17 @@
-"""Rate limits: a token bucket per connection, failed logins per address."""
+"""Rate limits: a token bucket per connection, failed logins per address;
+idle timeouts."""
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
+
+T = TypeVar("T")
 
 
 class TokenBucket:
@@ -115,3 +119,65 @@ class ConcurrencyLimit:
         self._running[key] -= 1
         if not self._running[key]:
             del self._running[key]
+
+
+class IdleDeadlines(Generic[T]):
+    """The idle timeout of every connection, on one timer.
+
+    A timer per connection (TimeoutMixin's) costs a DelayedCall of some
+    450 bytes for each of tens of thousands of idle connections.  Every
+    connection has the same timeout, so the deadlines fall in the order of
+    the connections' last activity: an ordered dict, oldest first, keeps
+    that order for the cost of a move per activity, and one timer waits for
+    the oldest.
+    """
+
+    __slots__ = ("_clock", "_timeout", "_on_idle", "_last", "_timer")
+
+    def __init__(self, clock: IReactorTime, timeout: float, on_idle: Callable[[T], object]) -> None:
+        self._clock = clock
+        self._timeout = timeout
+        self._on_idle = on_idle
+        self._last: OrderedDict[T, float] = OrderedDict()
+        self._timer: IDelayedCall | None = None
+
+    def start(self, connection: T) -> None:
+        """Time ``connection`` from now: ``on_idle(connection)`` after
+        ``timeout`` seconds without a touch."""
+        self._last[connection] = self._clock.seconds()
+        self._last.move_to_end(connection)
+        if self._timer is None:
+            self._arm()
+
+    def touch(self, connection: T) -> None:
+        """Activity on ``connection``: its timeout starts again, if timed."""
+        last = self._last
+        if connection in last:
+            last[connection] = self._clock.seconds()
+            last.move_to_end(connection)
+
+    def stop(self, connection: T) -> None:
+        self._last.pop(connection, None)
+
+    def __contains__(self, connection: object) -> bool:
+        return connection in self._last
+
+    def _arm(self) -> None:
+        if not self._last:
+            self._timer = None
+            return
+        oldest = next(iter(self._last.values()))
+        delay = max(0.0, oldest + self._timeout - self._clock.seconds())
+        self._timer = self._clock.callLater(delay, self._expire)
+
+    def _expire(self) -> None:
+        # A hair of slack: (oldest + timeout - now) + now need not be exact.
+        now = self._clock.seconds() + 1e-9
+        last = self._last
+        while last:
+            connection, seen = next(iter(last.items()))
+            if seen + self._timeout > now:
+                break
+            del last[connection]
+            self._on_idle(connection)
+        self._arm()

@@ -6,8 +6,6 @@ JOIN and PART are committed, so that routing a room message needs no query.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 
 class RoomDirectory:
     def __init__(self, memberships: dict[str, set[str]]) -> None:
@@ -45,16 +43,18 @@ class RoomDirectory:
         for room in rooms:
             self.add(room, user)
 
-    def neighbours(self, user: str) -> set[str]:
-        """Everyone who shares at least one room with ``user``, not ``user``."""
+    def presence_audience(self, user: str, room_limit: int) -> set[str]:
+        """Everyone but ``user`` who shares with ``user`` a room of at most
+        ``room_limit`` members: those who hear of ``user``'s ON and OFF.
+
+        Larger rooms carry no presence (PROTOCOL.md, "Presence"), so the
+        work is bounded by ``room_limit`` times the rooms of one user, not by
+        the size of #general.
+        """
         found: set[str] = set()
         for room in self.rooms_of(user):
-            found.update(self._members[room])
+            members = self._members[room]
+            if len(members) <= room_limit:
+                found.update(members)
         found.discard(user)
         return found
-
-    def forget_user(self, user: str) -> Iterable[str]:
-        rooms = self._rooms_of.pop(user, set())
-        for room in rooms:
-            self._members[room].discard(user)
-        return rooms

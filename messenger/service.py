@@ -148,16 +148,16 @@ class MessengerService(Service):
         self._stopping = True
         now = self.clock.seconds()
         writes = [self.batcher.flush()]
-        cluster = self.cluster
-        if cluster is not None:
-            # After the last commit's news is published; the others then
-            # see this node's users go offline.
-            writes.append(self.batcher.flush().addCallback(lambda _: cluster.stop()))
         if self.online:
             writes.append(self.store.set_last_seen(list(self.online), now))
         for session in list(self.connections):
             session.close(wire.BYE_SHUTDOWN)
         d = DeferredList(writes, consumeErrors=True)
+        cluster = self.cluster
+        if cluster is not None:
+            # Once the last commits and last-seen times are stored: their
+            # news goes out, then the others see this node's users go offline.
+            d.addCallback(lambda _: cluster.stop())
         d.addCallback(lambda _: self.store.close())
         return d
 
@@ -224,12 +224,16 @@ class MessengerService(Service):
         self._shutdown_requested = True
 
     def _tell_neighbours(self, user: str, event: wire.ServerMessage) -> None:
-        told = {user}
-        for room in self.rooms.rooms_of(user):
-            for session in self._online_members(room):
-                if session.username not in told:
-                    told.add(session.username)
-                    session.send_event(event)
+        """``event`` (ON or OFF) once to each online user who shares a room
+        of at most --presence-room-limit members with ``user``."""
+        limit = self.config.presence_room_limit
+        if limit <= 0:
+            return
+        online = self.online
+        for other in self.rooms.presence_audience(user, limit):
+            session = online.get(other)
+            if session is not None:
+                session.send_event(event)
 
     def _tell_room(self, room: str, event: wire.ServerMessage, but: str) -> None:
         for session in self._online_members(room):
@@ -292,8 +296,8 @@ class MessengerService(Service):
         if message.room is None:
             self.waiting += 1
             session = self.online.get(message.recipient)
-            if session is not None and session.queue is not None:
-                session.queue.push_live(message)
+            if session is not None:
+                session.deliver(message)
             return
         event = wire.C(message.room, message.sender, message.msgid, message.body)
         self._tell_room(message.room, event, but=message.sender)
@@ -327,7 +331,7 @@ class MessengerService(Service):
         session = self.online.get(sender)
         # A closed session stays in ``online`` until its connection is gone;
         # a receipt handed to it would be marked sent and never arrive.
-        if session is not None and session.queue is not None and not session.closed:
+        if session is not None and session.delivering and not session.closed:
             if msgid not in self._receipts_handed_over:
                 self._hand_over_receipt(session, msgid, recipient, delivered_at)
 

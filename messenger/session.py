@@ -19,7 +19,7 @@ import hashlib
 import secrets
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -61,6 +61,11 @@ def _too_many_failures(verb: str) -> wire.Err:
 
 BARRIERS = (wire.Usr, wire.Login, wire.Resume, wire.Join, wire.Part, wire.Name, wire.Passwd)
 
+#: Commands whose reply can be large (a HISTORY page of 500 long messages is
+#: about 4 MB): no further command is read until such a reply is written,
+#: so a client holds the server to about one reply of memory by asking.
+LARGE_REPLIES = (wire.History, wire.Who, wire.Members, wire.Rooms)
+
 
 class IPeer(Interface):
     """What a session needs from its connection."""
@@ -68,7 +73,10 @@ class IPeer(Interface):
     address = Attribute("The client's address (host), for per-address limits.")
 
     def send(message):
-        """Write one server message."""
+        """Write one pushed event (R, C, DLV, ON, OFF, JOINED, PARTED)."""
+
+    def reply(message):
+        """Write one line of the reply to a command of this client."""
 
     def close(bye):
         """Write ``bye`` and close the connection."""
@@ -94,19 +102,46 @@ class _Slot:
 class Session:
     log = Logger()
 
+    # One per connection: tens of thousands of them on a big server.
+    __slots__ = (
+        "service",
+        "peer",
+        "username",
+        "display_name",
+        "queue",
+        "closed",
+        "_bucket",
+        "_failures",
+        "_slots",
+        "_output_paused",
+        "delivering",
+        "_backlog_unknown",
+    )
+
     def __init__(self, service: MessengerService, peer: IPeer) -> None:
         self.service = service
         self.peer = peer
         config = service.config
         self.username: str | None = None
         self.display_name: str | None = None
+        #: Made on demand (see _start_delivery): an idle connection has none.
         self.queue: DeliveryQueue | None = None
+        #: Logged in and told so: direct messages may be pushed from now on.
+        self.delivering = False
+        #: Until the look-up at login answers, a queue must load the store.
+        self._backlog_unknown = True
         self.closed = False
         self._bucket = TokenBucket(config.rate, config.burst, service.clock)
         self._failures = 0
         # Made when a reply must wait: an empty deque costs ~600 bytes.
         self._slots: deque[_Slot] | None = None
         self._output_paused = False
+
+    @property
+    def user(self) -> str:
+        """The logged-in user (for what only a logged-in session does)."""
+        assert self.username is not None
+        return self.username
 
     # -- input from the protocol ---------------------------------------
 
@@ -129,7 +164,10 @@ class Session:
         except Exception:
             self.log.failure("handling {verb} failed", verb=command.NAME)
             result = [wire.err(command.NAME, 500, "server error")]
-        self._reply(result, command.NAME, isinstance(command, BARRIERS))
+        if isinstance(command, LARGE_REPLIES):
+            self._reply_large(result, command.NAME)
+        else:
+            self._reply(result, command.NAME, isinstance(command, BARRIERS))
 
     def handle_error(self, error: wire.RemoteProtocolError) -> None:
         """A line that did not parse (rule 5), or ``?`` errors."""
@@ -222,10 +260,36 @@ class Session:
         result.addErrback(server_error)
         result.addCallback(filled)
 
+    def _reply_large(self, result: Items | Deferred, verb: str) -> None:
+        """Like _reply, reading no further command until this is written."""
+        if not isinstance(result, Deferred) and not self._slots:
+            self._emit(result)  # a full send buffer pauses reading by itself
+            return
+        self.peer.pause_reading()
+
+        def written(outcome: Items | Failure) -> Items:
+            if isinstance(outcome, Failure):
+                self.log.failure("handling {verb} failed", outcome, verb=verb)
+                outcome = [wire.err(verb, 500, "server error")]
+            return [*outcome, self._resume_reading]
+
+        if isinstance(result, Deferred):
+            result.addBoth(written)
+        else:
+            result = written(result)
+        self._reply(result, verb)
+
+    def _resume_reading(self) -> None:
+        self.peer.resume_reading()
+
     def _drain(self) -> None:
         slots = self._slots
-        while slots and slots[0].items is not None:
-            self._emit(slots.popleft().items)
+        while slots:
+            items = slots[0].items
+            if items is None:
+                break
+            slots.popleft()
+            self._emit(items)
         if not slots:
             self._slots = None
 
@@ -241,7 +305,7 @@ class Session:
             if callable(item):
                 item()
             else:
-                self.peer.send(item)
+                self.peer.reply(item)
 
     # -- accounts ---------------------------------------------------------
 
@@ -342,17 +406,54 @@ class Session:
         service.rooms.set_rooms_of(user.username, set(record.rooms))
         self.username = user.username
         self.display_name = user.display_name
+        # Not logged here: the connection's one line, at its close, names
+        # the user (a log line costs about as much as the rest of a RESUME).
         service.metrics.login(True)
-        self.log.info(
-            "{user} logged in from {address}", user=user.username, address=self.peer.address
-        )
         service.session_started(self)
         return [wire.ok(verb, user.username, user.display_name), self._start_delivery]
 
     def _start_delivery(self) -> None:
+        """After OK|LOGIN: direct messages may flow from now on.
+
+        The delivery queue (several hundred bytes with its tables) is made
+        only once there is something to deliver: when the look-up made here
+        finds messages waiting, or at the first message pushed.  Until that
+        look-up has answered, a queue is made loading the store (a message
+        pushed meanwhile may or may not be in the look-up's answer; it is in
+        the store); after an empty answer, every later message is pushed,
+        so a queue made then needs no loading.
+        """
+        service = self.service
+        self.delivering = True
+        assert self.username is not None
+        d = service.fetch_pending_for(self.username)(0, 1)
+
+        def answered(messages) -> None:
+            if self.closed:
+                return
+            if messages:
+                self._delivery_queue(load=True)
+            self._backlog_unknown = False
+            # After the queue's first page: R lines come before DLV lines.
+            service.send_pending_receipts(self)
+
+        def failed(failure) -> None:
+            self.log.failure("looking for waiting messages failed", failure)
+            if not self.closed:
+                self._delivery_queue(load=True)  # it retries its loading
+                self._backlog_unknown = False
+                service.send_pending_receipts(self)
+
+        d.addCallbacks(answered, failed)
+
+    def _delivery_queue(self, load: bool) -> DeliveryQueue:
+        queue = self.queue
+        if queue is not None:
+            return queue
         service = self.service
         config = service.config
-        self.queue = DeliveryQueue(
+        assert self.username is not None
+        queue = self.queue = DeliveryQueue(
             send=self._send_direct,
             fetch=service.fetch_pending_for(self.username),
             clock=service.clock,
@@ -362,9 +463,36 @@ class Session:
             on_retry=service.metrics.message_retried,
         )
         if self._output_paused:
-            self.queue.pause()
-        self.queue.start()
-        service.send_pending_receipts(self)
+            queue.pause()
+        if load:
+            queue.start()
+        return queue
+
+    def deliver(self, message: StoredMessage) -> None:
+        """A direct message for this session's user was just committed."""
+        if not self.delivering or self.closed:
+            return  # the look-up at login finds it in the store
+        if self.queue is None and self._backlog_unknown:
+            self._delivery_queue(load=True)  # its first page has the message
+        else:
+            self._delivery_queue(load=False).push_live(message)
+
+    def catch_up(self) -> None:
+        """A bus message may have been lost: read the store again for this
+        session's direct messages and receipts."""
+        if not self.delivering or self.closed:
+            return  # delivery has not started: its start reads the store
+        if self.queue is not None:
+            self.queue.refresh()
+        else:
+            # No queue yet (nothing was waiting): look, as at login.
+            assert self.username is not None
+            d = self.service.fetch_pending_for(self.username)(0, 1)
+            d.addCallback(
+                lambda found: self._delivery_queue(load=True) if found and not self.closed else None
+            )
+            d.addErrback(lambda f: self.log.failure("looking for waiting messages failed", f))
+        self.service.send_pending_receipts(self)
 
     def _send_direct(self, message: StoredMessage) -> None:
         self.send_event(wire.R(message.sender, message.msgid, message.body))
@@ -418,9 +546,9 @@ class Session:
         # of a re-sent SEND: a retry gets its first id even if the room or
         # the recipient has changed since.
         if wire.is_room(target):
-            message = NewMessage(self.username, None, target, text, client_id)
+            message = NewMessage(self.user, None, target, text, client_id)
         else:
-            message = NewMessage(self.username, target, None, text, client_id)
+            message = NewMessage(self.user, target, None, text, client_id)
 
         slot = _Slot()
 
@@ -449,7 +577,7 @@ class Session:
         message = self.queue.ack(msgid)
         if message is None:
             return  # unknown or repeated
-        self.service.acknowledge(self.username, message)
+        self.service.acknowledge(self.user, message)
 
     # -- presence and rooms ------------------------------------------------
 
@@ -460,7 +588,7 @@ class Session:
         service = self.service
         session = service.online.get(cmd.username)
         if session is not None:
-            return [wire.ok("WHOIS", cmd.username, "online", "-", session.display_name)]
+            return [wire.ok("WHOIS", cmd.username, "online", "-", session.display_name or "")]
 
         def answer(user) -> Items:
             if user is None:
@@ -476,30 +604,30 @@ class Session:
 
     def _join(self, cmd: wire.Join):
         service = self.service
-        if service.rooms.is_member(cmd.room, self.username):
+        if service.rooms.is_member(cmd.room, self.user):
             return [wire.ok("JOIN", cmd.room)]
         d = service.store.join_room(cmd.room, self.username, service.clock.seconds())
 
         def joined(_) -> Items:
-            service.joined(cmd.room, self.username)
+            service.joined(cmd.room, self.user)
             return [wire.ok("JOIN", cmd.room)]
 
         return d.addCallback(joined)
 
     def _part(self, cmd: wire.Part):
         service = self.service
-        if not service.rooms.is_member(cmd.room, self.username):
+        if not service.rooms.is_member(cmd.room, self.user):
             return [wire.err("PART", 404, "not a member")]
         d = service.store.part_room(cmd.room, self.username)
 
         def parted(_) -> Items:
-            service.parted(cmd.room, self.username)
+            service.parted(cmd.room, self.user)
             return [wire.ok("PART", cmd.room)]
 
         return d.addCallback(parted)
 
     def _rooms(self, cmd: wire.Rooms):
-        return [wire.ok("ROOMS", *sorted(self.service.rooms.rooms_of(self.username)))]
+        return [wire.ok("ROOMS", *sorted(self.service.rooms.rooms_of(self.user)))]
 
     def _members(self, cmd: wire.Members):
         rooms = self.service.rooms
@@ -513,12 +641,12 @@ class Session:
         if wire.is_room(target):
             if not service.rooms.exists(target):
                 return [wire.err("HISTORY", 404, "no such room")]
-            if not service.rooms.is_member(target, self.username):
+            if not service.rooms.is_member(target, self.user):
                 return [wire.err("HISTORY", 403, "not a member")]
             key = conversation_key(target)
             d = succeed(True)
         else:
-            key = conversation_key(self.username, target)
+            key = conversation_key(self.user, target)
             d = service.store.get_user(target).addCallback(lambda user: user is not None)
 
         def read(exists: bool):
@@ -554,7 +682,7 @@ class Session:
     def _quit(self, cmd: wire.Quit):
         return [wire.ok("QUIT"), lambda: self.close(wire.BYE_GOODBYE)]
 
-    _handlers = {
+    _handlers: dict[type[wire.Command], Callable[[Session, Any], Any]] = {
         wire.Usr: _usr,
         wire.Login: _login,
         wire.Token: _token,

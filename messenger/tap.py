@@ -7,7 +7,6 @@ the command line wins, then the file, then the defaults.
 
 from __future__ import annotations
 
-import configparser
 import signal
 from typing import TYPE_CHECKING
 
@@ -18,55 +17,53 @@ from twisted.internet.error import CannotListenError
 from twisted.python import usage
 
 from messenger.config import ServerConfig
+from messenger.options import (
+    DEFAULT_DB,
+    ConfigFileError,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    read_config_file,
+)
 
 if TYPE_CHECKING:
     from messenger.service import MessengerService
 
 DEFAULT_LISTEN = "tcp:10000"
-DEFAULT_DB = "messenger.sqlite3"
 #: A reconnect storm overflows Twisted's default listen backlog of 50.
 LISTEN_BACKLOG = 1024
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError
-    return number
-
-
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0 or number == float("inf"):
-        raise ValueError
-    return number
 
 
 # option name -> (ServerConfig field, parser, help)
 _SETTINGS: dict[str, tuple] = {
     "name": ("name", str, "server name sent in HELLO"),
-    "max-clients": ("max_clients", _positive_int, "concurrent connections"),
-    "idle-timeout": ("idle_timeout", _positive_float, "seconds without a line before BYE|408"),
+    "max-clients": ("max_clients", positive_int, "concurrent connections"),
+    "idle-timeout": ("idle_timeout", positive_float, "seconds without a line before BYE|408"),
     "retry-initial": (
         "retry_initial",
-        _positive_float,
+        positive_float,
         "seconds before an unacknowledged R is sent again",
     ),
-    "retry-max": ("retry_max", _positive_float, "cap of the doubling retry interval, seconds"),
-    "window": ("window", _positive_int, "unacknowledged R lines per connection"),
-    "rate": ("rate", _positive_float, "commands per second per connection, sustained"),
-    "burst": ("burst", _positive_int, "commands per connection at once"),
-    "min-password-length": ("min_password_length", _positive_int, "at sign-up and PASSWD"),
-    "max-line": ("max_line", _positive_int, "bytes per line, without its terminator"),
-    "max-pending": ("max_pending", _positive_int, "unacknowledged direct messages per recipient"),
+    "retry-max": ("retry_max", positive_float, "cap of the doubling retry interval, seconds"),
+    "window": ("window", positive_int, "unacknowledged R lines per connection"),
+    "rate": ("rate", positive_float, "commands per second per connection, sustained"),
+    "burst": ("burst", positive_int, "commands per connection at once"),
+    "min-password-length": ("min_password_length", positive_int, "at sign-up and PASSWD"),
+    "max-line": ("max_line", positive_int, "bytes per line, without its terminator"),
+    "max-pending": ("max_pending", positive_int, "unacknowledged direct messages per recipient"),
     "max-outbuf": (
         "max_outbuf",
-        _positive_int,
-        "bytes of unsent output before a slow reader is closed",
+        positive_int,
+        "bytes of unread pushed events before a slow reader is closed",
     ),
-    "token-ttl": ("token_ttl", _positive_float, "seconds a session token stays valid"),
-    "argon2-time-cost": ("argon2_time_cost", _positive_int, "Argon2id iterations"),
-    "argon2-memory-cost": ("argon2_memory_cost", _positive_int, "Argon2id memory, KiB"),
+    "presence-room-limit": (
+        "presence_room_limit",
+        non_negative_int,
+        "ON/OFF only through rooms of at most this many members; 0: no presence",
+    ),
+    "token-ttl": ("token_ttl", positive_float, "seconds a session token stays valid"),
+    "argon2-time-cost": ("argon2_time_cost", positive_int, "Argon2id iterations"),
+    "argon2-memory-cost": ("argon2_memory_cost", positive_int, "Argon2id memory, KiB"),
 }
 
 _DEFAULTS = ServerConfig()
@@ -113,12 +110,24 @@ class Options(usage.Options):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["web"] = []
+        self["web-origin"] = []
         self._failed = False
 
     def opt_listen(self, description: str) -> None:
         """Listen on this endpoint (repeatable), e.g. tcp:10000 or
         ssl:10443:privateKey=key.pem:certKey=cert.pem [default: tcp:10000]"""
         self["listen"].append(description)
+
+    def opt_web(self, description: str) -> None:
+        """Serve the web client and its WebSocket at /ws (repeatable), e.g. tcp:8080 or
+        ssl:8443:privateKey=key.pem:certKey=cert.pem"""
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin: str) -> None:
+        """Also accept WebSockets from pages of this origin (repeatable), e.g.
+        https://chat.example.org behind a reverse proxy"""
+        self["web-origin"].append(origin)
 
     def getUsage(self, width: int | None = None) -> str:
         if self._failed:
@@ -137,6 +146,9 @@ class Options(usage.Options):
         file_values = self._read_config_file(self["config"]) if self["config"] else {}
         if not self["listen"]:
             self["listen"] = file_values.get("listen", "").split() or [DEFAULT_LISTEN]
+        for key in ("web", "web-origin"):
+            if not self[key]:
+                self[key] = file_values.get(key, "").split()
         for key in _OTHER + tuple(_SETTINGS):
             if self[key] is None and key in file_values:
                 self[key] = file_values[key]
@@ -180,18 +192,11 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--bus: {e}") from None
 
     def _read_config_file(self, path: str) -> dict[str, str]:
-        parser = configparser.ConfigParser()
         try:
-            with open(path, encoding="utf-8") as f:
-                parser.read_file(f)
-        except OSError as e:
-            raise usage.UsageError(f"--config: cannot read {path}: {e.strerror}") from None
-        except configparser.Error as e:
-            raise usage.UsageError(f"--config: {path} is not a valid INI file: {e}") from None
-        if not parser.has_section("messenger"):
-            raise usage.UsageError(f"--config: {path} has no [messenger] section")
-        values = dict(parser.items("messenger"))
-        known = {"listen"} | set(_OTHER) | set(_SETTINGS)
+            values = read_config_file(path)
+        except ConfigFileError as e:
+            raise usage.UsageError(str(e)) from None
+        known = {"listen", "web", "web-origin"} | set(_OTHER) | set(_SETTINGS)
         unknown = sorted(set(values) - known)
         if unknown:
             raise usage.UsageError(f"--config: unknown option {unknown[0]!r} in {path}")
@@ -200,7 +205,9 @@ class Options(usage.Options):
     def _check_endpoints(self) -> None:
         from twisted.internet import reactor
 
-        for description in self["listen"] + ([self["metrics"]] if self["metrics"] else []):
+        for description in (
+            self["listen"] + self["web"] + ([self["metrics"]] if self["metrics"] else [])
+        ):
             try:
                 serverFromString(reactor, with_backlog(description))
             except Exception as e:  # the endpoint parser raises many kinds
@@ -246,9 +253,18 @@ def makeService(options: Options, reactor=None) -> IService:
     # The core first: MultiService stops its children last to first, so the
     # listeners stop accepting before the core says goodbye and flushes.
     core.setServiceParent(top)
+    # Not coalesce_writes: measured with bench W1, holding lines for the end
+    # of the reactor turn cost more CPU per message than the writes it saved
+    # (Twisted's TCP transport already sends a turn's writes in one send).
     factory = MessengerFactory(core, config, reactor)
     for description in options["listen"]:
         _listener(reactor, description, factory).setServiceParent(top)
+    if options["web"]:
+        from messenger.web.site import make_site
+
+        site = make_site(factory, options["web-origin"])
+        for description in options["web"]:
+            _listener(reactor, description, site).setServiceParent(top)
     if metrics is not None:
         _listener(reactor, options["metrics"], metrics_site(metrics)).setServiceParent(top)
     return top

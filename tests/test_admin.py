@@ -9,6 +9,7 @@ Argon2 cost to stay fast.
 
 from __future__ import annotations
 
+import getpass
 import io
 import json
 import os
@@ -18,11 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 import argon2
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from messenger.admin import __main__ as admin_cli
 from messenger.admin.__main__ import main
 from messenger.passwords import make_hasher, verify_hash
 from messenger.store.interface import NewMessage
@@ -39,10 +40,20 @@ class _Stdin(io.StringIO):
 
     def __init__(self, text: str = "") -> None:
         super().__init__(text)
-        self.buffer = io.BytesIO(text.encode("utf-8"))
+        self._buffer = io.BytesIO(text.encode("utf-8"))
+
+    @property
+    def buffer(self) -> io.BytesIO:
+        return self._buffer
 
 
-class AdminMixin:
+if TYPE_CHECKING:
+    _TestCaseBase = SynchronousTestCase
+else:
+    _TestCaseBase = object
+
+
+class AdminMixin(_TestCaseBase):
     """A fresh database per test and a way to run messenger-admin on it.
 
     A mixin (not a TestCase) so that other test modules can use it without
@@ -77,9 +88,12 @@ class AdminMixin:
 
     def write(self, name: str, content) -> str:
         path = os.path.join(self.dir, name)
-        mode = "wb" if isinstance(content, bytes) else "w"
-        with open(path, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
-            f.write(content if isinstance(content, (str, bytes)) else json.dumps(content))
+        if isinstance(content, bytes):
+            with open(path, "wb") as f:
+                f.write(content)
+        else:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(content if isinstance(content, str) else json.dumps(content))
         return path
 
     def password_file(self, password: str) -> str:
@@ -160,7 +174,7 @@ class UsersCommandTests(AdminMixin, TestCase):
             prompts.append(prompt)
             return "typed password"
 
-        self.patch(admin_cli.getpass, "getpass", fake_getpass)
+        self.patch(getpass, "getpass", fake_getpass)
         self.admin_ok("users", "add", "alice")
         self.assertEqual(len(prompts), 2)
         self.assertTrue(
@@ -170,7 +184,7 @@ class UsersCommandTests(AdminMixin, TestCase):
     def test_users_add_with_two_different_passwords_creates_nothing(self):
         """Two different answers to the password prompts: error, no account."""
         answers = iter(["first password", "second password"])
-        self.patch(admin_cli.getpass, "getpass", lambda prompt="": next(answers))
+        self.patch(getpass, "getpass", lambda prompt="": next(answers))
         status, _, err = self.admin("users", "add", "alice")
         self.assertEqual(status, 1)
         self.assertIn("differ", err)
@@ -339,7 +353,7 @@ class UsersCommandTests(AdminMixin, TestCase):
 
     def test_users_passwd_of_an_unknown_user_is_an_error(self):
         """users passwd of a user that does not exist: exit 1, before any prompt."""
-        self.patch(admin_cli.getpass, "getpass", lambda prompt="": self.fail("prompted"))
+        self.patch(getpass, "getpass", lambda prompt="": self.fail("prompted"))
         status, _, err = self.admin("users", "passwd", "nobody")
         self.assertEqual(status, 1)
         self.assertIn("no user nobody", err)
@@ -549,7 +563,7 @@ class DatabaseErrorTests(AdminMixin, TestCase):
 
 
 class CommandLineTests(AdminMixin, TestCase):
-    COMMANDS = (
+    COMMANDS: tuple[list[str], ...] = (
         [],
         ["users"],
         ["users", "list"],
@@ -587,6 +601,13 @@ class CommandLineTests(AdminMixin, TestCase):
             out, err = io.StringIO(), io.StringIO()
             self.assertEqual(main(argv, stdout=out, stderr=err), 2, argv)
             self.assertIn("usage:", err.getvalue(), argv)
+
+    def test_busy_timeout_must_be_above_zero(self):
+        """--busy-timeout 0 (or less) is a usage error, exit 2, as every positive number option."""
+        for value in ("0", "-1", "inf"):
+            out, err = io.StringIO(), io.StringIO()
+            self.assertEqual(main(["--busy-timeout", value, "stats"], stdout=out, stderr=err), 2)
+            self.assertIn("must be a number above 0", err.getvalue())
 
     def test_shared_options_may_follow_the_command(self):
         """--db and the other shared options work after the command as well as before it."""

@@ -15,7 +15,13 @@ import sys
 import tempfile
 import unittest
 
+import pytest
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+#: A real benchmark run, however short.
+pytestmark = pytest.mark.slow
 
 
 class QuickBenchTest(unittest.TestCase):

@@ -97,12 +97,15 @@ class RedisBusTests(TestCase):
         a, heard_a = self.bus()
         b, heard_b = self.bus()
         yield until(lambda: heard_a.connected and heard_b.connected)
+        yield until(lambda: a._publisher is not None)
+        old_publisher = a._publisher
         self.redis.stop()
-        yield until(lambda: heard_b.disconnected == 1)
+        yield until(lambda: heard_a.disconnected == 1 and heard_b.disconnected == 1)
         a.publish({"k": "lost"})  # nobody to hear it: dropped, no error
         self.redis.start()
         yield until(lambda: heard_a.connected == 2 and heard_b.connected == 2)
-        yield until(lambda: a._publisher is not None)
+        # A new publishing connection (the old one may be noticed lost late).
+        yield until(lambda: a._publisher not in (None, old_publisher))
         a.publish({"k": "after"})
         yield until(lambda: heard_b.messages)
         self.assertEqual(heard_b.messages, [{"k": "after"}])

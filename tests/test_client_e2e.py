@@ -72,6 +72,7 @@ class ClientProcess:
         testcase.addCleanup(self.cleanup)
 
     def _read(self) -> None:
+        assert self.process.stdout is not None
         for raw in self.process.stdout:
             with self._changed:
                 self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
@@ -80,11 +81,13 @@ class ClientProcess:
             self._changed.notify_all()
 
     def type(self, *lines: str) -> None:
+        assert self.process.stdin is not None
         self.process.stdin.write("".join(line + "\n" for line in lines).encode("utf-8"))
         self.process.stdin.flush()
 
     def end_input(self) -> None:
         """Like Ctrl-D."""
+        assert self.process.stdin is not None
         self.process.stdin.close()
 
     def wait_for(self, text: str, timeout: float = WAIT) -> str:
@@ -130,7 +133,8 @@ class ClientProcess:
             self.process.wait(10)
         for stream in (self.process.stdin, self.process.stdout):
             try:
-                stream.close()
+                if stream is not None:
+                    stream.close()
             except OSError:
                 pass
         self._reader.join(5)
@@ -407,6 +411,7 @@ class FailureTests(EndToEndTestCase):
         self.assertIn("the server is full", client.output())
 
 
+@pytest.mark.slow  # server restarts and network outages
 class RecoveryTests(EndToEndTestCase):
     def test_server_restart_under_a_connected_client(self):
         """The server restarts; the client says so, resumes, and sends what was typed."""

@@ -1,6 +1,6 @@
 """The client's connection and session against StringTransport and task.Clock.
 
-The server's side is written by hand from PROTOCOL.md: each test feeds the
+The server's side is written by hand from docs/protocol.md: each test feeds the
 lines a server would send and checks the lines the client sends back and
 what it shows.
 """
@@ -8,6 +8,7 @@ what it shows.
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
 from OpenSSL import SSL
 from twisted.application.internet import ClientService
@@ -108,19 +109,25 @@ class Rig:
             self.server("HELLO|1|messenger")
         return self.proto
 
+    def connected(self) -> tuple[ServerConnection, StringTransport]:
+        assert self.proto is not None and self.transport is not None, "connect() first"
+        return self.proto, self.transport
+
     def server(self, *lines: str) -> None:
         """Lines from the server (CRLF, as telnet-minded servers may send)."""
+        proto, _ = self.connected()
         for line in lines:
-            self.proto.dataReceived(line.encode("utf-8") + b"\r\n")
+            proto.dataReceived(line.encode("utf-8") + b"\r\n")
 
     def sent(self) -> list[str]:
         """Lines the client sent since the last call."""
-        data = self.transport.value().decode("utf-8")
-        self.transport.clear()
+        _, transport = self.connected()
+        data = transport.value().decode("utf-8")
+        transport.clear()
         return data.splitlines()
 
     def drop(self, reason=None) -> None:
-        self.proto.connectionLost(Failure(reason or error.ConnectionLost()))
+        self.connected()[0].connectionLost(Failure(reason or error.ConnectionLost()))
 
     def log_in(self, rooms: str = "#general", newest: int = 5) -> None:
         """Connect and complete a first login, with the room baseline."""
@@ -811,7 +818,7 @@ class FakeEndpoint:
     """Connection attempts the test completes by hand, on StringTransports."""
 
     def __init__(self) -> None:
-        self.attempts = []
+        self.attempts: list[tuple[Any, defer.Deferred[Any]]] = []
 
     def connect(self, factory):
         d = defer.Deferred()

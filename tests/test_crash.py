@@ -59,6 +59,7 @@ import traceback
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 
+import pytest
 from twisted.trial.unittest import TestCase
 
 from tests.support.report import merge_report
@@ -92,6 +93,10 @@ TRIGGERS = ("signup", "send", "delivery", "ack", "delay", "startup")
 
 #: Bits of body text: a | inside the body, non-ASCII, the client's escapes.
 FLAVOURS = ("plain", "a|b|c", "ünïcødé ✓", "tab\\tand\\\\n", "  spaced  out ", "∅|∞", "x")
+
+
+#: kill -9 loops: minutes of restarts (docs/reliability.md).
+pytestmark = pytest.mark.slow
 
 
 class _Errors:

@@ -1,4 +1,4 @@
-"""PROTOCOL.md, "Delivery guarantees"."""
+"""docs/protocol.md, "Delivery guarantees"."""
 
 from twisted.trial.unittest import SynchronousTestCase
 

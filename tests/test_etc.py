@@ -32,6 +32,7 @@ SERVER_OPTIONS = (
     "max-line",
     "max-pending",
     "max-outbuf",
+    "presence-room-limit",
     "token-ttl",
     "argon2-time-cost",
     "argon2-memory-cost",

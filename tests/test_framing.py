@@ -1,12 +1,11 @@
-"""PROTOCOL.md, "Framing", "Names and values" and rule 1 (HELLO).
+"""docs/protocol.md, "Framing", "Names and values" and rule 1 (HELLO).
 
 Also two end-to-end tests that join a server protocol and a minimal client
 protocol with ``twisted.internet.iosim`` (the test helper module is
 ``twisted.test.iosim``) and pump bytes both ways.
 """
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from twisted.internet.address import IPv4Address
 from twisted.protocols.basic import LineReceiver
 from twisted.test import iosim
@@ -252,7 +251,7 @@ class FieldTests(SynchronousTestCase):
     @settings(max_examples=150, deadline=None)
     @given(
         body=st.text(
-            alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\n"),
+            alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\n"),
             min_size=1,
             max_size=300,
         ).filter(lambda b: not b.endswith("\r") and any(c not in WHITE_SPACE for c in b))
@@ -336,7 +335,7 @@ class LineClient(LineReceiver):
 
 class IOSimTests(SynchronousTestCase):
     def test_round_trip_from_hello_to_quit(self):
-        """A client and the server joined in memory: the example conversation of PROTOCOL.md."""
+        """A client and the server joined in memory: the example conversation of docs/protocol.md."""
         h = Harness()
         client, server, pump = iosim.connectedServerAndClient(
             lambda: h.factory.buildProtocol(None), LineClient, clock=h.clock

@@ -1,4 +1,4 @@
-"""PROTOCOL.md: HISTORY."""
+"""docs/protocol.md: HISTORY."""
 
 from twisted.trial.unittest import SynchronousTestCase
 

@@ -1,7 +1,7 @@
 """Integration tests: a real ``twistd messenger`` process over real sockets.
 
 Each test starts its own server (see :mod:`tests.support.server`) on a free
-port of 127.0.0.1 with a fresh database and checks one rule of PROTOCOL.md
+port of 127.0.0.1 with a fresh database and checks one rule of docs/protocol.md
 or of the command line from the outside, as a client or an operator sees
 it.  Every wait has a deadline; nothing asserts on how long a sleep was.
 """
@@ -271,7 +271,7 @@ class CommandLineTests(SynchronousTestCase):
 
 class ExampleSessionTests(SynchronousTestCase):
     def test_protocol_example(self):
-        """PROTOCOL.md's example session, over real TCP."""
+        """docs/protocol.md's example session, over real TCP."""
         server = start_server(self)
         alice = server.client()
         self.assertEqual(alice.hello, "HELLO|1|messenger")
@@ -409,6 +409,7 @@ class TlsTests(SynchronousTestCase):
         return version == "TLSv1.1"
 
 
+@pytest.mark.slow  # kill -9
 class DurabilityTests(SynchronousTestCase):
     BURST = 2000
     #: Lines sent ahead of the replies: the server is always mid-burst.
@@ -478,6 +479,7 @@ class ConcurrencyTests(SynchronousTestCase):
     CLIENTS = 200
     MESSAGES_EACH = 20  # with USR and LOGIN, within the default burst of 100
 
+    @pytest.mark.slow  # a storm of 200 clients
     def test_many_concurrent_clients(self):
         """200 clients exchanging messages: every OK'd message reaches its recipient exactly once (by msgid)."""
         server = start_server(self, "--max-clients", "1000")
@@ -514,7 +516,7 @@ class ConcurrencyTests(SynchronousTestCase):
             t2 = time.monotonic()
 
             expected: dict[str, dict[int, tuple[str, str]]] = {n: {} for n in names}
-            all_ids = set()
+            all_ids: set[int] = set()
             for name, results in zip(names, sent):
                 for (recipient, body), msgid in zip(plans[name], results):
                     self.assertNotIn(msgid, all_ids, "message ids must be unique")
@@ -619,11 +621,16 @@ class _AsyncClient:
         self.redeliveries = 0
         self.errors: list[str] = []
         self.error: BaseException | None = None
-        self.writer = None
-        self.task = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def writer(self) -> asyncio.StreamWriter:
+        assert self._writer is not None, "connect_and_login() first"
+        return self._writer
 
     async def connect_and_login(self, port: int) -> None:
-        reader, self.writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 20)
+        reader, self._writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 20)
         hello = await asyncio.wait_for(reader.readline(), 20)
         assert hello == b"HELLO|1|messenger\n", hello
         self.task = asyncio.ensure_future(self._read(reader))

@@ -1,4 +1,4 @@
-"""PROTOCOL.md, "Limits and protection": connections, idle timeout, rate
+"""docs/protocol.md, "Limits and protection": connections, idle timeout, rate
 limit, slow readers and shutdown."""
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -78,6 +78,31 @@ class IdleTimeoutTests(SynchronousTestCase):
         self.assertEqual(client.lines(), ["BYE|408|idle timeout"])
         self.assertTrue(client.closed)
 
+    def test_each_connection_times_out_after_its_own_last_line(self):
+        """The timeout counts from each connection's own last line: one
+        connection's activity neither delays nor hastens another's."""
+        first = self.h.connect()
+        self.h.advance(1)
+        second = self.h.connect()
+        self.h.advance(4)
+        first.command("PING")  # 5 s after first connected, 4 s after second
+        self.h.advance(5.5)  # second silent for 9.5 s
+        self.assertFalse(second.closed)
+        self.h.advance(0.5)
+        self.assertTrue(second.closed)
+        self.assertFalse(first.closed)  # silent for 6 s
+        self.h.advance(3.5)
+        self.assertFalse(first.closed)
+        self.h.advance(0.5)
+        self.assertTrue(first.closed)
+
+    def test_idle_connections_share_one_timer(self):
+        """Hundreds of silent connections cost no timer each (memory)."""
+        before = len(self.h.clock.getDelayedCalls())
+        for _ in range(900):
+            self.h.connect()
+        self.assertLessEqual(len(self.h.clock.getDelayedCalls()) - before, 1)
+
 
 class RateLimitTests(SynchronousTestCase):
     def setUp(self):
@@ -152,6 +177,21 @@ class RateLimitTests(SynchronousTestCase):
         self.assertEqual(client.command(*["PING"] * 3), ["OK|PING"] * 2 + [RATE_LIMIT])
 
 
+def fills_up_past(client, size: int) -> None:
+    """Make ``client``'s transport behave like a socket nobody reads: once
+    more than ``size`` bytes are unread it pauses its producer, as Twisted's
+    TCP transport does past its bufferSize, and never resumes it."""
+    transport = client.transport
+    write = transport.write
+
+    def write_and_fill(data: bytes) -> None:
+        write(data)
+        if len(transport.value()) > size:
+            client.producer.pauseProducing()
+
+    transport.write = write_and_fill
+
+
 class SlowReaderTests(SynchronousTestCase):
     # A C line of exactly 100 bytes: "C|#general|alice|N|" is 19, the newline 1.
     BODY = "x" * 80
@@ -212,11 +252,46 @@ class SlowReaderTests(SynchronousTestCase):
         self.assertFalse(self.bob.closed)
         self.assertEqual(len(self.bob.lines()), 6)
 
-    def test_slow_reader_who_keeps_sending_commands_is_closed_too(self):
-        """Replies count towards --max-outbuf like events."""
+    def test_replies_pace_a_slow_reader_instead_of_closing_it(self):
+        """Replies never count towards --max-outbuf: while the send buffer is
+        full no further command is read, and the commands are answered, in
+        order, once the client reads again."""
         self.bob.producer.pauseProducing()
-        self.bob.send(*["PING|" + "p" * 90] * 3)
+        self.bob.send(*[f"PING|{n}{'p' * 90}" for n in range(5)])
         self.h.settle()
+        self.assertEqual(self.bob.lines(), [])
+        self.assertFalse(self.bob.closed)
+        self.bob.producer.resumeProducing()
+        self.h.settle()
+        self.assertEqual(self.bob.lines(), [f"OK|PING|{n}{'p' * 90}" for n in range(5)])
+        self.assertFalse(self.bob.closed)
+
+    def test_a_reply_larger_than_max_outbuf_does_not_close_its_reader(self):
+        """A HISTORY page far larger than --max-outbuf, to a reader whose
+        buffer does not drain, is written whole and the reader stays open;
+        the command after it is read only once the reader has caught up."""
+        for n in range(1, 6):
+            self.alice.command(f"BCST|{self.BODY}")
+        self.bob.clear()
+        fills_up_past(self.bob, 125)
+        self.bob.send("HISTORY|#general|5", "PING|after")
+        self.h.settle()
+        self.h.advance(10)
+        lines = self.bob.lines()
+        self.assertEqual(len(lines), 6)
+        self.assertEqual(lines[-1], "OK|HISTORY|#general|5")
+        self.assertFalse(self.bob.closed)
+        self.bob.producer.resumeProducing()
+        self.h.settle()
+        self.assertEqual(self.bob.lines(), ["OK|PING|after"])
+
+    def test_events_still_count_while_replies_wait(self):
+        """Pushed events written while the output is full still count: past
+        --max-outbuf of them the reader is too slow, whatever its replies."""
+        self.bob.producer.pauseProducing()
+        self.bob.send("PING")
+        for _n in range(3):
+            self.alice.command(f"BCST|{self.BODY}")
         self.assertEqual(self.bob.lines()[-1], "BYE|408|too slow")
         self.assertTrue(self.bob.closed)
 

@@ -1,4 +1,4 @@
-"""PROTOCOL.md: MSG, SEND, BCST, WHO, WHOIS, PING, HELP, QUIT and the R, C and DLV events."""
+"""docs/protocol.md: MSG, SEND, BCST, WHO, WHOIS, PING, HELP, QUIT and the R, C and DLV events."""
 
 import sqlite3
 

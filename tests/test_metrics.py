@@ -11,7 +11,8 @@ import urllib.request
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import defer, reactor
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, ResponseDone
 from twisted.web.http import PotentialDataLoss
@@ -35,12 +36,12 @@ class _Body(Protocol):
 
     def __init__(self, finished: defer.Deferred) -> None:
         self.finished = finished
-        self.chunks = []
+        self.chunks: list[bytes] = []
 
     def dataReceived(self, data: bytes) -> None:
         self.chunks.append(data)
 
-    def connectionLost(self, reason) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if reason.check(ResponseDone, PotentialDataLoss):
             self.finished.callback(b"".join(self.chunks))
         else:
@@ -48,7 +49,7 @@ class _Body(Protocol):
 
 
 def read_body(response) -> defer.Deferred:
-    finished = defer.Deferred()
+    finished: defer.Deferred[bytes] = defer.Deferred()
     response.deliverBody(_Body(finished))
     return finished
 

@@ -1,7 +1,9 @@
-"""PROTOCOL.md: JOIN, PART, ROOMS, MEMBERS and the ON, OFF, JOINED and PARTED events."""
+"""docs/protocol.md: JOIN, PART, ROOMS, MEMBERS and the ON, OFF, JOINED and PARTED events."""
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from messenger.rooms import RoomDirectory
+from messenger.tap import Options
 from tests.support.harness import Harness, database_path
 
 
@@ -207,3 +209,95 @@ class PresenceTests(SynchronousTestCase):
         self.h.settle()
         self.assertNotIn("OFF|bob", self.alice.lines())
         self.assertEqual(self.alice.command("WHO"), ["OK|WHO|alice|bob|carol"])
+
+
+class PresenceRoomLimitTests(SynchronousTestCase):
+    """PROTOCOL.md, "Presence": ON and OFF only through rooms of at most
+    --presence-room-limit members, one per change, WHO and WHOIS always true."""
+
+    def setUp(self):
+        # #general has four members: over the limit of three.
+        self.h = Harness(presence_room_limit=3)
+        self.alice, self.bob, self.carol = self.h.users("alice", "bob", "carol")
+        self.h.register("dave")
+        self.h.clear_all()
+
+    def relog(self, client, username):
+        client.disconnect()
+        self.h.settle()
+        self.h.clear_all()
+        return self.h.login(username)
+
+    def test_a_room_over_the_limit_carries_no_presence(self):
+        """Sharing only a room of more members than the limit: no ON, no OFF."""
+        dave = self.h.login("dave")
+        self.assertEqual(self.alice.lines(), [])
+        dave.command("QUIT")
+        self.assertEqual(self.alice.lines(), [])
+        self.assertEqual(self.bob.lines(), [])
+
+    def test_a_room_of_at_most_the_limit_carries_presence(self):
+        """A room of exactly the limit's number of members carries ON and OFF."""
+        for client in (self.alice, self.bob, self.carol):
+            client.command("JOIN|#three")
+        self.h.clear_all()
+        bob = self.relog(self.bob, "bob")
+        self.assertEqual(self.alice.lines(), ["ON|bob"])
+        self.assertEqual(self.carol.lines(), ["ON|bob"])
+        bob.command("QUIT")
+        self.assertEqual(self.alice.lines(), ["OFF|bob"])
+        self.assertEqual(self.carol.lines(), ["OFF|bob"])
+
+    def test_one_on_and_one_off_per_change_however_many_rooms_are_shared(self):
+        """alice and bob share three small rooms: one ON and one OFF each."""
+        for room in ("#one", "#two", "#three"):
+            self.alice.command(f"JOIN|{room}")
+            self.bob.command(f"JOIN|{room}")
+        self.h.clear_all()
+        bob = self.relog(self.bob, "bob")
+        self.assertEqual(self.alice.lines(), ["ON|bob"])
+        bob.disconnect()
+        self.h.settle()
+        self.assertEqual(self.alice.lines(), ["OFF|bob"])
+
+    def test_who_and_whois_are_complete_whatever_the_room_sizes(self):
+        """WHO and WHOIS tell the truth about users no presence was sent for."""
+        self.h.login("dave")
+        self.assertEqual(self.alice.lines(), [])
+        self.assertEqual(self.alice.command("WHO"), ["OK|WHO|alice|bob|carol|dave"])
+        self.assertEqual(self.alice.command("WHOIS|dave"), ["OK|WHOIS|dave|online|-|Dave"])
+
+    def test_limit_zero_turns_presence_off(self):
+        """--presence-room-limit 0: no ON or OFF even in a room of two."""
+        h = Harness(presence_room_limit=0)
+        alice, bob = h.users("alice", "bob")
+        alice.command("JOIN|#pair")
+        bob.command("JOIN|#pair")
+        h.clear_all()
+        bob.disconnect()
+        h.settle()
+        h.login("bob")
+        self.assertEqual(alice.lines(), [])
+        self.assertEqual(alice.command("WHO"), ["OK|WHO|alice|bob"])
+
+    def test_the_default_limit_is_200(self):
+        """Without the option, rooms of up to 200 members carry presence."""
+        self.assertEqual(Harness().config.presence_room_limit, 200)
+        options = Options()
+        options.parseOptions([])
+        self.assertEqual(options["server-config"].presence_room_limit, 200)
+        self.assertIn("--presence-room-limit", str(options))
+
+
+class PresenceAudienceTests(SynchronousTestCase):
+    """The room directory's side of the rule, at the sizes of a big server."""
+
+    def test_general_of_ten_thousand_is_not_walked_for_presence(self):
+        """Everyone in a #general of 10,000 and two in a small room: the
+        audience is the one small-room neighbour."""
+        directory = RoomDirectory({"#general": {f"u{n}" for n in range(10_000)}})
+        directory.add("#small", "u1")
+        directory.add("#small", "u2")
+        self.assertEqual(directory.presence_audience("u1", 200), {"u2"})
+        self.assertEqual(directory.presence_audience("u3", 200), set())
+        self.assertEqual(len(directory.presence_audience("u3", 10_000)), 9_999)

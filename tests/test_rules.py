@@ -1,4 +1,4 @@
-"""PROTOCOL.md, "Conversation rules" 1 to 6."""
+"""docs/protocol.md, "Conversation rules" 1 to 6."""
 
 from twisted.trial.unittest import SynchronousTestCase
 

@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 
+import pytest
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.report import merge_report
@@ -189,6 +190,7 @@ class Sampler(threading.Thread):
             time.sleep(self.interval)
 
 
+@pytest.mark.slow  # soak: real processes read slowly for seconds
 class SlowReaderProcessTests(SynchronousTestCase):
     def connect(self, server: ServerProcess, **kwargs) -> RawClient:
         client = RawClient(server.port, **kwargs)
@@ -423,3 +425,42 @@ def _counter(prefix: str, n: int):
         return seen[0] >= n
 
     return predicate
+
+
+@pytest.mark.slow
+class BigReplyProcessTests(SynchronousTestCase):
+    """PROTOCOL.md, "Limits and protection": replies to a client's own
+    commands never count as slowness, however large; they pace the client."""
+
+    def test_a_reply_far_larger_than_max_outbuf_reaches_a_reader_that_waits(self):
+        """A client asks for 120 messages of 8 KB (about 1 MB) from a server
+        with --max-outbuf 65536, pipelines a PING, and reads nothing for 3 s:
+        it is not closed, and then gets every row, the OK and the PING's reply,
+        in order."""
+        server = ServerProcess(
+            self, "--max-outbuf", str(MAX_OUTBUF), "--rate", "1000000", "--burst", "1000000"
+        )
+        writer = RawClient(server.port)
+        self.addCleanup(writer.close)
+        writer.read_lines()
+        for user in ("writer", "reader"):
+            self.assertEqual(writer.command(f"USR|{user}|password1|{user}"), f"OK|USR|{user}")
+        self.assertTrue(writer.command("LOGIN|writer|password1").startswith("OK|LOGIN|writer|"))
+        self.assertEqual(writer.command("JOIN|#big"), "OK|JOIN|#big")
+        bodies = [f"{n:03d}" + "b" * 7997 for n in range(120)]
+        writer.send(*[f"MSG|#big|{body}" for body in bodies])
+        writer.read_until(_counter("OK|MSG|", 120))
+
+        reader = RawClient(server.port, rcvbuf=4096)
+        self.addCleanup(reader.close)
+        reader.read_lines()
+        self.assertTrue(reader.command("LOGIN|reader|password1").startswith("OK|LOGIN|reader|"))
+        self.assertEqual(reader.command("JOIN|#big"), "OK|JOIN|#big")
+        reader.send("HISTORY|#big|120", "PING|after")
+        time.sleep(3)
+        lines = reader.read_until(lambda line: line == "OK|PING|after", timeout=30)
+        rows = [line for line in lines if line.startswith("H|")]
+        self.assertEqual(sorted(row.rsplit("|", 1)[1] for row in rows), bodies)
+        self.assertEqual(lines[-2:], ["OK|HISTORY|#big|120", "OK|PING|after"])
+        self.assertEqual(len(lines), 122, lines[:1] + lines[-3:])
+        self.assertNotIn("reads too slowly", server.log_text())

@@ -1,4 +1,4 @@
-"""The wire protocol (PROTOCOL.md), rule by rule, against messenger.wire.
+"""The wire protocol (docs/protocol.md), rule by rule, against messenger.wire.
 
 Each test is named after one rule of the protocol and states it in its
 docstring, so that this file reads like the specification it checks.  The
@@ -8,9 +8,9 @@ only with :class:`RemoteProtocolError`.
 """
 
 import dataclasses
+import itertools
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from messenger import wire
@@ -55,8 +55,8 @@ from messenger.wire import (
     parse_command,
     parse_server_line,
     unescape_body,
-    verb_of,
 )
+from tests.support.verbs import verb_of
 
 # Deterministic (the same examples on every run, so CI is reproducible), no
 # example database written into the checkout, and no deadline, which only
@@ -65,14 +65,14 @@ reproducible = settings(derandomize=True, database=None, deadline=None)
 
 TOKEN = "A" * 16 + "z" * 8 + "0123456_"  # 32 characters of the token alphabet
 
-#: Every client verb the protocol defines, in PROTOCOL.md's order.
+#: Every client verb the protocol defines, in docs/protocol.md's order.
 CLIENT_VERBS = (
     "USR LOGIN TOKEN RESUME MSG SEND BCST ACK WHO WHOIS JOIN PART ROOMS "
     "MEMBERS HISTORY NAME PASSWD PING HELP QUIT"
 ).split()
 
 #: For each client verb, a valid field list of every count it accepts.
-VALID_FIELDS = {
+VALID_FIELDS: dict[str, list[list[str]]] = {
     "USR": [["alice", "correct horse", "Alice"]],
     "LOGIN": [["alice", "correct horse"]],
     "TOKEN": [[]],
@@ -94,6 +94,9 @@ VALID_FIELDS = {
     "HELP": [[]],
     "QUIT": [[]],
 }
+
+#: The events of rule 3: they may arrive at any time, between replies.
+EVENTS = (R, C, Dlv, On, Off, Joined, Parted, Bye)
 
 #: Verbs whose last field is a message body, which may hold "|".
 BODY_VERBS = ("MSG", "SEND", "BCST")
@@ -240,7 +243,7 @@ class ClientCommandsTests(ParseMixin, SynchronousTestCase):
         self.assertParses("QUIT", Quit())
 
     def test_every_verb_has_a_command(self):
-        """Every command of PROTOCOL.md parses, and nothing else is a command."""
+        """Every command of docs/protocol.md parses, and nothing else is a command."""
         self.assertEqual(list(wire.CLIENT_COMMANDS), CLIENT_VERBS)
         for verb, forms in VALID_FIELDS.items():
             for fields in forms:
@@ -703,7 +706,7 @@ class ServerLineTests(ParseMixin, SynchronousTestCase):
         ]
         for line, message in cases:
             self.assertServerLine(line, message)
-            self.assertIsInstance(message, wire.EVENTS)
+            self.assertIsInstance(message, EVENTS)
 
     def test_history_line(self):
         """H|target|msgid|sender|timestamp|text is one history line."""
@@ -713,7 +716,7 @@ class ServerLineTests(ParseMixin, SynchronousTestCase):
         )
 
     def test_fixed_replies(self):
-        """The fixed BYE and ERR lines are the ones PROTOCOL.md gives."""
+        """The fixed BYE and ERR lines are the ones docs/protocol.md gives."""
         self.assertEqual(wire.BYE_SERVER_FULL.to_line(), "BYE|503|server full")
         self.assertEqual(wire.BYE_SHUTDOWN.to_line(), "BYE|503|server shutting down")
         self.assertEqual(wire.BYE_IDLE.to_line(), "BYE|408|idle timeout")
@@ -722,7 +725,7 @@ class ServerLineTests(ParseMixin, SynchronousTestCase):
         self.assertEqual(wire.BYE_LINE_TOO_LONG.to_line(), "BYE|413|line too long")
         self.assertEqual(wire.BYE_TOO_MANY_FAILURES.to_line(), "BYE|429|too many failed logins")
         self.assertEqual(wire.ERR_LINE_TOO_LONG.to_line(), "ERR|?|413|line too long")
-        self.assertEqual(wire.ERR_INVALID_UTF8.to_line(), "ERR|?|400|invalid UTF-8")
+        self.assertEqual(wire.InvalidUtf8().to_err().to_line(), "ERR|?|400|invalid UTF-8")
 
     def test_server_unknown_verb(self):
         """A server line whose verb is unknown (or not upper case) is malformed."""
@@ -799,7 +802,7 @@ display_names = (
 bodies = st.builds(
     lambda before, char, after: before + char + after,
     _text(max_size=20),
-    st.characters(exclude_categories=("Cs",), exclude_characters="\n\r").filter(
+    st.characters(exclude_categories=["Cs"], exclude_characters="\n\r").filter(
         lambda c: c not in wire.WHITE_SPACE
     ),
     _text(max_size=20),
@@ -1007,3 +1010,86 @@ class RobustnessProperties(SynchronousTestCase):
     def test_parse_server_line_fragments(self, line):
         """parse_server_line fails on lines of protocol pieces only with RemoteProtocolError."""
         self.check_server_line(line)
+
+
+def _outcome(parse, line):
+    """What parsing ``line`` gives: the message, or the error's every detail."""
+    try:
+        return parse(line)
+    except RemoteProtocolError as e:
+        return (type(e), e.verb, e.code, e.reason)
+
+
+#: For each verb with a fast path: for each field, values that are valid or
+#: invalid in each way that field can be.
+_targets = ["bob", "Bob", "#general", "#Ok", "#", "b b", "\u212a", ""]
+_bodies = ["hi", "hi|there", " x", " ", "\u3000", "\x85\t", "", "x\x1f"]
+_ids = ["1", "12", "0", "012", "\xb2", "-1", "9" * 20, ""]
+_names = ["bob", "b|b", "", "c-1", "c 1"]
+_FAST_SHAPES = {
+    "MSG": (_targets, _bodies),
+    "SEND": (_names, _targets, _bodies),
+    "ACK": (_ids,),
+    "R": (_names, _ids, _bodies),
+    "C": (_targets, _names, _ids, _bodies),
+    "DLV": (_ids, _names, _names),
+    "OK": (["MSG", "WHO"], _ids),
+}
+
+
+def _fast_path_lines():
+    """Every combination of those values, with each verb also in lower case,
+    with a field too few and a field too many."""
+    for verb, shape in _FAST_SHAPES.items():
+        for fields in itertools.product(*shape):
+            for spelling in (verb, verb.lower()):
+                line = "|".join([spelling, *fields])
+                yield line
+                yield line + "|x"
+                yield line.rpartition("|")[0]
+
+
+class FastPathProperties(SynchronousTestCase):
+    """The fast paths for the hottest lines are only a shortcut: whatever the
+    line, they give what the declared fields give."""
+
+    @reproducible
+    @given(st.one_of(fragment_lines, commands.map(lambda c: c.to_line())))
+    def test_command_fast_path_is_the_declared_path(self, line):
+        """parse_command gives what the declared fields give, for any line."""
+        self.assertEqual(_outcome(parse_command, line), _outcome(wire.parse_command_declared, line))
+
+    @reproducible
+    @given(st.one_of(fragment_lines, server_messages.map(lambda m: m.to_line())))
+    def test_server_fast_path_is_the_declared_path(self, line):
+        """parse_server_line gives what the declared fields give, for any line."""
+        self.assertEqual(
+            _outcome(parse_server_line, line), _outcome(wire.parse_server_line_declared, line)
+        )
+
+    def test_fast_paths_every_combination(self):
+        """Every combination of good and bad fields of the hot verbs parses the
+        same on the fast path as through the declared fields."""
+        for line in _fast_path_lines():
+            self.assertEqual(
+                _outcome(parse_command, line), _outcome(wire.parse_command_declared, line), line
+            )
+            self.assertEqual(
+                _outcome(parse_server_line, line),
+                _outcome(wire.parse_server_line_declared, line),
+                line,
+            )
+
+    def test_fast_paths_taken(self):
+        """The hottest lines do take the fast path (else it would be dead code)."""
+        from messenger.wire import commands, server
+
+        for fast, rest in [
+            (commands._fast_msg, "bob|hi"),
+            (commands._fast_send, "c1|#a|hi"),
+            (commands._fast_ack, "12"),
+            (server._fast_r, "bob|1|hi"),
+            (server._fast_c, "#a|bob|1|hi"),
+            (server._fast_dlv, "1|bob|2026-11-22T09:30:00.123Z"),
+        ]:
+            self.assertIsNotNone(fast(rest), rest)

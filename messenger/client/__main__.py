@@ -104,6 +104,8 @@ def parse_args(argv: list[str] | None = None, environ=os.environ) -> ClientOptio
         intent = commands.parse_input(f"/msg {args.target} {' '.join(args.text)}")
         if isinstance(intent, commands.UsageError):
             parser.error(intent.message)
+        # "/msg TARGET TEXT" parses to a SendText or to a UsageError.
+        assert isinstance(intent, commands.SendText)
         one_shot = intent
     elif args.target is not None:
         parser.error(f"unknown action {args.target!r}; the only action is: send")

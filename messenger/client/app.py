@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import interfaces
@@ -178,7 +180,8 @@ class _Echo:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
-        self.saved = None
+        self.saved: list[Any] | None = None
+        self.termios: ModuleType | None = None
         try:
             import termios
 
@@ -358,7 +361,8 @@ def run(options: ClientOptions, reactor=None, stdin_fd: int = 0, stdout_fd: int 
         clock=reactor,
     )
     console.service = service
-    console.stdio = StandardIO(
+    # mypy reads the Windows StandardIO, which has no stdin/stdout arguments.
+    console.stdio = StandardIO(  # type: ignore[call-arg]
         KeyboardInput(session, console.stdout_closed),
         stdin=stdin_fd,
         stdout=stdout_fd,

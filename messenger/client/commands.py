@@ -10,6 +10,7 @@ a mistake is reported before anything is sent.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from messenger import wire
@@ -295,7 +296,7 @@ def _parse_slash(command: str, rest: str) -> Intent:
         return _history(rest)
     if command == "/name":
         return _name(rest)
-    simple = {
+    simple: dict[str, Callable[[], Intent]] = {
         "/rooms": ListRooms,
         "/who": ListOnline,
         "/inbox": ShowInbox,

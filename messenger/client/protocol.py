@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol as TypingProtocol
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
@@ -47,6 +47,18 @@ class Reply:
     @property
     def ok(self) -> bool:
         return isinstance(self.final, wire.Ok)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields after ``OK|VERB``; none for an error."""
+        return self.final.fields if isinstance(self.final, wire.Ok) else ()
+
+    @property
+    def error(self) -> wire.Err:
+        """The ``ERR`` line; only for a reply that is not :attr:`ok`."""
+        if not isinstance(self.final, wire.Err):
+            raise ValueError(f"not an error: {self.final}")
+        return self.final
 
 
 ReplyHandler = Callable[[Reply], None]
@@ -149,7 +161,7 @@ class ServerConnection(LineReceiver):
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.listener.protocol_violation(self, "", "line too long")
-        self.transport.loseConnection()
+        self._transport().loseConnection()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.connected_to_server = False
@@ -181,12 +193,16 @@ class ServerConnection(LineReceiver):
     def _write(self, command: wire.Command) -> None:
         self.sendLine(command.to_line().encode("utf-8"))
 
+    def _transport(self) -> ITransport:
+        assert self.transport is not None, "not connected"
+        return self.transport
+
     def close(self) -> None:
-        self.transport.loseConnection()
+        self._transport().loseConnection()
 
     def abort(self) -> None:
         abort = getattr(self.transport, "abortConnection", None)
-        (abort or self.transport.loseConnection)()
+        (abort or self._transport().loseConnection)()
 
     # -- Replies
 

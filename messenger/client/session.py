@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import count
-from typing import Protocol as TypingProtocol
+from typing import Any, Protocol as TypingProtocol
 
 from twisted.internet import defer, error
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -38,6 +37,8 @@ from twisted.python.failure import Failure
 
 from messenger import wire
 from messenger.client import commands, render
+from messenger.client.incoming import ServerLines
+from messenger.client.login import InputEnded, LoginFlow, LoginSettings
 from messenger.client.protocol import Pending, Reply, ServerConnection
 from messenger.client.state import ClientState, DisplayQueue
 
@@ -79,21 +80,6 @@ class Terminal(TypingProtocol):
         """Stop everything and leave the process with ``status``."""
 
 
-@dataclass
-class LoginSettings:
-    """Where the credentials come from.
-
-    ``password`` is called each time a password is needed (it reads the
-    file or the environment afresh, so the session never holds it); None
-    means ask the person.
-    """
-
-    username: str | None = None
-    password: Callable[[], str] | None = None
-    signup: bool = False
-    display_name: str | None = None
-
-
 class ClientIds:
     """Fresh ``SEND`` client ids: a random per-process prefix and a counter.
 
@@ -107,10 +93,6 @@ class ClientIds:
 
     def __call__(self) -> str:
         return f"{self.prefix}-{next(self._counter)}"
-
-
-class _InputEnded(Exception):
-    """The input ended while a question was waiting for its answer."""
 
 
 _END_OF_INPUT = object()
@@ -157,7 +139,7 @@ def tls_problem(reason: Failure) -> str | None:
     return None
 
 
-class ClientSession:
+class ClientSession(LoginFlow, ServerLines):
     """The client, across connections; see the module docstring."""
 
     def __init__(
@@ -259,27 +241,6 @@ class ClientSession:
             self.notice(f"connected to {render.clean_line(hello.server_name)} ({self.server})")
         self._log_in(connection)
 
-    def event(self, connection: ServerConnection, event: wire.ServerMessage) -> None:
-        if self.done or connection is not self.connection:
-            return
-        if isinstance(event, wire.Bye):
-            return  # handled when the connection closes, right after
-        if self.one_shot is not None:
-            # A script that sends one message must not take the person's
-            # messages: not shown, so not acknowledged; the server keeps them.
-            return
-        if isinstance(event, wire.R):
-            self._direct_message(event)
-        elif isinstance(event, wire.C):
-            self._room_message(event)
-        elif isinstance(event, wire.Dlv):
-            when = render.parse_timestamp(event.timestamp)
-            self._queue_display(
-                lambda: self.show(render.delivered(event.msgid, event.recipient, when, self.style))
-            )
-        elif isinstance(event, (wire.On, wire.Off, wire.Joined, wire.Parted)):
-            self._presence(event)
-
     def protocol_violation(self, connection: ServerConnection, line: str, problem: str) -> None:
         self.error(
             f"the server sent something this client does not understand "
@@ -366,155 +327,14 @@ class ClientSession:
     # ------------------------------------------------------------------
     # Logging in
 
-    def _log_in(self, connection: ServerConnection) -> None:
-        if self.token is not None and self.state.username is not None:
-            connection.request(
-                wire.Resume(self.state.username, self.token),
-                lambda reply: self._resumed(connection, reply),
-            )
-            return
-        if self._logging_in:
-            return
-        self._logging_in = True
-        d = defer.ensureDeferred(self._ask_credentials())
-        d.addCallback(self._send_credentials)
-        d.addErrback(self._credentials_failed)
-
-    async def _ask_credentials(self) -> tuple:
-        """(username, password, display name or None for plain login)."""
-        username = self.login.username
-        # Signing up is for the first login only; later ones just log in.
-        signup = self.login.signup and not self.ever_ready
-        if username is None:
-            while True:
-                answer = (await self._ask("Username (or /signup): ")).strip()
-                if answer.lower() == "/signup":
-                    signup = True
-                    answer = (await self._ask("New username: ")).strip()
-                try:
-                    username = wire.canonical_username(answer)
-                    break
-                except ValueError:
-                    self.error("a user name is 1-32 letters, digits, '_', '.' or '-'")
-        display_name = None
-        if signup:
-            display_name = self.login.display_name
-            if display_name is None and self.login.password is None:
-                answer = (await self._ask(f"Display name [{username}]: ")).strip()
-                display_name = answer or None
-            display_name = display_name or username
-        if self.login.password is not None:
-            password = self.login.password()
-        else:
-            password = await self._ask("Password: ", secret=True)
-            if signup:
-                again = await self._ask("Password again: ", secret=True)
-                if again != password:
-                    self.error("the passwords differ")
-                    return await self._ask_credentials()
-        return username, password, display_name
-
-    def _send_credentials(self, credentials: tuple) -> None:
-        self._logging_in = False
-        username, password, display_name = credentials
-        connection = self.connection
-        if connection is None or self.done:
-            return  # asked again on the next connection
-        try:
-            if display_name is not None:
-                usr = wire.Usr(
-                    username, wire.check_password(password), wire.clean_display_name(display_name)
-                )
-                connection.request(usr, lambda reply: self._signed_up(username, reply))
-            # Pipelined right behind USR, so the password is dropped now: if
-            # the sign-up failed, this LOGIN fails too and says nothing new.
-            login = wire.Login(username, wire.check_password(password))
-        except ValueError as e:
-            self._login_refused(f"cannot log in: {e}", retry=True)
-            return
-        connection.request(login, lambda reply: self._logged_in_reply(connection, reply))
-
-    def _credentials_failed(self, reason: Failure) -> None:
-        self._logging_in = False
-        if reason.check(_InputEnded):
-            if self.terminal.interactive:
-                self._finish(EXIT_OK)
-            else:
-                self.fatal(
-                    "the input ended before a user name and password were given "
-                    "(use --user with --password-file or MESSENGER_PASSWORD)"
-                )
-        elif reason.check(OSError):
-            self.fatal(f"cannot read the password: {reason.getErrorMessage()}")
-        elif not self.done:
-            self.fatal(f"cannot log in: {reason.getErrorMessage()}")
-
-    def _signed_up(self, username: str, reply: Reply) -> None:
-        if reply.ok:
-            self.notice(f"account {username} created")
-            return
-        assert isinstance(reply.final, wire.Err)
-        if reply.final.code == 409 and self.login.signup:
-            # --signup for scripts is idempotent: the account exists, so the
-            # LOGIN right behind decides whether the password is right.
-            self.notice(f"account {username} exists; logging in")
-            return
-        self.show(
-            render.server_error(reply.final.code, reply.final.reason, self.style, "sign-up failed")
-        )
-        self._signup_failed = True
-
-    def _logged_in_reply(self, connection: ServerConnection, reply: Reply) -> None:
-        if reply.ok:
-            self._logged_in(connection, reply.final.fields, resumed=False)
-            return
-        err = reply.final
-        assert isinstance(err, wire.Err)
-        signup_failed, self._signup_failed = self._signup_failed, False
-        if err.code == 401:
-            text = None if signup_failed else "login failed: wrong user name or password"
-            self._login_refused(text, retry=True)
-        elif err.code == 429:
-            text = f"login refused: {render.clean_line(err.reason)}; wait a minute and try again"
-            if self.ever_ready:
-                self.error(text)
-                connection.close()  # try again after the backoff
-            else:
-                self.fatal(text)
-        else:
-            self.fatal(f"login failed: {render.clean_line(err.reason)} ({err.code})")
-
-    def _login_refused(self, text: str | None, retry: bool) -> None:
-        """Bad credentials: ask again if a person is typing, else give up."""
-        asked = self.login.password is None
-        if retry and asked and self.connection is not None:
-            if text:
-                self.error(text)
-            self._log_in(self.connection)
-        else:
-            self.fatal(text or "sign-up failed")
-
-    def _resumed(self, connection: ServerConnection, reply: Reply) -> None:
-        if reply.ok:
-            self._logged_in(connection, reply.final.fields, resumed=True)
-            return
-        err = reply.final
-        assert isinstance(err, wire.Err)
-        if err.code == 401:
-            # Expired, or revoked by a password change elsewhere.
-            self.token = None
-            self.notice("the session expired; log in again")
-            self._log_in(connection)
-        elif err.code == 429:
-            self.error(f"login refused: {render.clean_line(err.reason)}")
-            connection.close()
-        else:
-            self.fatal(f"login failed: {render.clean_line(err.reason)} ({err.code})")
-
-    def _logged_in(self, connection: ServerConnection, fields, resumed: bool) -> None:
+    def _logged_in(
+        self, connection: ServerConnection, fields: Sequence[str], resumed: bool
+    ) -> None:
         if connection is not self.connection or self.done:
             return
         username = fields[0] if fields else self.login.username
+        # The login sent a user name, so the reply's (or the one sent) is known.
+        assert username is not None
         display_name = fields[1] if len(fields) > 1 else username
         first = not self.ever_ready
         self.state.username = username
@@ -546,16 +366,6 @@ class ClientSession:
         self._pump_input()
         self._maybe_finish()
 
-    def _got_token(self, reply: Reply) -> None:
-        if reply.ok and reply.final.fields:
-            try:
-                self.token = wire.check_token(reply.final.fields[0])
-            except ValueError:
-                self.error(
-                    "the server sent an unusable session token; "
-                    "a reconnect will ask for the password"
-                )
-
     # ------------------------------------------------------------------
     # Rooms: the baseline after the first login, the catch-up after others
 
@@ -563,7 +373,7 @@ class ClientSession:
         if not reply.ok:
             return
         self._rooms_known = True
-        self.state.set_rooms(list(reply.final.fields))
+        self.state.set_rooms(list(reply.fields))
         for room in self.state.rooms:
             self._baseline(room)
 
@@ -612,106 +422,6 @@ class ClientSession:
     # ------------------------------------------------------------------
     # Incoming messages
 
-    def _direct_message(self, message: wire.R) -> None:
-        connection = self.connection
-        if message.msgid in self.state.seen:
-            # A redelivery: the ACK was lost or is on its way.  Acknowledge
-            # again (unless it is still waiting to be shown), never show twice.
-            if message.msgid not in self._queued_ids and connection is not None:
-                connection.send_ack(message.msgid)
-            return
-        self.state.seen.add(message.msgid)
-        self._queued_ids.add(message.msgid)
-        when = self.now()
-
-        def show() -> None:
-            self._show_message(message.sender, message.sender, message.text, when)
-            self._queued_ids.discard(message.msgid)
-            # Acknowledged only now that it has been shown.
-            if self.connection is not None:
-                self.connection.send_ack(message.msgid)
-
-        self._queue_display(show, waits_for=message.sender)
-
-    def _room_message(self, message: wire.C) -> None:
-        self.state.note_room_message(message.room, message.msgid)
-        if not self.state.seen.add(message.msgid):
-            return
-        self._queue_message(message.room, message.sender, message.text, self.now())
-
-    def _queue_message(self, conversation: str, sender: str, text: str, when: datetime) -> None:
-        self._queue_display(
-            lambda: self._show_message(conversation, sender, text, when), waits_for=sender
-        )
-
-    def _show_message(self, conversation: str, sender: str, text: str, when: datetime) -> None:
-        focused = self.state.count_unread(conversation)
-        self.show(
-            render.message(
-                self.style,
-                when,
-                conversation,
-                self._sender(sender),
-                text,
-                focused=focused,
-                now=self.now(),
-            )
-        )
-
-    def _sender(self, username: str) -> str:
-        return render.sender_label(username, self.state.name_of(username))
-
-    def _presence(self, event: wire.ServerMessage) -> None:
-        when = self.now()
-        if isinstance(event, wire.On):
-            text = render.online(event.username, when, self.style)
-        elif isinstance(event, wire.Off):
-            text = render.offline(event.username, when, self.style)
-        elif isinstance(event, wire.Joined):
-            if event.username == self.state.username:
-                self.state.join(event.room)
-            text = render.joined(event.room, event.username, when, self.style)
-        else:
-            assert isinstance(event, wire.Parted)
-            if event.username == self.state.username:
-                self.state.part(event.room)
-            text = render.parted(event.room, event.username, when, self.style)
-        self._queue_display(lambda: self.show(text))
-
-    def _queue_display(self, show: Callable[[], None], waits_for: str | None = None) -> None:
-        """Show ``show`` in arrival order, once ``waits_for``'s name is known."""
-        if waits_for is not None and not self.state.knows_name(waits_for):
-            self._look_up(waits_for)
-        else:
-            waits_for = None
-        self._display.add(show, waits_for)
-        self._release_display()
-
-    def _release_display(self) -> None:
-        for show in self._display.release(self.state.knows_name):
-            show()
-        self._maybe_finish()
-
-    def _look_up(self, username: str) -> None:
-        """Ask for a display name once; until then, messages from them wait."""
-        if username in self._lookups:
-            return
-        connection = self.connection
-        if connection is None:
-            self.state.learn_name(username, None)
-            return
-        self._lookups.add(username)
-
-        def got(reply: Reply) -> None:
-            self._lookups.discard(username)
-            if reply.ok and len(reply.final.fields) >= 4:
-                self.state.learn_name(username, reply.final.fields[3])
-            else:
-                self.state.learn_name(username, None)
-            self._release_display()
-
-        connection.request(wire.Whois(username), got)
-
     # ------------------------------------------------------------------
     # Input
 
@@ -756,60 +466,76 @@ class ClientSession:
         self.terminal.answered(self._question_secret)
         if item is _END_OF_INPUT:
             self._input.appendleft(item)  # still ends the input afterwards
-            d.errback(_InputEnded())
+            d.errback(InputEnded())
         elif isinstance(item, str) and item.strip().lower() in ("/quit", "!exit"):
             self._input.appendleft(_END_OF_INPUT)
-            d.errback(_InputEnded())
+            d.errback(InputEnded())
         else:
             d.callback(item)
 
     def handle(self, line: str) -> None:
         """Carry out one typed line (after the first login)."""
         intent = commands.parse_input(line)
-        if intent is None:
+        if intent is not None:
+            _INTENT_HANDLERS[type(intent)](self, intent)
+
+    def _usage_error(self, intent: commands.UsageError) -> None:
+        self.error(intent.message)
+
+    def _send_typed(self, intent: commands.SendText) -> None:
+        self._send_text(intent.target, intent.text)
+
+    def _focus(self, intent: commands.Focus) -> None:
+        self.state.set_focus(intent.target)
+        self.show(render.focus(intent.target, self.style))
+        if wire.is_room(intent.target) and intent.target not in self.state.rooms:
+            self.notice(f"you are not in {intent.target}; /join {intent.target} to join it")
+
+    def _join_room(self, intent: commands.JoinRoom) -> None:
+        self._join(intent.room)
+
+    def _part_room(self, intent: commands.PartRoom) -> None:
+        self._part(intent.room)
+
+    def _list_rooms(self, intent: commands.ListRooms) -> None:
+        self._request(wire.Rooms(), self._rooms_listed)
+
+    def _list_members(self, intent: commands.ListMembers) -> None:
+        room = intent.room or self.state.focus
+        if not wire.is_room(room):
+            self.error(commands.usage("/members") + " (the focus is not a room)")
             return
-        if isinstance(intent, commands.UsageError):
-            self.error(intent.message)
-        elif isinstance(intent, commands.SendText):
-            self._send_text(intent.target, intent.text)
-        elif isinstance(intent, commands.Focus):
-            self.state.set_focus(intent.target)
-            self.show(render.focus(intent.target, self.style))
-            if wire.is_room(intent.target) and intent.target not in self.state.rooms:
-                self.notice(f"you are not in {intent.target}; /join {intent.target} to join it")
-        elif isinstance(intent, commands.JoinRoom):
-            self._join(intent.room)
-        elif isinstance(intent, commands.PartRoom):
-            self._part(intent.room)
-        elif isinstance(intent, commands.ListRooms):
-            self._request(wire.Rooms(), self._rooms_listed)
-        elif isinstance(intent, commands.ListMembers):
-            room = intent.room or self.state.focus
-            if not wire.is_room(room):
-                self.error(commands.usage("/members") + " (the focus is not a room)")
-                return
-            self._request(wire.Members(room), self._members_listed)
-        elif isinstance(intent, commands.ListOnline):
-            self._request(wire.Who(), self._who_listed)
-        elif isinstance(intent, commands.LookUp):
-            self._request(wire.Whois(intent.username), self._whois_shown)
-        elif isinstance(intent, commands.ShowHistory):
-            target = intent.target or self.state.focus
-            self._request(
-                wire.History(target, intent.limit), lambda reply: self._history_shown(target, reply)
-            )
-        elif isinstance(intent, commands.SetName):
-            self._request(wire.Name(intent.display_name), self._renamed)
-        elif isinstance(intent, commands.ChangePassword):
-            self._change_password()
-        elif isinstance(intent, commands.ShowHelp):
-            self.show(commands.help_text())
-        elif isinstance(intent, commands.ShowInbox):
-            self.show(render.inbox(self.state.unread, self.style))
-        elif isinstance(intent, commands.SignUp):
-            self.error("you are logged in already; /signup is for the login prompt")
-        elif isinstance(intent, commands.QuitClient):
-            self.quit()
+        self._request(wire.Members(room), self._members_listed)
+
+    def _list_online(self, intent: commands.ListOnline) -> None:
+        self._request(wire.Who(), self._who_listed)
+
+    def _look_up_typed(self, intent: commands.LookUp) -> None:
+        self._request(wire.Whois(intent.username), self._whois_shown)
+
+    def _show_history(self, intent: commands.ShowHistory) -> None:
+        target = intent.target or self.state.focus
+        self._request(
+            wire.History(target, intent.limit), lambda reply: self._history_shown(target, reply)
+        )
+
+    def _set_name(self, intent: commands.SetName) -> None:
+        self._request(wire.Name(intent.display_name), self._renamed)
+
+    def _change_password_typed(self, intent: commands.ChangePassword) -> None:
+        self._change_password()
+
+    def _show_help(self, intent: commands.ShowHelp) -> None:
+        self.show(commands.help_text())
+
+    def _show_inbox(self, intent: commands.ShowInbox) -> None:
+        self.show(render.inbox(self.state.unread, self.style))
+
+    def _sign_up_typed(self, intent: commands.SignUp) -> None:
+        self.error("you are logged in already; /signup is for the login prompt")
+
+    def _quit_typed(self, intent: commands.QuitClient) -> None:
+        self.quit()
 
     # ------------------------------------------------------------------
     # Sending
@@ -854,7 +580,7 @@ class ClientSession:
     ) -> None:
         if reply.ok:
             try:
-                msgid = wire.parse_msgid(reply.final.fields[0])
+                msgid = wire.parse_msgid(reply.fields[0])
             except (ValueError, IndexError):
                 self.error(f"the server confirmed a message without a valid id: {reply.final}")
                 return
@@ -907,7 +633,7 @@ class ClientSession:
                     self.state.set_focus(before)
                 self.show(
                     render.server_error(
-                        reply.final.code, reply.final.reason, self.style, f"cannot join {room}"
+                        reply.error.code, reply.error.reason, self.style, f"cannot join {room}"
                     )
                 )
 
@@ -924,84 +650,11 @@ class ClientSession:
             else:
                 self.show(
                     render.server_error(
-                        reply.final.code, reply.final.reason, self.style, f"cannot leave {room}"
+                        reply.error.code, reply.error.reason, self.style, f"cannot leave {room}"
                     )
                 )
 
         self._request(wire.Part(room), parted)
-
-    def _failed(self, reply: Reply, what: str) -> bool:
-        if reply.ok:
-            return False
-        self.show(render.server_error(reply.final.code, reply.final.reason, self.style, what))
-        return True
-
-    def _rooms_listed(self, reply: Reply) -> None:
-        if self._failed(reply, "/rooms"):
-            return
-        rooms = list(reply.final.fields)
-        self.state.set_rooms(rooms)
-        self.show(render.word_list("Your rooms:", rooms, self.style))
-
-    def _members_listed(self, reply: Reply) -> None:
-        if self._failed(reply, "/members"):
-            return
-        room, *members = reply.final.fields or ("?",)
-        self.show(render.word_list(f"Members of {render.clean_line(room)}:", members, self.style))
-
-    def _who_listed(self, reply: Reply) -> None:
-        if self._failed(reply, "/who"):
-            return
-        self.show(render.word_list("Online:", reply.final.fields, self.style, empty="nobody"))
-
-    def _whois_shown(self, reply: Reply) -> None:
-        if self._failed(reply, "/whois"):
-            return
-        fields = reply.final.fields
-        if len(fields) < 4:
-            self.error(f"unexpected WHOIS reply: {fields}")
-            return
-        username, status, last_seen, display_name = fields[:4]
-        self.state.learn_name(username, display_name)
-        self.show(render.whois(username, status, last_seen, display_name, self.style, self.now()))
-
-    def _history_shown(self, target: str, reply: Reply) -> None:
-        if self._failed(reply, f"/history {target}"):
-            return
-        label = render.conversation_label(target)
-        if not reply.history:
-            self.notice(f"no messages in {label}")
-            return
-        self._queue_display(lambda: self.notice(f"history of {label}:"))
-        for line in reply.history:
-            self.state.seen.add(line.msgid)
-            if wire.is_room(target):
-                self.state.note_room_message(target, line.msgid)
-            when = render.parse_timestamp(line.timestamp) or self.now()
-            # Shown as asked for, without touching the unread counts.
-            self._queue_display(
-                lambda line=line, when=when: self.show(
-                    render.message(
-                        self.style,
-                        when,
-                        target,
-                        self._sender(line.sender),
-                        line.text,
-                        now=self.now(),
-                    )
-                ),
-                waits_for=line.sender,
-            )
-        self._queue_display(lambda: self.notice(f"end of history ({len(reply.history)})"))
-
-    def _renamed(self, reply: Reply) -> None:
-        if self._failed(reply, "/name"):
-            return
-        name = reply.final.fields[0] if reply.final.fields else ""
-        self.state.display_name = name
-        if self.state.username:
-            self.state.learn_name(self.state.username, name)
-        self.notice(f"your display name is now {render.clean_line(name)}")
 
     def _change_password(self) -> None:
         async def ask() -> None:
@@ -1024,17 +677,8 @@ class ClientSession:
 
         d = defer.ensureDeferred(ask())
         # The input ended or the client is stopping: nothing to change then.
-        d.addErrback(lambda f: f.trap(_InputEnded, defer.CancelledError))
+        d.addErrback(lambda f: f.trap(InputEnded, defer.CancelledError))
         d.addCallback(lambda _: self._pump_input())
-
-    def _password_changed(self, reply: Reply) -> None:
-        if self._failed(reply, "/passwd"):
-            return
-        self.notice("password changed")
-        # PASSWD revokes every token, ours included: ask for a fresh one.
-        self.token = None
-        if self.connection is not None and self.one_shot is None:
-            self.connection.request(wire.Token(), self._got_token)
 
     # ------------------------------------------------------------------
     # Quitting
@@ -1110,3 +754,24 @@ class ClientSession:
             d.cancel()
         self.exit_status = status
         self.terminal.exit(status)
+
+
+#: What each typed command does (commands.parse_input's intents).
+_INTENT_HANDLERS: dict[type, Callable[[ClientSession, Any], None]] = {
+    commands.UsageError: ClientSession._usage_error,
+    commands.SendText: ClientSession._send_typed,
+    commands.Focus: ClientSession._focus,
+    commands.JoinRoom: ClientSession._join_room,
+    commands.PartRoom: ClientSession._part_room,
+    commands.ListRooms: ClientSession._list_rooms,
+    commands.ListMembers: ClientSession._list_members,
+    commands.ListOnline: ClientSession._list_online,
+    commands.LookUp: ClientSession._look_up_typed,
+    commands.ShowHistory: ClientSession._show_history,
+    commands.SetName: ClientSession._set_name,
+    commands.ChangePassword: ClientSession._change_password_typed,
+    commands.ShowHelp: ClientSession._show_help,
+    commands.ShowInbox: ClientSession._show_inbox,
+    commands.SignUp: ClientSession._sign_up_typed,
+    commands.QuitClient: ClientSession._quit_typed,
+}

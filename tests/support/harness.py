@@ -24,10 +24,12 @@ import itertools
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -161,12 +163,13 @@ class Harness:
         options.setdefault("argon2_memory_cost", 8)
         self.config = ServerConfig(**options)
         self.hash_delay = hash_delay
+        run: Callable[..., Deferred[Any]]
         if hash_delay is None:
             run = maybeDeferred
         else:
             # Password hashing takes ``hash_delay`` seconds of clock time,
             # as it would in the server's thread pool.
-            def run(f, *args):
+            def run(f: Callable[..., Any], *args: Any) -> Deferred[Any]:
                 return task.deferLater(self.clock, hash_delay, f, *args)
 
         self.hasher = PasswordHasher(None, 1, 8, run_in_thread=run)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
-import random
 import shutil
 import signal
 import socket
@@ -32,8 +31,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from typing import IO
 
-HOST = "127.0.0.1"
+from bench.ports import HOST, free_port
+
 #: The repository root: on PYTHONPATH so ``twisted/plugins`` is found
 #: whatever way the package is installed.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,35 +58,6 @@ def is_reply(line: str, verb: str) -> bool:
     """Whether ``line`` is the final reply (OK or ERR) to a ``verb`` command."""
     fields = line.split("|", 2)
     return len(fields) >= 2 and fields[0] in ("OK", "ERR") and fields[1] == verb
-
-
-def _ephemeral_range() -> tuple[int, int]:
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low, high = (int(n) for n in f.read().split())
-        return low, high
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nobody uses right now.
-
-    Taken below the ephemeral range when possible, so that the port stays
-    free for a restart: the kernel never hands it to an outgoing connection.
-    """
-    low, _ = _ephemeral_range()
-    candidates = random.sample(range(20000, low), min(50, max(0, low - 20000)))
-    for port in candidates:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((HOST, port))
-            except OSError:
-                continue
-            return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 def twistd_env() -> dict:
@@ -267,8 +239,8 @@ class ServerProcess:
         self.extra_args = list(extra_args)
         self.fast_hash = fast_hash
         self.ready_timeout = ready_timeout
-        self.process: subprocess.Popen | None = None
-        self._log_file = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_file: IO[bytes] | None = None
         self._testcase = testcase
         testcase.addCleanup(self.cleanup)
         if start:
@@ -310,15 +282,15 @@ class ServerProcess:
         """Start the process without waiting until it is ready (``start``
         waits; this lets a test kill it while it is still starting)."""
         assert not self.running, "the server is already running"
-        self._log_file = open(self.log_path, "ab")
-        self._log_file.write(f"===== start: {' '.join(self.command())}\n".encode())
-        self._log_file.flush()
+        log_file = self._log_file = open(self.log_path, "ab")
+        log_file.write(f"===== start: {' '.join(self.command())}\n".encode())
+        log_file.flush()
         self.process = subprocess.Popen(
             self.command(),
             cwd=self.directory,
             env=twistd_env(),
             stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
+            stdout=log_file,
             stderr=subprocess.STDOUT,
         )
 
@@ -327,7 +299,7 @@ class ServerProcess:
         deadline = time.monotonic() + self.ready_timeout
         last_error: object = None
         while time.monotonic() < deadline:
-            code = self.process.poll()
+            code = self._started().poll()
             if code is not None:
                 raise AssertionError(
                     f"the server exited with status {code} while starting:\n{self.log_tail()}"
@@ -353,15 +325,19 @@ class ServerProcess:
             context.verify_mode = ssl.CERT_NONE
         return LineClient(self.port, timeout=2.0, ssl_context=context)
 
+    def _started(self) -> subprocess.Popen[bytes]:
+        assert self.process is not None, "the server was never started"
+        return self.process
+
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def _wait(self, timeout: float) -> int:
         try:
-            return self.process.wait(timeout)
+            return self._started().wait(timeout)
         finally:
-            if self.process.returncode is not None and self._log_file is not None:
+            if self._started().returncode is not None and self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
 
@@ -377,7 +353,7 @@ class ServerProcess:
 
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM, then the exit status (AssertionError if not in time)."""
-        self.process.send_signal(signal.SIGTERM)
+        self._started().send_signal(signal.SIGTERM)
         try:
             return self._wait(timeout)
         except subprocess.TimeoutExpired:
@@ -388,8 +364,8 @@ class ServerProcess:
 
     def kill(self) -> int:
         """SIGKILL, then the exit status."""
-        if self.process.poll() is None:
-            self.process.kill()
+        if self._started().poll() is None:
+            self._started().kill()
         return self._wait(10.0)
 
     def restart(self, *extra_args: str) -> None:
