@@ -14,10 +14,10 @@ unchanged on a cluster::
     bob = server.client()                          # test class
 
 The database is the PostgreSQL server of :mod:`tests.support.postgres`
-shared by the test run, one database per cluster (or one SQLite file with ``database="sqlite"``); the bus is a
-redis-server of the cluster's own.  Each node is a
-:class:`Node` (a ``ServerProcess``) with its own log, printed when a test
-fails.  Services that are not installed skip the test, or fail it when
+shared by the test run, one database per cluster (or one SQLite file with
+``database="sqlite"``); the bus is a redis-server of the cluster's own
+(:mod:`tests.support.redis`).  Each node is a :class:`Node` (a
+``ServerProcess``) with its own log, printed when a test fails.  Services that are not installed skip the test, or fail it when
 ``MESSENGER_REQUIRE_SERVICES=1`` (CI).  Everything uses 127.0.0.1 only.
 """
 
@@ -30,40 +30,13 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from twisted.trial.unittest import SkipTest
-
-from tests.support.postgres import PostgresServer, find_bindir, shared_server
+from tests.support.postgres import PostgresServer, shared_server, skip_unless_postgres
 from tests.support.redis import RedisServer
 from tests.support.server import (
     DEFAULT_TIMEOUT,
     LineClient,
     ServerProcess,
 )
-
-
-def services_required() -> bool:
-    """CI sets MESSENGER_REQUIRE_SERVICES=1: a missing service fails, never skips."""
-    return os.environ.get("MESSENGER_REQUIRE_SERVICES") == "1"
-
-
-def missing_service(reason: str) -> None:
-    """Skip the test with ``reason``, or fail it when services are required."""
-    if services_required():
-        raise AssertionError(f"{reason} (MESSENGER_REQUIRE_SERVICES=1)")
-    raise SkipTest(reason)
-
-
-def _server_options() -> set[str]:
-    from messenger.tap import Options
-
-    options = Options()
-    return {str(name) for name, *_ in options.optParameters}
-
-
-def bus_supported() -> bool:
-    """Whether this checkout's server has ``--bus`` (the Redis bus)."""
-    return "bus" in _server_options()
-
 
 # -- the database --------------------------------------------------------------
 
@@ -72,8 +45,7 @@ def postgres_database(testcase, private: bool = False) -> tuple[PostgresServer, 
     """A fresh database: in the PostgreSQL server shared by the whole test
     run (tests/support/postgres.py), dropped with the test, or in a server
     of the test's own with ``private`` (the failure tests stop it)."""
-    if find_bindir() is None:
-        missing_service("PostgreSQL is not installed (apt-get install postgresql)")
+    skip_unless_postgres()
     if private:
         server = PostgresServer()
         testcase.addCleanup(server.cleanup)
@@ -154,7 +126,6 @@ class ClusterProcess:
         # Cleanups run last registered first: the nodes (registered below)
         # are gone before their bus and database.
         self.redis = RedisServer.start_or_skip(testcase)
-        self.with_bus = bus_supported()
         self.postgres: PostgresServer | None = None
         self.db = self._make_database(testcase, database, private_postgres)
         self.nodes = [
@@ -181,10 +152,7 @@ class ClusterProcess:
         return url
 
     def node_args(self, node: Node) -> list[str]:
-        args = ["--node-id", node.name] if self.with_bus else []
-        if self.with_bus:
-            args += ["--bus", self.redis.url]
-        return args
+        return ["--node-id", node.name, "--bus", self.redis.url]
 
     # -- life cycle ------------------------------------------------------------
 
