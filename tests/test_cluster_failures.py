@@ -182,6 +182,53 @@ class SigtermTests(FailureTestCase):
                 self.assertFalse(line.startswith("BYE|"), line)
 
 
+class RollingRestartTests(FailureTestCase):
+    ROUNDS_PER_NODE = 2
+    MESSAGES_PER_ROUND = 20
+
+    def test_rolling_restart_loses_nothing(self):
+        """Each node in turn gets SIGTERM and is started again (a rolling
+        upgrade) while three pairs of users on different nodes keep
+        writing: everyone whose node went away reconnects to another, and
+        every OK'd message reaches its recipient, each once."""
+        self.start_cluster()
+        pairs = [("alice", "bob"), ("carol", "dave"), ("erin", "frank")]
+        self.sign_up(*(name for pair in pairs for name in pair))
+        clients = {name: self.user(name, n % 3) for n, name in enumerate(sum(pairs, ()))}
+        sent: dict[str, dict[int, str]] = {recipient: {} for _, recipient in pairs}
+        received: dict[str, dict[int, str]] = {recipient: {} for _, recipient in pairs}
+
+        def reconnect_if_gone(name: str) -> None:
+            client = clients[name]
+            try:
+                if client.command("PING", timeout=10) == "OK|PING":
+                    return
+            except (ConnectionClosed, OSError):
+                pass
+            clients[name] = client = self.cluster.client(timeout=10)  # a running node
+            login(client, name)
+
+        for round_no, node in enumerate(n for n in range(3) for _ in range(self.ROUNDS_PER_NODE)):
+            for sender, recipient in pairs:
+                for k in range(self.MESSAGES_PER_ROUND):
+                    body = f"round {round_no} from {sender} {k}"
+                    sent[recipient][
+                        msgid_of(clients[sender].command(f"MSG|{recipient}|{body}"))
+                    ] = body
+            for _, recipient in pairs:
+                received[recipient].update(
+                    collect_deliveries(
+                        clients[recipient], set(sent[recipient]) - set(received[recipient])
+                    )
+                )
+            self.assertEqual(self.cluster.nodes[node].stop(), 0)
+            for name in clients:
+                reconnect_if_gone(name)
+            self.cluster.start()
+        for _, recipient in pairs:
+            self.assertEqual(received[recipient], sent[recipient], recipient)
+
+
 class RedisOutageTests(FailureTestCase):
     def test_nodes_keep_storing_without_redis_and_deliver_when_it_returns(self):
         """Redis stopped: every node still accepts logins and stores messages
