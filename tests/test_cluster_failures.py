@@ -324,6 +324,45 @@ class PostgresOutageTests(FailureTestCase):
         for msgid, body in wanted.items():
             self.assertEqual(received[msgid], body)
 
+    def test_storage_outage_mid_burst_loses_no_ok_message(self):
+        """PostgreSQL stopped while alice has hundreds of MSGs in flight:
+        each gets OK or ERR 503; after the restart bob gets every OK'd one
+        (and nothing that was not sent; a 503 does not say "not stored")."""
+        self.start_cluster(private_postgres=True)
+        self.sign_up("alice", "bob")
+        alice = self.user("alice", 0)
+        bodies = [f"burst {n}" for n in range(1000)]
+        alice.send(*(f"MSG|bob|{body}" for body in bodies[:200]))
+        replies: list[str] = []
+        stopped = False
+        sent = 200
+        while len(replies) < sent:
+            line = alice.read_line(timeout=60)
+            if not is_reply(line, "MSG"):
+                continue
+            replies.append(line)
+            if len(replies) == 100 and not stopped:
+                self.cluster.postgres.stop()
+                stopped = True
+            if sent < len(bodies) and sent - len(replies) < 100:
+                alice.send(*(f"MSG|bob|{body}" for body in bodies[sent : sent + 100]))
+                sent += 100
+        ok = {msgid_of(r): bodies[n] for n, r in enumerate(replies) if r.startswith("OK|")}
+        refused = [r for r in replies if not r.startswith("OK|")]
+        self.assertTrue(refused, "no command was refused while the database was away")
+        self.assertEqual(set(refused), {f"ERR|MSG|{STORAGE_UNAVAILABLE}"})
+        print(f"{len(ok)} OK'd, {len(refused)} refused with 503 of {len(replies)} answered")
+        self.cluster.postgres.start()
+        bob = self.connect(1)
+        reply = self._until_ok(bob, "LOGIN|bob|password1", timeout=30)
+        self.assertTrue(reply.startswith("OK|LOGIN|bob|"), reply)
+        marker = msgid_of(self._until_ok(alice, "MSG|bob|the end", timeout=30))
+        received = collect_deliveries(bob, set(ok) | {marker})
+        for msgid, body in ok.items():
+            self.assertEqual(received[msgid], body)
+        for msgid, body in received.items():
+            self.assertIn(body, bodies + ["the end"])
+
     def test_first_command_after_the_database_returns_succeeds(self):
         """A node idle through a PostgreSQL restart answers its next command
         normally once the database is back: no 503 from a stale connection."""
