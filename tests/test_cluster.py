@@ -367,3 +367,51 @@ class ConcurrentStartTests(SynchronousTestCase):
         login(alice, "alice")
         msgid = msgid_of(alice.command("MSG|bob|all up"))
         self.assertEqual(bob.expect_event("R|"), f"R|alice|{msgid}|all up")
+
+
+class SlowReaderTests(ClusterTestCase):
+    NODE_ARGS = NO_RATE_LIMIT + ("--max-outbuf", "65536", "--idle-timeout", "120")
+
+    def test_a_stuck_reader_fed_from_another_node_is_dropped_and_memory_stays_bounded(self):
+        """Room traffic sent on node 2 to a member on node 1 who stopped
+        reading: node 1 closes that connection past --max-outbuf (as for
+        local traffic), its memory stays bounded, and a member reading
+        normally on node 1 gets every message."""
+        from tests.test_slow_reader import PAD, RSS_GROWTH_LIMIT_KIB, RawClient, vmrss_kib
+
+        self.sign_up("stuck", "sender", "watch")
+        node = self.cluster.nodes[0]
+        stuck = RawClient(node.port, rcvbuf=1024)
+        self.addCleanup(stuck.close)
+        self.assertEqual(stuck.read_lines(), ["HELLO|1|messenger"])
+        self.assertTrue(stuck.command(f"LOGIN|stuck|{PASSWORD}").startswith("OK|LOGIN|"))
+        self.assertEqual(stuck.command("JOIN|#flood"), "OK|JOIN|#flood")
+        watch = self.connect(0)
+        login(watch, "watch")
+        self.assertEqual(watch.command("JOIN|#flood"), "OK|JOIN|#flood")
+        sender = self.connect(1)
+        login(sender, "sender")
+        self.assertEqual(sender.command("JOIN|#flood"), "OK|JOIN|#flood")
+        watch.expect_event("JOINED|#flood|sender")
+
+        rss_before = vmrss_kib(node.process.pid)
+        sent_after_drop = 0
+        deadline = time.monotonic() + 60
+        while sent_after_drop < 2 * 1024 * 1024:  # 2 MB more after the drop
+            self.assertLess(time.monotonic(), deadline, "the stuck reader was never dropped")
+            batch = [f"MSG|#flood|{n} {PAD}" for n in range(50)]
+            sender.send(*batch)
+            ids = [
+                msgid_of(line)
+                for line in sender.read_until(nth_reply("MSG", 50))
+                if is_reply(line, "MSG")
+            ]
+            for msgid in ids:
+                self.assertTrue(
+                    watch.expect_event("C|#flood|").startswith(f"C|#flood|sender|{msgid}|")
+                )
+            if "reads too slowly" in node.log_text():
+                sent_after_drop += sum(len(line) for line in batch)
+        growth = vmrss_kib(node.process.pid) - rss_before
+        print(f"node 1 RSS grew by {growth} KiB while flooded from node 2")
+        self.assertLess(growth, RSS_GROWTH_LIMIT_KIB)
