@@ -269,8 +269,11 @@ class Session:
 
         def written(outcome: Items | Failure) -> Items:
             if isinstance(outcome, Failure):
-                self.log.failure("handling {verb} failed", outcome, verb=verb)
-                outcome = [wire.err(verb, 500, "server error")]
+                if outcome.check(StorageUnavailable):
+                    outcome = [_storage_unavailable(verb)]
+                else:
+                    self.log.failure("handling {verb} failed", outcome, verb=verb)
+                    outcome = [wire.err(verb, 500, "server error")]
             return [*outcome, self._resume_reading]
 
         if isinstance(result, Deferred):
