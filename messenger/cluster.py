@@ -224,7 +224,13 @@ class Cluster:
                 failed_logins.record_remote(message["a"])
         elif kind == "snap":
             online = service.online
-            entries = [(u, t) for u, t in message.get("users", ()) if u not in online]
+            users = message.get("users", ())
+            # Logged in here and there while the bus was away: the later
+            # login wins, as for an "on" (the other node does the same).
+            for user, stamp in users:
+                if user in online:
+                    self._remote_login(node, user, stamp)
+            entries = [(u, t) for u, t in users if u not in online]
             added, removed = self.remote.replace_node(node, entries)
             for user in added:
                 service._tell_neighbours(user, wire.On(user))

@@ -505,3 +505,32 @@ class TLSTests(EndToEndTestCase):
         client = ClientProcess(self, f"tls:localhost:{server.port}", "--user", "alice")
         self.assertEqual(client.wait_exit(), 1)
         self.assertIn("does not verify", client.output())
+
+
+# -- The same people on a cluster -----------------------------------------------
+# 3 nodes on PostgreSQL and Redis (tests/support/cluster.py), each client
+# started on the next node: the client cannot tell (PROTOCOL.md, "One
+# server, many processes").  The terminal, failure and TLS tests are about
+# the client and one listener, not about where the other users are.
+
+
+class OnClusterMixin:
+    def start_server(self, *args: str, **kwargs):
+        from tests.support.cluster import ClusterProcess
+
+        return ClusterProcess(self, *args, nodes=3, **kwargs)
+
+    def client(self, server, *args: str, **kwargs) -> ClientProcess:
+        return ClientProcess(self, f"tcp:{HOST}:{server.next_node().port}", *args, **kwargs)
+
+
+@pytest.mark.services
+@pytest.mark.slow
+class ChatOnClusterTests(OnClusterMixin, ChatTests):
+    pass
+
+
+@pytest.mark.services
+@pytest.mark.slow
+class RecoveryOnClusterTests(OnClusterMixin, RecoveryTests):
+    pass

@@ -24,6 +24,7 @@ import warnings
 import pytest
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from tests.support.cluster import start_server, three_nodes
 from tests.support.server import (
     HOST,
     REPO_ROOT,
@@ -271,7 +272,7 @@ class CommandLineTests(SynchronousTestCase):
 class ExampleSessionTests(SynchronousTestCase):
     def test_protocol_example(self):
         """docs/protocol.md's example session, over real TCP."""
-        server = ServerProcess(self)
+        server = start_server(self)
         alice = server.client()
         self.assertEqual(alice.hello, "HELLO|1|messenger")
         self.assertEqual(alice.command("USR|alice|correct horse|Alice Liddell"), "OK|USR|alice")
@@ -315,7 +316,7 @@ class TlsTests(SynchronousTestCase):
         self.directory = tempfile.mkdtemp(prefix="messenger-tls-")
         self.addCleanup(shutil.rmtree, self.directory, True)
         self.certs = make_certificates(self.directory)
-        self.server = ServerProcess(self, tls=(self.certs["key"], self.certs["cert"]))
+        self.server = start_server(self, tls=(self.certs["key"], self.certs["cert"]))
 
     def test_tls_session(self):
         """Over TLS verified against the CA (IP and DNS name), log in and exchange a message."""
@@ -458,7 +459,7 @@ class DurabilityTests(SynchronousTestCase):
 
     def test_kill_9_keeps_every_ok_message(self):
         """Every message that got OK survives kill -9 (3 kills mid-burst) and is delivered with its sender and body."""
-        server = ServerProcess(self, *NO_RATE_LIMIT)
+        server = start_server(self, *NO_RATE_LIMIT)
         setup = server.client()
         signup(setup, "alice")
         signup(setup, "bob")
@@ -481,8 +482,8 @@ class ConcurrencyTests(SynchronousTestCase):
     @pytest.mark.slow  # a storm of 200 clients
     def test_many_concurrent_clients(self):
         """200 clients exchanging messages: every OK'd message reaches its recipient exactly once (by msgid)."""
-        server = ServerProcess(self, "--max-clients", "1000")
-        stats = asyncio.run(asyncio.wait_for(self._exchange(server.port), 90))
+        server = start_server(self, "--max-clients", "1000")
+        stats = asyncio.run(asyncio.wait_for(self._exchange(server.ports), 90))
         print(
             f"{self.CLIENTS} clients: sign-up+login {stats['login_s']:.2f} s; "
             f"burst of {stats['messages']} messages OK'd in {stats['burst_s']:.3f} s "
@@ -490,13 +491,18 @@ class ConcurrencyTests(SynchronousTestCase):
             f"receipted after {stats['delivery_s']:.2f} s; {stats['redeliveries']} redeliveries"
         )
 
-    async def _exchange(self, port: int) -> dict:
+    async def _exchange(self, ports: list[int]) -> dict:
         rng = random.Random(20261122)
         names = [f"user{i:03d}" for i in range(self.CLIENTS)]
         clients = {name: _AsyncClient(name) for name in names}
         try:
             t0 = time.monotonic()
-            await asyncio.gather(*(c.connect_and_login(port) for c in clients.values()))
+            await asyncio.gather(
+                *(
+                    c.connect_and_login(ports[i % len(ports)])
+                    for i, c in enumerate(clients.values())
+                )
+            )
             t1 = time.monotonic()
 
             plans = {
@@ -566,7 +572,7 @@ class ShutdownTests(SynchronousTestCase):
 
     def test_sigterm_says_goodbye_and_exits_zero(self):
         """On SIGTERM every connection gets BYE|503|server shutting down; exit 0 within 10 s."""
-        server = ServerProcess(self)
+        server = start_server(self)
         alice, bob, anonymous = self._connected_clients(server)
         self.assertEqual(alice.command("PING|ready"), "OK|PING|ready")
         status = server.stop(timeout=10)
@@ -580,7 +586,7 @@ class ShutdownTests(SynchronousTestCase):
 
     def test_sigterm_keeps_ok_messages(self):
         """Messages that got OK before SIGTERM are delivered after the restart."""
-        server = ServerProcess(self, *NO_RATE_LIMIT)
+        server = start_server(self, *NO_RATE_LIMIT)
         alice, bob, anonymous = self._connected_clients(server)
         bodies = [f"before shutdown {n}" for n in range(600)]
         # 300 answered, then 300 pipelined with SIGTERM right behind them.
@@ -709,3 +715,41 @@ class LogFormatTests(SynchronousTestCase):
         events = [json.loads(line) for line in lines]
         self.assertTrue(any("connection from" in e.get("log_format", "") for e in events))
         self.assertTrue(all("log_time" in e for e in events))
+
+
+# -- The same tests on a cluster ------------------------------------------------
+# PROTOCOL.md, "One server, many processes": clients cannot tell a cluster
+# from one server.  Each class below runs its parent's tests unchanged on 3
+# nodes sharing PostgreSQL and Redis, every new client on the next node.
+# Single-node only: PluginTests and CommandLineTests (plugin discovery and
+# option parsing of one process), LogFormatTests (one process's log file).
+
+
+@pytest.mark.services
+@pytest.mark.slow
+class ExampleSessionOnClusterTests(ExampleSessionTests):
+    topology = three_nodes
+
+
+@pytest.mark.services
+@pytest.mark.slow
+class TlsOnClusterTests(TlsTests):
+    topology = three_nodes
+
+
+@pytest.mark.services
+@pytest.mark.slow
+class DurabilityOnClusterTests(DurabilityTests):
+    topology = three_nodes
+
+
+@pytest.mark.services
+@pytest.mark.slow
+class ConcurrencyOnClusterTests(ConcurrencyTests):
+    topology = three_nodes
+
+
+@pytest.mark.services
+@pytest.mark.slow
+class ShutdownOnClusterTests(ShutdownTests):
+    topology = three_nodes

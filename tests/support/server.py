@@ -404,6 +404,11 @@ class ServerProcess:
 
     # -- clients ------------------------------------------------------------
 
+    @property
+    def ports(self) -> list[int]:
+        """Every port clients may use (one here; a cluster's has one a node)."""
+        return [self.port]
+
     def client(self, timeout: float = DEFAULT_TIMEOUT, **kwargs) -> LineClient:
         """A connected client that has read HELLO; closed with the test."""
         client = LineClient(self.port, timeout=timeout, **kwargs)
