@@ -31,7 +31,9 @@ class TwoNodes:
         )
         self.nodes = [self.a, self.b]
         for h in self.nodes:
-            testcase.addCleanup(h.service.cluster.peers.stop)
+            cluster = h.service.cluster
+            assert cluster is not None  # made because a bus was given
+            testcase.addCleanup(cluster.peers.stop)
         self.settle()
 
     def settle(self) -> None:

@@ -159,8 +159,8 @@ class Watcher(threading.Thread):
                 acks = []
                 for line in lines:
                     if line.startswith("C|#flood|"):
-                        _, _, _, msgid, text = line.split("|", 4)
-                        self.room[int(msgid)] = now - float(text.split(" ", 1)[0])
+                        _, _, _, room_msgid, text = line.split("|", 4)
+                        self.room[int(room_msgid)] = now - float(text.split(" ", 1)[0])
                     elif line.startswith("R|"):
                         msgid = int(line.split("|")[2])
                         self.direct.add(msgid)
