@@ -32,7 +32,6 @@ from messenger.bus.interface import IBus
 from messenger.bus.peers import Peers, RemotePresence
 from messenger.bus.replay import RoomReplay
 from messenger.limits import FailedLogins
-from messenger.rooms import RoomDirectory
 from messenger.store.interface import AckResult, StoredMessage
 
 if TYPE_CHECKING:
@@ -87,11 +86,6 @@ class Cluster:
         self._resyncing = False
         self._resync_again = False
         self._store_poller: task.LoopingCall | None = None
-        self._last_change: int | None = None
-        #: Membership changes seen while memberships are re-read, applied
-        #: again to what the read returns (it may predate them).
-        self._membership_changes: list[tuple[bool, str, str]] | None = None
-        self._reload_again = False
 
     def failed_logins(self, limit: int, window: float) -> ClusterFailedLogins:
         return ClusterFailedLogins(
@@ -113,10 +107,6 @@ class Cluster:
             self._store_poller.stop()
         self._publish_now()
         return self.peers.stop()
-
-    def change_log_position(self, last: int) -> None:
-        """Where the change log stood before the memberships were read."""
-        self._last_change = last
 
     # -- what happens here ---------------------------------------------------
 
@@ -151,12 +141,9 @@ class Cluster:
         have logged in again meanwhile)."""
         self.peers.publish("off", u=user, t=stamp)
 
-    def membership_changed(self, joined: bool, room: str, user: str, publish: bool) -> None:
-        """Called after the service changed its room directory."""
-        if self._membership_changes is not None:
-            self._membership_changes.append((joined, room, user))
-        if publish:
-            self.peers.publish("j" if joined else "p", r=room, u=user)
+    def membership_changed(self, joined: bool, room: str, user: str) -> None:
+        """A JOIN or PART committed here: the other nodes are told."""
+        self.peers.publish("j" if joined else "p", r=room, u=user)
 
     def receipt_told(self, msgid: int) -> bool:
         """Whether this receipt was handed over and recorded already."""
@@ -217,7 +204,6 @@ class Cluster:
             joined = kind == "j"
             room, user = message["r"], message["u"]
             service.change_membership(joined, room, user)
-            self.membership_changed(joined, room, user, publish=False)
         elif kind == "fail":
             failed_logins = service.failed_logins
             if isinstance(failed_logins, ClusterFailedLogins):
@@ -279,7 +265,7 @@ class Cluster:
         self._resyncing = True
         for session in list(self.service.online.values()):
             session.catch_up()
-        d = self._reload_memberships() if memberships else succeed(None)
+        d = self.service.memberships.reload() if memberships else succeed(None)
         d.addCallback(lambda _: self._replay_rooms())
 
         def done(_: object) -> None:
@@ -310,53 +296,10 @@ class Cluster:
         return d
 
     def _poll_store(self) -> None:
-        self._poll_changes()
         now = self.clock.seconds()
         d = self.store.last_message_id()
         d.addCallback(lambda last: self.room_replay.sample(now, last))
         d.addErrback(lambda f: self.log.failure("reading the newest message id failed", f))
-
-    def _poll_changes(self) -> Deferred:
-        """Re-read memberships when the change log moved (one cheap read)."""
-
-        def compare(last: int) -> Deferred | None:
-            seen, self._last_change = self._last_change, last
-            if seen is not None and last != seen:
-                self.log.info("the database changed outside the nodes: re-reading")
-                return self._reload_memberships()
-            return None
-
-        d = self.store.last_change()
-        d.addCallback(compare)
-        d.addErrback(lambda f: self.log.failure("reading the change log failed", f))
-        return d
-
-    def _reload_memberships(self) -> Deferred:
-        if self._membership_changes is not None:
-            self._reload_again = True  # after the one under way
-            return succeed(None)
-        self._membership_changes = []
-
-        def loaded(memberships) -> None:
-            rooms = RoomDirectory(memberships)
-            for joined, room, user in self._membership_changes or ():
-                if joined:
-                    rooms.add(room, user)
-                else:
-                    rooms.remove(room, user)
-            self.service.rooms = rooms
-
-        def done(result: object) -> object:
-            self._membership_changes = None
-            if self._reload_again:
-                self._reload_again = False
-                self._reload_memberships()
-            return result
-
-        d = self.store.load_memberships()
-        d.addCallback(loaded)
-        d.addErrback(lambda f: self.log.failure("re-reading memberships failed", f))
-        return d.addBoth(done)
 
     # -- publishing ------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from messenger.bus.interface import IBus
 from messenger.cluster import Cluster
 from messenger.config import ServerConfig
 from messenger.limits import ConcurrencyLimit, FailedLogins
+from messenger.memberships import MembershipMirror
 from messenger.passwords import PasswordHasher
 from messenger.rooms import RoomDirectory
 from messenger.session import IPeer, Session
@@ -91,6 +92,7 @@ class MessengerService(Service):
             )
         self.password_checks = ConcurrencyLimit(config.login_checks_per_address, clock)
         self.rooms = RoomDirectory({})
+        self.memberships = MembershipMirror(self, store, clock)
         #: Logged-in users and the session each is on.
         self.online: dict[str, Session] = {}
         #: Every open connection's session, logged in or not.
@@ -114,12 +116,8 @@ class MessengerService(Service):
     def startService(self) -> Deferred:
         super().startService()
         d = self.store.open()
-        cluster = self.cluster
-        if cluster is not None:
-            # The change log's position before the memberships are read: a
-            # change made after it is re-read at the next poll, not missed.
-            d.addCallback(lambda _: self.store.last_change())
-            d.addCallback(cluster.change_log_position)
+        d.addCallback(lambda _: self.store.last_change())
+        d.addCallback(self.memberships.position)
         d.addCallback(lambda _: self.store.load_memberships())
         d.addCallback(self._loaded)
         d.addCallback(lambda _: self.store.count_waiting())
@@ -139,6 +137,7 @@ class MessengerService(Service):
             node=self.node_id,
             mode="working alone" if self.cluster is None else "sharing the work over the bus",
         )
+        self.memberships.start()
         if self.cluster is not None:
             self.cluster.start()
 
@@ -161,6 +160,7 @@ class MessengerService(Service):
             writes.append(self.store.set_last_seen(list(due), max(due.values())))
         for session in list(self.connections):
             session.close(wire.BYE_SHUTDOWN)
+        self.memberships.stop()
         d = DeferredList(writes, consumeErrors=True)
         cluster = self.cluster
         if cluster is not None:
@@ -296,15 +296,16 @@ class MessengerService(Service):
     def joined(self, room: str, username: str) -> None:
         self.change_membership(True, room, username)
         if self.cluster is not None:
-            self.cluster.membership_changed(True, room, username, publish=True)
+            self.cluster.membership_changed(True, room, username)
 
     def parted(self, room: str, username: str) -> None:
         self.change_membership(False, room, username)
         if self.cluster is not None:
-            self.cluster.membership_changed(False, room, username, publish=True)
+            self.cluster.membership_changed(False, room, username)
 
     def change_membership(self, joined: bool, room: str, username: str) -> None:
         """A JOIN or PART committed, here or on another node."""
+        self.memberships.changed(joined, room, username)
         if joined:
             self.rooms.add(room, username)
             self._tell_room(room, wire.Joined(room, username), but=username)

@@ -453,7 +453,7 @@ class AdminChangeTests(SynchronousTestCase):
         real_load = c.store.load_memberships
         snapshot = real_load()  # the state before the JOIN
         c.store.load_memberships = lambda: held
-        service.cluster._reload_memberships()
+        service.memberships.reload()
         alice.command("JOIN|#tea")
         c.store.load_memberships = real_load
         held.callback(self.successResultOf(snapshot))

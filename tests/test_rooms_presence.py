@@ -3,7 +3,9 @@
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import SynchronousTestCase
 
+from messenger.memberships import CHANGE_POLL
 from messenger.rooms import RoomDirectory
+from messenger.store import txns
 from messenger.tap import Options
 from tests.support.harness import Harness, database_path, timestamp
 
@@ -102,6 +104,27 @@ class RoomCommandTests(SynchronousTestCase):
         h2 = Harness(store=ImmediateSqliteStore(path))
         alice = h2.login("alice")
         self.assertEqual(alice.command("ROOMS"), ["OK|ROOMS|#general|#team"])
+
+    def test_a_node_working_alone_picks_up_memberships_written_behind_its_back(self):
+        """A server without a bus still sees the rooms and memberships that
+        messenger-admin wrote (with its change-log row) within CHANGE_POLL
+        seconds, without a restart: room lines reach the new members."""
+        alice, bob = self.alice, self.bob
+
+        def admin_adds(txn):
+            # What messenger-admin does, in one transaction of its own.
+            txns.join_room_txn(txn, "#ops", "alice", 0.0)
+            txns.join_room_txn(txn, "#ops", "bob", 0.0)
+            txns.record_change_txn(txn, "admin", 0.0)
+
+        self.h.store._run(admin_adds)
+        self.assertEqual(alice.command("MEMBERS|#ops"), ["ERR|MEMBERS|404|no such room"])
+        self.h.advance(CHANGE_POLL)
+        self.assertEqual(alice.command("MEMBERS|#ops"), ["OK|MEMBERS|#ops|alice|bob"])
+        bob.clear()
+        [ok] = alice.command("MSG|#ops|deploying")
+        msgid = ok.split("|")[2]
+        self.assertEqual(bob.lines(), [f"C|#ops|alice|{msgid}|deploying"])
 
 
 class MembershipEventTests(SynchronousTestCase):
