@@ -333,14 +333,17 @@ class MessengerService(Service):
         self.metrics.message_accepted()
         if self.cluster is not None:
             self.cluster.message_committed(message)
-        if message.room is None:
+        room = message.room
+        if room is None:
+            recipient = message.recipient
+            assert recipient is not None  # a message has a room or a recipient
             self.waiting += 1
-            session = self.online.get(message.recipient)
+            session = self.online.get(recipient)
             if session is not None:
                 session.deliver(message)
             return
-        event = wire.C(message.room, message.sender, message.msgid, message.body)
-        self._tell_room(message.room, event, but=message.sender)
+        event = wire.C(room, message.sender, message.msgid, message.body)
+        self._tell_room(room, event, but=message.sender)
 
     def fetch_pending_for(self, username: str) -> Callable[[int, int], Deferred]:
         """How a delivery queue pages in ``username``'s stored messages."""
@@ -404,7 +407,7 @@ class MessengerService(Service):
         # Acks still waiting in the batcher would otherwise leave their
         # receipts out until the next login.
         d = self.batcher.flush()
-        d.addCallback(lambda _: self.store.pending_receipts(session.username))
+        d.addCallback(lambda _: self.store.pending_receipts(session.user))
         d.addCallback(send)
         d.addErrback(lambda f: self.log.failure("loading receipts failed", f))
 

@@ -34,6 +34,7 @@ from messenger.store.interface import (
     NewMessage,
     StorageUnavailable,
     StoredMessage,
+    UserRecord,
     conversation_key,
 )
 from messenger.timefmt import rfc3339
@@ -505,11 +506,11 @@ class Session:
         service = self.service
         token = secrets.token_urlsafe(32)
         expires = service.clock.seconds() + service.config.token_ttl
-        d = service.store.add_token(self.username, token_hash(token), expires)
+        d = service.store.add_token(self.user, token_hash(token), expires)
         return d.addCallback(lambda _: [wire.ok("TOKEN", token)])
 
     def _name(self, cmd: wire.Name):
-        d = self.service.store.set_display_name(self.username, cmd.display_name)
+        d = self.service.store.set_display_name(self.user, cmd.display_name)
 
         def done(_) -> Items:
             self.display_name = cmd.display_name
@@ -521,17 +522,19 @@ class Session:
         service = self.service
         if len(cmd.new) < service.config.min_password_length:
             return [wire.err("PASSWD", 400, "password too short")]
-        d = service.store.get_user(self.username)
-        d.addCallback(lambda user: service.hasher.verify(user.password_hash, cmd.old))
 
-        def change(good: bool):
+        def verify(user: UserRecord | None) -> Deferred[bool]:
+            assert user is not None  # a logged-in session's account
+            return service.hasher.verify(user.password_hash, cmd.old)
+
+        def change(good: bool) -> Items | Deferred[Items]:
             if not good:
                 return [wire.err("PASSWD", 401, "wrong password")]
             d = service.hasher.hash(cmd.new)
-            d.addCallback(lambda h: service.store.set_password_hash(self.username, h))
+            d.addCallback(lambda h: service.store.set_password_hash(self.user, h))
             return d.addCallback(lambda _: [wire.ok("PASSWD")])
 
-        return d.addCallback(change)
+        return service.store.get_user(self.user).addCallback(verify).addCallback(change)
 
     # -- messages ------------------------------------------------------------
 
@@ -608,7 +611,7 @@ class Session:
         service = self.service
         if service.rooms.is_member(cmd.room, self.user):
             return [wire.ok("JOIN", cmd.room)]
-        d = service.store.join_room(cmd.room, self.username, service.clock.seconds())
+        d = service.store.join_room(cmd.room, self.user, service.clock.seconds())
 
         def joined(_) -> Items:
             service.joined(cmd.room, self.user)
@@ -620,7 +623,7 @@ class Session:
         service = self.service
         if not service.rooms.is_member(cmd.room, self.user):
             return [wire.err("PART", 404, "not a member")]
-        d = service.store.part_room(cmd.room, self.username)
+        d = service.store.part_room(cmd.room, self.user)
 
         def parted(_) -> Items:
             service.parted(cmd.room, self.user)
