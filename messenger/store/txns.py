@@ -170,11 +170,21 @@ def token_valid_txn(txn: Txn, username: str, token_hash: str, now: float) -> boo
     return row is not None and bool(row[0] > now)
 
 
-def login_record_txn(txn: Txn, username: str) -> LoginRecord | None:
+def login_record_txn(txn: Txn, username: str, pending_page: int = 0) -> LoginRecord | None:
+    """The account and its rooms; with ``pending_page`` above 0, also that
+    many of its oldest pending messages and all its pending receipts."""
     user = get_user_txn(txn, username)
     if user is None:
         return None
-    return LoginRecord(user, frozenset(rooms_of_txn(txn, username)))
+    rooms = frozenset(rooms_of_txn(txn, username))
+    if pending_page <= 0:
+        return LoginRecord(user, rooms)
+    return LoginRecord(
+        user,
+        rooms,
+        pending_messages_txn(txn, username, 0, pending_page),
+        pending_receipts_txn(txn, username),
+    )
 
 
 def resume_record_txn(
@@ -182,15 +192,7 @@ def resume_record_txn(
 ) -> LoginRecord | None:
     if not token_valid_txn(txn, username, token_hash, now):
         return None
-    record = login_record_txn(txn, username)
-    if record is None or pending_page <= 0:
-        return record
-    return LoginRecord(
-        record.user,
-        record.rooms,
-        pending_messages_txn(txn, username, 0, pending_page),
-        pending_receipts_txn(txn, username),
-    )
+    return login_record_txn(txn, username, pending_page)
 
 
 # --------------------------------------------------------------------------
