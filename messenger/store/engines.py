@@ -54,6 +54,22 @@ class Cursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
+class Rows(Protocol):
+    """Rows to be read later: a cursor, or rows already known."""
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class _KnownRows:
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+
 class Txn:
     """A cursor inside one transaction, with the engine that runs it."""
 
@@ -151,7 +167,7 @@ class Engine(abc.ABC):
 
     def submit_insert(
         self, txn: Txn, head: str, types: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> list[Cursor]:
+    ) -> list[Rows]:
         """Submit the insert of ``rows`` (``head``: ``INSERT INTO table
         (columns)``; ``types``: the columns' SQL types); read the new ids,
         in row order, with :func:`inserted_ids`.
@@ -243,6 +259,25 @@ class SqliteEngine(Engine):
     def greatest(self, a: str, b: str) -> str:
         """SQL for the larger of two values."""
         return f"MAX({a}, {b})"
+
+    def submit_insert(
+        self, txn: Txn, head: str, types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> list[Rows]:
+        """One ``executemany``: a prepared statement run per row costs about
+        a third less CPU per row than a multi-row ``VALUES ... RETURNING``.
+
+        Rows inserted without explicit ids by one statement get consecutive
+        ids (the highest so far plus one, AUTOINCREMENT or not: a
+        transaction is SQLite's only writer), so the last one gives them
+        all.  Rows with explicit ids (an ``id`` column first) go the
+        general way."""
+        if not rows or head.partition("(")[2].lstrip().startswith("id,"):
+            return super().submit_insert(txn, head, types, rows)
+        marks = ", ".join("?" * len(rows[0]))
+        txn.executemany(f"{head} VALUES ({marks})", rows)
+        txn.execute("SELECT last_insert_rowid()")
+        last = int(txn.fetchone()[0])
+        return [_KnownRows([(i,) for i in range(last - len(rows) + 1, last + 1)])]
 
     # -- transactions -------------------------------------------------------
 
@@ -395,7 +430,7 @@ class PostgresEngine(Engine):
 
     def submit_insert(
         self, txn: Txn, head: str, types: Sequence[str], rows: Sequence[Sequence[Any]]
-    ) -> list[Cursor]:
+    ) -> list[Rows]:
         """One ``INSERT ... SELECT FROM unnest(arrays)``: one parameter per
         column whatever the number of rows.  Measured against multi-row
         VALUES, ``executemany`` (psycopg pipelines it) and an explicit
@@ -481,7 +516,7 @@ class PostgresEngine(Engine):
         return (psycopg.Error,)
 
 
-def inserted_ids(cursors: Sequence[Cursor]) -> list[int]:
+def inserted_ids(cursors: Sequence[Rows]) -> list[int]:
     """The ids of :meth:`Engine.submit_insert`'s rows, in row order."""
     ids: list[int] = []
     for cursor in cursors:
