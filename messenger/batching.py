@@ -89,6 +89,8 @@ class CommitBatcher:
     def acks_waiting_from(self, recipient: str) -> bool:
         """Whether ACKs of ``recipient`` are submitted but not yet
         committed (their messages still read as pending)."""
+        if not (self._acks or self._acks_committing):
+            return False
         return any(r == recipient for r, _ in self._acks) or any(
             r == recipient for r, _ in self._acks_committing
         )

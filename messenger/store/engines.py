@@ -207,6 +207,11 @@ class Engine(abc.ABC):
         """Take the write lock now, before the transaction's first read."""
 
     @abc.abstractmethod
+    def begin_reads(self, txn: Txn) -> None:
+        """Make the reads that follow, on a pool connection, one snapshot
+        where that costs no round trip."""
+
+    @abc.abstractmethod
     def begin_read(self, txn: Txn) -> None:
         """Start a transaction whose reads are one snapshot (autocommit
         connections only: the admin tool's)."""
@@ -298,6 +303,14 @@ class SqliteEngine(Engine):
         """Start a transaction whose reads are one snapshot (autocommit
         connections only: the admin tool's)."""
         txn.execute("BEGIN DEFERRED")
+
+    def begin_reads(self, txn: Txn) -> None:
+        """Python's sqlite3 begins no transaction before a SELECT, so each
+        read would be a transaction of its own, each taking and leaving
+        the WAL's read lock: one transaction is one snapshot, and cheaper
+        (the pool commits it)."""
+        if not txn.connection.in_transaction:
+            txn.execute("BEGIN DEFERRED")
 
     # -- catalog ------------------------------------------------------------
 
@@ -456,6 +469,10 @@ class PostgresEngine(Engine):
         on SQLite: the lock is held until the transaction ends, so a later
         batch allocates its ids only after the earlier one is visible."""
         txn.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK_KEY,))
+
+    def begin_reads(self, txn: Txn) -> None:
+        """Nothing: one snapshot would cost a round trip (SET TRANSACTION),
+        and the pool's transactions read committed, statement by statement."""
 
     def begin_read(self, txn: Txn) -> None:
         # psycopg has begun the transaction; this must be its first statement.
