@@ -43,7 +43,13 @@ class NoMetrics:
     """Stands in for :class:`messenger.metrics.Metrics` when it is off."""
 
     def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: None
+        # Kept on the instance: found there from then on, without this call.
+        setattr(self, name, _do_nothing)
+        return _do_nothing
+
+
+def _do_nothing(*args: object, **kwargs: object) -> None:
+    pass
 
 
 def default_node_id() -> str:
