@@ -63,6 +63,7 @@ class CommitBatcher:
         self._messages: list[NewMessage] = []
         self._message_done: list[MessageDone] = []
         self._acks: list[tuple[str, int]] = []
+        self._acks_committing: list[tuple[str, int]] = []
         self._receipts: list[int] = []
         self._flush_waiters: list[Deferred] = []
         self._in_flight_waiters: list[Deferred] = []
@@ -84,6 +85,15 @@ class CommitBatcher:
     def submit_receipt_sent(self, msgid: int) -> None:
         self._receipts.append(msgid)
         self._kick()
+
+    def acks_waiting_from(self, recipient: str) -> bool:
+        """Whether ACKs of ``recipient`` are submitted but not yet
+        committed (their messages still read as pending)."""
+        if not (self._acks or self._acks_committing):
+            return False
+        return any(r == recipient for r, _ in self._acks) or any(
+            r == recipient for r, _ in self._acks_committing
+        )
 
     def flush(self) -> Deferred:
         """Fires once everything submitted so far is committed."""
@@ -109,6 +119,7 @@ class CommitBatcher:
         messages, self._messages = self._messages, []
         done, self._message_done = self._message_done, []
         acks, self._acks = self._acks, []
+        self._acks_committing = acks
         receipts, self._receipts = self._receipts, []
         self._in_flight_waiters, self._flush_waiters = self._flush_waiters, []
         self._in_flight = True
@@ -157,6 +168,7 @@ class CommitBatcher:
 
     def _done(self, _: object | None) -> None:
         self._in_flight = False
+        self._acks_committing = []
         waiters, self._in_flight_waiters = self._in_flight_waiters, []
         for d in waiters:
             d.callback(None)

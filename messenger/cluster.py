@@ -242,6 +242,8 @@ class Cluster:
         for msgid, sender, recipient, room, body, created_at in messages:
             if room is None:
                 service.waiting += 1
+                if service.login_watches:
+                    service.login_watches.pushed(recipient)
                 session = online.get(recipient)
                 if session is not None:
                     session.deliver(StoredMessage(msgid, sender, recipient, None, body, created_at))
@@ -263,6 +265,7 @@ class Cluster:
             self._resync_again = True
             return
         self._resyncing = True
+        self.service.login_watches.disturb_all()
         for session in list(self.service.online.values()):
             session.catch_up()
         d = self.service.memberships.reload() if memberships else succeed(None)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from twisted.internet import task
 from twisted.internet.defer import CancelledError, Deferred
@@ -138,6 +138,13 @@ class DeliveryQueue:
         self._loading = True
         self._fetch_page()
 
+    def start_with(self, first_page: Sequence[StoredMessage]) -> None:
+        """:meth:`start`, with the first page (read from offset 0, at most
+        ``page_size`` long) already read by the caller."""
+        self._loading = True
+        self._fetching = True
+        self._fetched(first_page)
+
     def refresh(self) -> None:
         """The store may hold messages never pushed here (sent on another
         node while the bus was away, say): read again from the cursor."""
@@ -215,7 +222,7 @@ class DeliveryQueue:
         d.addCallback(self._fetched)
         d.addErrback(self._fetch_failed)
 
-    def _fetched(self, page: list[StoredMessage]) -> None:
+    def _fetched(self, page: Sequence[StoredMessage]) -> None:
         self._fetching = False
         acked, self._acked_while_reading = self._acked_while_reading, set()
         if self._stopped:

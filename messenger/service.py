@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
@@ -31,11 +31,12 @@ from messenger.bus.interface import IBus
 from messenger.cluster import Cluster
 from messenger.config import ServerConfig
 from messenger.limits import ConcurrencyLimit, FailedLogins
+from messenger.login_watch import LoginWatches
 from messenger.memberships import MembershipMirror
 from messenger.passwords import PasswordHasher
 from messenger.rooms import RoomDirectory
 from messenger.session import IPeer, Session
-from messenger.store.interface import AckResult, IMessageStore, StoredMessage
+from messenger.store.interface import AckResult, IMessageStore, Receipt, StoredMessage
 from messenger.timefmt import rfc3339
 
 
@@ -43,7 +44,13 @@ class NoMetrics:
     """Stands in for :class:`messenger.metrics.Metrics` when it is off."""
 
     def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *args, **kwargs: None
+        # Kept on the instance: found there from then on, without this call.
+        setattr(self, name, _do_nothing)
+        return _do_nothing
+
+
+def _do_nothing(*args: object, **kwargs: object) -> None:
+    pass
 
 
 def default_node_id() -> str:
@@ -100,6 +107,8 @@ class MessengerService(Service):
         #: Unacknowledged direct messages stored, for metrics.
         self.waiting = 0
         self._receipts_handed_over: set[int] = set()
+        #: Logins between their one store read and the start of delivery.
+        self.login_watches = LoginWatches()
         #: When users went offline, until it is written: one write at a time,
         #: the disconnects that come meanwhile go together in the next.
         self.last_seen_due: dict[str, float] = {}
@@ -338,6 +347,8 @@ class MessengerService(Service):
             recipient = message.recipient
             assert recipient is not None  # a message has a room or a recipient
             self.waiting += 1
+            if self.login_watches:
+                self.login_watches.pushed(recipient)
             session = self.online.get(recipient)
             if session is not None:
                 session.deliver(message)
@@ -359,6 +370,8 @@ class MessengerService(Service):
 
     def acknowledge(self, recipient: str, message: StoredMessage) -> None:
         self.metrics.message_delivered(max(0.0, self.clock.seconds() - message.created_at))
+        if self.login_watches:
+            self.login_watches.pushed(recipient)  # see _read_login
         self.batcher.submit_ack(recipient, message.msgid)
 
     def _acknowledged(self, result: AckResult) -> None:
@@ -371,6 +384,8 @@ class MessengerService(Service):
     def _receipt_for(self, sender: str, msgid: int, recipient: str, delivered_at: float) -> None:
         """A receipt committed here or on another node: to its sender if
         online here."""
+        if self.login_watches:
+            self.login_watches.pushed(sender)
         session = self.online.get(sender)
         # A closed session stays in ``online`` until its connection is gone;
         # a receipt handed to it would be marked sent and never arrive.
@@ -394,21 +409,23 @@ class MessengerService(Service):
         if self.cluster is not None:
             self.cluster.receipts_settled(msgids)
 
-    def send_pending_receipts(self, session: Session) -> None:
-        def send(receipts) -> None:
-            if session.closed:
-                return  # they stay pending for the next login
-            for receipt in receipts:
-                if receipt.msgid not in self._receipts_handed_over:
-                    self._hand_over_receipt(
-                        session, receipt.msgid, receipt.recipient, receipt.delivered_at
-                    )
+    def hand_over_receipts(self, session: Session, receipts: Sequence[Receipt]) -> None:
+        """Receipts the store still calls pending, read at or after login."""
+        if session.closed:
+            return  # they stay pending for the next login
+        handed_over = self._receipts_handed_over
+        for receipt in receipts:
+            if receipt.msgid not in handed_over:
+                self._hand_over_receipt(
+                    session, receipt.msgid, receipt.recipient, receipt.delivered_at
+                )
 
+    def send_pending_receipts(self, session: Session) -> None:
         # Acks still waiting in the batcher would otherwise leave their
         # receipts out until the next login.
         d = self.batcher.flush()
         d.addCallback(lambda _: self.store.pending_receipts(session.user))
-        d.addCallback(send)
+        d.addCallback(lambda receipts: self.hand_over_receipts(session, receipts))
         d.addErrback(lambda f: self.log.failure("loading receipts failed", f))
 
     def waiting_messages(self) -> int:

@@ -27,9 +27,11 @@ from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface
 
 from messenger import wire
-from messenger.delivery import DeliveryQueue
+from messenger.delivery import PAGE_SIZE, DeliveryQueue
 from messenger.limits import TokenBucket
+from messenger.login_watch import LoginWatch
 from messenger.store.interface import (
+    LoginRecord,
     MessageRejected,
     NewMessage,
     StorageUnavailable,
@@ -117,6 +119,7 @@ class Session:
         "_output_paused",
         "delivering",
         "_backlog_unknown",
+        "_login_read",
     )
 
     def __init__(self, service: MessengerService, peer: IPeer) -> None:
@@ -131,6 +134,9 @@ class Session:
         self.delivering = False
         #: Until the look-up at login answers, a queue must load the store.
         self._backlog_unknown = True
+        #: From a login's store read until delivery starts: what it read,
+        #: and the watch that says whether that is still the whole story.
+        self._login_read: tuple[LoginRecord, LoginWatch] | None = None
         self.closed = False
         self._bucket = TokenBucket(config.rate, config.burst, service.clock)
         self._failures = 0
@@ -221,6 +227,7 @@ class Session:
 
     def disconnected(self) -> None:
         self.closed = True
+        self._forget_login_read()
         if self.queue is not None:
             self.queue.stop()
         self.service.session_ended(self)
@@ -352,7 +359,9 @@ class Session:
             # Decided when this attempt's turn comes (see ConcurrencyLimit).
             if service.failed_logins.blocked(address):
                 return _BLOCKED
-            d = service.store.login_record(cmd.username)
+            d = self._read_login(
+                cmd.username, lambda: service.store.login_record(cmd.username, PAGE_SIZE)
+            )
 
             def verify(record):
                 d = service.hasher.verify(
@@ -373,11 +382,41 @@ class Session:
         if refusal is not None:
             return refusal
         service = self.service
-        d = service.store.resume_record(
-            cmd.username, token_hash(cmd.token), service.clock.seconds()
+        now = service.clock.seconds()
+        d = self._read_login(
+            cmd.username,
+            lambda: service.store.resume_record(
+                cmd.username, token_hash(cmd.token), now, PAGE_SIZE
+            ),
         )
         d.addCallback(self._count_failure)
         return d.addCallback(self._authenticated, "RESUME")
+
+    def _read_login(self, username: str, read: Callable[[], Deferred]) -> Deferred:
+        """Everything a login needs, in one store call: ``read`` fires with
+        the LoginRecord (None for bad credentials), kept with its watch
+        (see :mod:`messenger.login_watch`) for :meth:`_start_delivery`."""
+        service = self.service
+        watch = service.login_watches.begin(username)
+        if service.batcher.acks_waiting_from(username):
+            # Their messages may read as pending (and be sent once more):
+            # delivery reads again once they are committed.
+            service.login_watches.pushed(username)
+        d = read()
+
+        def read_done(record: LoginRecord | None) -> LoginRecord | None:
+            if record is None:
+                service.login_watches.end(watch)
+            else:
+                self._forget_login_read()  # a LOGIN pipelined behind another
+                self._login_read = (record, watch)
+            return record
+
+        def read_failed(failure: Failure) -> Failure:
+            service.login_watches.end(watch)
+            return failure
+
+        return d.addCallbacks(read_done, read_failed)
 
     def _count_failure(self, record):
         if record is None:
@@ -393,6 +432,8 @@ class Session:
 
     def _authenticated(self, record, verb: str) -> Items:
         service = self.service
+        if self.closed or record is None or record is _BLOCKED:
+            self._forget_login_read()
         if self.closed:
             return []
         if record is _BLOCKED:
@@ -417,8 +458,18 @@ class Session:
         service.session_started(self)
         return [wire.ok(verb, user.username, user.display_name), self._start_delivery]
 
+    def _forget_login_read(self) -> None:
+        if self._login_read is not None:
+            self.service.login_watches.end(self._login_read[1])
+            self._login_read = None
+
     def _start_delivery(self) -> None:
         """After OK|LOGIN: direct messages may flow from now on.
+
+        The login's store read brought the first page of waiting messages
+        and the pending receipts: used as they are unless a message or
+        receipt for the user was pushed since that read began (then the
+        store is read again, as below).
 
         The delivery queue (several hundred bytes with its tables) is made
         only once there is something to deliver: when the look-up made here
@@ -431,6 +482,20 @@ class Session:
         service = self.service
         self.delivering = True
         assert self.username is not None
+        login_read, self._login_read = self._login_read, None
+        if login_read is not None:
+            record, watch = login_read
+            if (
+                service.login_watches.end(watch)
+                and record.pending is not None
+                and record.receipts is not None
+            ):
+                self._backlog_unknown = False
+                if record.pending:
+                    self._delivery_queue(load=False).start_with(record.pending)
+                # After the queue's first page: R lines come before DLV lines.
+                service.hand_over_receipts(self, record.receipts)
+                return
         d = service.fetch_pending_for(self.username)(0, 1)
 
         def answered(messages) -> None:

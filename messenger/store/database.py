@@ -171,8 +171,8 @@ class DatabaseStore:
     def add_token(self, username: str, token_hash: str, expires_at: float) -> Deferred[None]:
         return self._run(txns.add_token_txn, username, token_hash, expires_at)
 
-    def login_record(self, username: str) -> Deferred[LoginRecord | None]:
-        return self._run(txns.login_record_txn, username)
+    def login_record(self, username: str, pending_page: int = 0) -> Deferred[LoginRecord | None]:
+        return self._run(txns.login_record_txn, username, pending_page)
 
     def resume_record(
         self, username: str, token_hash: str, now: float, pending_page: int = 0

@@ -164,13 +164,19 @@ class IMessageStore(Interface):
     def add_token(username: str, token_hash: str, expires_at: float) -> Deferred[None]:
         """Store a session token's hash."""
 
-    def login_record(username: str) -> Deferred[LoginRecord | None]:
+    def login_record(username: str, pending_page: int = 0) -> Deferred[LoginRecord | None]:
         """Fires with the LoginRecord of ``username``, or None if there is
-        no such account."""
+        no such account.  With ``pending_page`` above 0 the record also
+        holds that many of the user's oldest pending messages and all its
+        pending receipts, read in the same transaction: one round trip for
+        everything a login needs."""
 
-    def resume_record(username: str, token_hash: str, now: float) -> Deferred[LoginRecord | None]:
-        """Fires with the LoginRecord of ``username`` if the token is the
-        user's and has not expired, else None: one round trip per RESUME."""
+    def resume_record(
+        username: str, token_hash: str, now: float, pending_page: int = 0
+    ) -> Deferred[LoginRecord | None]:
+        """Fires with the LoginRecord of ``username`` (as
+        :meth:`login_record`) if the token is the user's and has not
+        expired, else None: one round trip per RESUME."""
 
     # messages
 

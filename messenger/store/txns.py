@@ -111,6 +111,7 @@ def _statements(sql: str) -> list[str]:
 # accounts
 
 USER_COLUMNS = "username, password_hash, display_name, created_at, last_seen, pending_count"
+_USER_COLUMNS_OF_U = ", ".join(f"u.{column}" for column in USER_COLUMNS.split(", "))
 
 
 def create_user_txn(
@@ -170,27 +171,44 @@ def token_valid_txn(txn: Txn, username: str, token_hash: str, now: float) -> boo
     return row is not None and bool(row[0] > now)
 
 
-def login_record_txn(txn: Txn, username: str) -> LoginRecord | None:
+def login_record_txn(txn: Txn, username: str, pending_page: int = 0) -> LoginRecord | None:
+    """The account and its rooms; with ``pending_page`` above 0, also that
+    many of its oldest pending messages and all its pending receipts."""
+    txn.engine.begin_reads(txn)
     user = get_user_txn(txn, username)
     if user is None:
         return None
-    return LoginRecord(user, frozenset(rooms_of_txn(txn, username)))
+    return _login_record(txn, user, pending_page)
+
+
+def _login_record(txn: Txn, user: UserRecord, pending_page: int) -> LoginRecord:
+    username = user.username
+    rooms = frozenset(rooms_of_txn(txn, username))
+    if pending_page <= 0:
+        return LoginRecord(user, rooms)
+    return LoginRecord(
+        user,
+        rooms,
+        pending_messages_txn(txn, username, 0, pending_page),
+        pending_receipts_txn(txn, username),
+    )
 
 
 def resume_record_txn(
     txn: Txn, username: str, token_hash: str, now: float, pending_page: int = 0
 ) -> LoginRecord | None:
-    if not token_valid_txn(txn, username, token_hash, now):
-        return None
-    record = login_record_txn(txn, username)
-    if record is None or pending_page <= 0:
-        return record
-    return LoginRecord(
-        record.user,
-        record.rooms,
-        pending_messages_txn(txn, username, 0, pending_page),
-        pending_receipts_txn(txn, username),
+    """:func:`login_record_txn` if the token is the user's and unexpired;
+    the token and the account are read in one statement."""
+    txn.engine.begin_reads(txn)
+    txn.execute(
+        f"SELECT {_USER_COLUMNS_OF_U} FROM tokens t JOIN users u ON u.username = t.username"
+        " WHERE t.token_hash = ? AND t.username = ? AND t.expires_at > ?",
+        (token_hash, username, now),
     )
+    row = txn.fetchone()
+    if row is None:
+        return None
+    return _login_record(txn, UserRecord(*row), pending_page)
 
 
 # --------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Annotated, ClassVar
 from messenger.wire.lines import (
     Field,
     Line,
+    LocalProtocolError,
     MalformedLine,
     RemoteProtocolError,
     line_map,
@@ -56,6 +57,14 @@ class Ok(ServerMessage):
     def to_fields(self) -> tuple[str, ...]:
         return (self.verb, *self.fields)
 
+    def to_line(self) -> str:
+        # Line.to_line's rules, written out: one of the hot path's lines.
+        fields = self.fields
+        line = "|".join(("OK", self.verb, *fields))
+        if line.count("|") != len(fields) + 1 or "\n" in line:
+            raise LocalProtocolError(f"a field of {self.to_fields()!r} holds '|' or a line feed")
+        return line
+
 
 @dataclass(frozen=True, slots=True)
 class Err(ServerMessage):
@@ -86,6 +95,13 @@ class R(ServerMessage):
     msgid: MessageId
     text: Body
 
+    def to_line(self) -> str:
+        # Line.to_line's rules, written out: one of the hot path's lines.
+        sender, text = self.sender, self.text
+        if "|" in sender or "\n" in sender or "\n" in text:
+            raise LocalProtocolError(f"a field of {self.to_fields()!r} holds '|' or a line feed")
+        return f"R|{sender}|{self.msgid}|{text}"
+
 
 @dataclass(frozen=True, slots=True)
 class C(ServerMessage):
@@ -104,6 +120,13 @@ class Dlv(ServerMessage):
     msgid: MessageId
     recipient: Text
     timestamp: Text
+
+    def to_line(self) -> str:
+        # Line.to_line's rules, written out: one of the hot path's lines.
+        recipient, timestamp = self.recipient, self.timestamp
+        if "|" in recipient or "|" in timestamp or "\n" in recipient or "\n" in timestamp:
+            raise LocalProtocolError(f"a field of {self.to_fields()!r} holds '|' or a line feed")
+        return f"DLV|{self.msgid}|{recipient}|{timestamp}"
 
 
 @dataclass(frozen=True, slots=True)
