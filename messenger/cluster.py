@@ -183,11 +183,11 @@ class Cluster:
             return
         was_online = user in self.remote
         if self.remote.login(user, stamp, node) and not was_online:
-            service._tell_neighbours(user, wire.On(user))
+            service._tell_neighbours(user, wire.UserOnline(user))
 
     def _remote_logout(self, node: str, user: str, stamp: float) -> None:
         if self.remote.logout(user, node, stamp) and user not in self.service.online:
-            self.service._tell_neighbours(user, wire.Off(user))
+            self.service._tell_neighbours(user, wire.UserOffline(user))
 
     # -- the other nodes (messenger.bus.peers.PeerEvents) ---------------------
 
@@ -219,16 +219,16 @@ class Cluster:
             entries = [(u, t) for u, t in users if u not in online]
             added, removed = self.remote.replace_node(node, entries)
             for user in added:
-                service._tell_neighbours(user, wire.On(user))
+                service._tell_neighbours(user, wire.UserOnline(user))
             for user in removed:
                 if user not in online and user not in self.remote:
-                    service._tell_neighbours(user, wire.Off(user))
+                    service._tell_neighbours(user, wire.UserOffline(user))
 
     def peer_gone(self, node: str) -> None:
         online = self.service.online
         for user in self.remote.drop_node(node):
             if user not in online:
-                self.service._tell_neighbours(user, wire.Off(user))
+                self.service._tell_neighbours(user, wire.UserOffline(user))
         # A node killed between a commit and its publish took the wake-up
         # with it, and no later message of its will show the gap.
         self.resync()
@@ -248,7 +248,7 @@ class Cluster:
                 if session is not None:
                     session.deliver(StoredMessage(msgid, sender, recipient, None, body, created_at))
             elif self.room_replay.first_time(msgid):
-                service._tell_room(room, wire.C(room, sender, msgid, body), but=sender)
+                service._tell_room(room, wire.RoomMessage(room, sender, msgid, body), but=sender)
         for msgid, sender, recipient, delivered_at in acks:
             service.waiting -= 1
             service._receipt_for(sender, msgid, recipient, delivered_at)
@@ -290,7 +290,7 @@ class Cluster:
             for msgid in self.room_replay.missed(list(by_id)):
                 m = by_id[msgid]
                 assert m.room is not None
-                event = wire.C(m.room, m.sender, m.msgid, m.body)
+                event = wire.RoomMessage(m.room, m.sender, m.msgid, m.body)
                 self.service._tell_room(m.room, event, but=m.sender)
 
         d = self.store.room_messages_since(cursor, ROOM_REPLAY_LIMIT)

@@ -210,7 +210,7 @@ class MessengerService(Service):
             previous.close(wire.BYE_TAKEOVER)
             return
         if not self._shutdown_requested:
-            self._tell_neighbours(user, wire.On(user))
+            self._tell_neighbours(user, wire.UserOnline(user))
 
     def session_ended(self, session: Session) -> None:
         if session in self.connections:
@@ -232,7 +232,7 @@ class MessengerService(Service):
         if not self._writing_last_seen:
             self._write_last_seen()
         if not self._shutdown_requested:
-            self._tell_neighbours(user, wire.Off(user))
+            self._tell_neighbours(user, wire.UserOffline(user))
 
     def _write_last_seen(self) -> None:
         """Write the last-seen times due, in one write for all of them.
@@ -317,10 +317,10 @@ class MessengerService(Service):
         self.memberships.changed(joined, room, username)
         if joined:
             self.rooms.add(room, username)
-            self._tell_room(room, wire.Joined(room, username), but=username)
+            self._tell_room(room, wire.MemberJoined(room, username), but=username)
         else:
             self.rooms.remove(room, username)
-            self._tell_room(room, wire.Parted(room, username), but=username)
+            self._tell_room(room, wire.MemberParted(room, username), but=username)
 
     # -- presence, cluster-wide ------------------------------------------
 
@@ -353,7 +353,7 @@ class MessengerService(Service):
             if session is not None:
                 session.deliver(message)
             return
-        event = wire.C(room, message.sender, message.msgid, message.body)
+        event = wire.RoomMessage(room, message.sender, message.msgid, message.body)
         self._tell_room(room, event, but=message.sender)
 
     def fetch_pending_for(self, username: str) -> Callable[[int, int], Deferred]:
@@ -398,7 +398,7 @@ class MessengerService(Service):
     ) -> None:
         if self.cluster is not None and self.cluster.receipt_told(msgid):
             return  # handed over and recorded already (a late bus message)
-        session.send_event(wire.Dlv(msgid, recipient, rfc3339(delivered_at)))
+        session.send_event(wire.Delivered(msgid, recipient, rfc3339(delivered_at)))
         # Until the batcher commits receipt_sent, the store still calls this
         # receipt pending: a login in between must not hand it over again.
         self._receipts_handed_over.add(msgid)

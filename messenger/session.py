@@ -62,12 +62,20 @@ def _too_many_failures(verb: str) -> wire.Err:
     return wire.err(verb, 429, "too many failed logins")
 
 
-BARRIERS = (wire.Usr, wire.Login, wire.Resume, wire.Join, wire.Part, wire.Name, wire.Passwd)
+BARRIERS = (
+    wire.CreateAccount,
+    wire.Login,
+    wire.Resume,
+    wire.Join,
+    wire.Part,
+    wire.SetDisplayName,
+    wire.SetPassword,
+)
 
 #: Commands whose reply can be large (a HISTORY page of 500 long messages is
 #: about 4 MB): no further command is read until such a reply is written,
 #: so a client holds the server to about one reply of memory by asking.
-LARGE_REPLIES = (wire.History, wire.Who, wire.Members, wire.Rooms)
+LARGE_REPLIES = (wire.History, wire.WhoIsOnline, wire.RoomMembers, wire.MyRooms)
 
 
 class IPeer(Interface):
@@ -155,7 +163,7 @@ class Session:
     def handle(self, command: wire.Command) -> None:
         if self.closed:
             return
-        if isinstance(command, wire.Ack):
+        if isinstance(command, wire.Acknowledge):
             self._ack(command.msgid)
             return
         if not self._bucket.try_take():
@@ -321,7 +329,7 @@ class Session:
 
     # -- accounts ---------------------------------------------------------
 
-    def _usr(self, cmd: wire.Usr):
+    def _usr(self, cmd: wire.CreateAccount):
         if self.username is not None:
             return [wire.err("USR", 403, "this connection is logged in")]
         if len(cmd.password) < self.service.config.min_password_length:
@@ -565,16 +573,16 @@ class Session:
         self.service.send_pending_receipts(self)
 
     def _send_direct(self, message: StoredMessage) -> None:
-        self.send_event(wire.R(message.sender, message.msgid, message.body))
+        self.send_event(wire.DirectMessage(message.sender, message.msgid, message.body))
 
-    def _token(self, cmd: wire.Token):
+    def _token(self, cmd: wire.NewToken):
         service = self.service
         token = secrets.token_urlsafe(32)
         expires = service.clock.seconds() + service.config.token_ttl
         d = service.store.add_token(self.user, token_hash(token), expires)
         return d.addCallback(lambda _: [wire.ok("TOKEN", token)])
 
-    def _name(self, cmd: wire.Name):
+    def _name(self, cmd: wire.SetDisplayName):
         d = self.service.store.set_display_name(self.user, cmd.display_name)
 
         def done(_) -> Items:
@@ -583,7 +591,7 @@ class Session:
 
         return d.addCallback(done)
 
-    def _passwd(self, cmd: wire.Passwd):
+    def _passwd(self, cmd: wire.SetPassword):
         service = self.service
         if len(cmd.new) < service.config.min_password_length:
             return [wire.err("PASSWD", 400, "password too short")]
@@ -603,13 +611,13 @@ class Session:
 
     # -- messages ------------------------------------------------------------
 
-    def _msg(self, cmd: wire.Msg):
+    def _msg(self, cmd: wire.SendMessage):
         return self._submit("MSG", cmd.target, cmd.text, None)
 
-    def _send(self, cmd: wire.Send):
+    def _send(self, cmd: wire.SendMessageOnce):
         return self._submit("SEND", cmd.target, cmd.text, cmd.client_id)
 
-    def _bcst(self, cmd: wire.Bcst):
+    def _bcst(self, cmd: wire.Broadcast):
         return self._submit("BCST", wire.GENERAL_ROOM, cmd.text, None)
 
     def _submit(self, verb: str, target: str, text: str, client_id: str | None):
@@ -649,10 +657,10 @@ class Session:
 
     # -- presence and rooms ------------------------------------------------
 
-    def _who(self, cmd: wire.Who):
+    def _who(self, cmd: wire.WhoIsOnline):
         return [wire.ok("WHO", *self.service.online_users())]
 
-    def _whois(self, cmd: wire.Whois):
+    def _whois(self, cmd: wire.LookUpUser):
         service = self.service
         session = service.online.get(cmd.username)
         if session is not None:
@@ -696,10 +704,10 @@ class Session:
 
         return d.addCallback(parted)
 
-    def _rooms(self, cmd: wire.Rooms):
+    def _rooms(self, cmd: wire.MyRooms):
         return [wire.ok("ROOMS", *sorted(self.service.rooms.rooms_of(self.user)))]
 
-    def _members(self, cmd: wire.Members):
+    def _members(self, cmd: wire.RoomMembers):
         rooms = self.service.rooms
         if not rooms.exists(cmd.room):
             return [wire.err("MEMBERS", 404, "no such room")]
@@ -732,7 +740,8 @@ class Session:
             if messages is None:
                 return [wire.err("HISTORY", 404, "no such user")]
             items: Items = [
-                wire.H(target, m.msgid, m.sender, rfc3339(m.created_at), m.body) for m in messages
+                wire.HistoryLine(target, m.msgid, m.sender, rfc3339(m.created_at), m.body)
+                for m in messages
             ]
             items.append(wire.ok("HISTORY", target, str(len(messages))))
             return items
@@ -753,22 +762,22 @@ class Session:
         return [wire.ok("QUIT"), lambda: self.close(wire.BYE_GOODBYE)]
 
     _handlers: dict[type[wire.Command], Callable[[Session, Any], Any]] = {
-        wire.Usr: _usr,
+        wire.CreateAccount: _usr,
         wire.Login: _login,
-        wire.Token: _token,
+        wire.NewToken: _token,
         wire.Resume: _resume,
-        wire.Msg: _msg,
-        wire.Send: _send,
-        wire.Bcst: _bcst,
-        wire.Who: _who,
-        wire.Whois: _whois,
+        wire.SendMessage: _msg,
+        wire.SendMessageOnce: _send,
+        wire.Broadcast: _bcst,
+        wire.WhoIsOnline: _who,
+        wire.LookUpUser: _whois,
         wire.Join: _join,
         wire.Part: _part,
-        wire.Rooms: _rooms,
-        wire.Members: _members,
+        wire.MyRooms: _rooms,
+        wire.RoomMembers: _members,
         wire.History: _history,
-        wire.Name: _name,
-        wire.Passwd: _passwd,
+        wire.SetDisplayName: _name,
+        wire.SetPassword: _passwd,
         wire.Ping: _ping,
         wire.Help: _help,
         wire.Quit: _quit,

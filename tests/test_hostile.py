@@ -95,7 +95,7 @@ def _expected_reply(raw: bytes) -> str | None:
     except wire.RemoteProtocolError:
         return verb
     # QUIT closes; PASSWD with the right old password would change it.
-    assume(not isinstance(command, (wire.Quit, wire.Passwd)))
+    assume(not isinstance(command, (wire.Quit, wire.SetPassword)))
     return command.NAME
 
 

@@ -15,42 +15,42 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from messenger import wire
 from messenger.wire import (
-    Ack,
-    Bcst,
+    Acknowledge,
+    Broadcast,
     Bye,
-    C,
-    Dlv,
+    CreateAccount,
+    Delivered,
+    DirectMessage,
     Err,
-    H,
     Hello,
     Help,
     History,
+    HistoryLine,
     InvalidValue,
     Join,
-    Joined,
     LocalProtocolError,
     Login,
+    LookUpUser,
     MalformedLine,
-    Members,
-    Msg,
-    Name,
-    Off,
+    MemberJoined,
+    MemberParted,
+    MyRooms,
+    NewToken,
     Ok,
-    On,
     Part,
-    Parted,
-    Passwd,
     Ping,
     Quit,
-    R,
     RemoteProtocolError,
     Resume,
-    Rooms,
-    Send,
-    Token,
-    Usr,
-    Who,
-    Whois,
+    RoomMembers,
+    RoomMessage,
+    SendMessage,
+    SendMessageOnce,
+    SetDisplayName,
+    SetPassword,
+    UserOffline,
+    UserOnline,
+    WhoIsOnline,
     escape_body,
     parse_command,
     parse_server_line,
@@ -96,7 +96,16 @@ VALID_FIELDS: dict[str, list[list[str]]] = {
 }
 
 #: The events of rule 3: they may arrive at any time, between replies.
-EVENTS = (R, C, Dlv, On, Off, Joined, Parted, Bye)
+EVENTS = (
+    DirectMessage,
+    RoomMessage,
+    Delivered,
+    UserOnline,
+    UserOffline,
+    MemberJoined,
+    MemberParted,
+    Bye,
+)
 
 #: Verbs whose last field is a message body, which may hold "|".
 BODY_VERBS = ("MSG", "SEND", "BCST")
@@ -139,7 +148,7 @@ class ClientCommandsTests(ParseMixin, SynchronousTestCase):
         """USR|username|password|display_name creates an account."""
         self.assertParses(
             "USR|alice|correct horse|Alice Liddell",
-            Usr("alice", "correct horse", "Alice Liddell"),
+            CreateAccount("alice", "correct horse", "Alice Liddell"),
         )
 
     def test_login(self):
@@ -148,7 +157,7 @@ class ClientCommandsTests(ParseMixin, SynchronousTestCase):
 
     def test_token(self):
         """TOKEN takes no field."""
-        self.assertParses("TOKEN", Token())
+        self.assertParses("TOKEN", NewToken())
 
     def test_resume(self):
         """RESUME|username|token logs in with a session token."""
@@ -156,29 +165,29 @@ class ClientCommandsTests(ParseMixin, SynchronousTestCase):
 
     def test_msg(self):
         """MSG|target|text sends to a user or a room."""
-        self.assertParses("MSG|bob|are you there?", Msg("bob", "are you there?"))
-        self.assertParses("MSG|#general|hello", Msg("#general", "hello"))
+        self.assertParses("MSG|bob|are you there?", SendMessage("bob", "are you there?"))
+        self.assertParses("MSG|#general|hello", SendMessage("#general", "hello"))
 
     def test_send(self):
         """SEND|client_id|target|text is MSG with an idempotency key."""
-        self.assertParses("SEND|c-1_x|bob|hi", Send("c-1_x", "bob", "hi"))
-        self.assertParses("SEND|c1|#room|hi", Send("c1", "#room", "hi"))
+        self.assertParses("SEND|c-1_x|bob|hi", SendMessageOnce("c-1_x", "bob", "hi"))
+        self.assertParses("SEND|c1|#room|hi", SendMessageOnce("c1", "#room", "hi"))
 
     def test_bcst(self):
         """BCST|text sends to #general."""
-        self.assertParses("BCST|hello, everyone!", Bcst("hello, everyone!"))
+        self.assertParses("BCST|hello, everyone!", Broadcast("hello, everyone!"))
 
     def test_ack(self):
         """ACK|msgid acknowledges a direct message."""
-        self.assertParses("ACK|43", Ack(43))
+        self.assertParses("ACK|43", Acknowledge(43))
 
     def test_who(self):
         """WHO takes no field."""
-        self.assertParses("WHO", Who())
+        self.assertParses("WHO", WhoIsOnline())
 
     def test_whois(self):
         """WHOIS|username asks about one user."""
-        self.assertParses("WHOIS|bob", Whois("bob"))
+        self.assertParses("WHOIS|bob", LookUpUser("bob"))
 
     def test_join(self):
         """JOIN|#room joins (or creates) a room."""
@@ -190,11 +199,11 @@ class ClientCommandsTests(ParseMixin, SynchronousTestCase):
 
     def test_rooms(self):
         """ROOMS takes no field."""
-        self.assertParses("ROOMS", Rooms())
+        self.assertParses("ROOMS", MyRooms())
 
     def test_members(self):
         """MEMBERS|#room lists a room's members."""
-        self.assertParses("MEMBERS|#general", Members("#general"))
+        self.assertParses("MEMBERS|#general", RoomMembers("#general"))
 
     def test_history_newest(self):
         """HISTORY|target|limit reads the newest messages."""
@@ -215,11 +224,11 @@ class ClientCommandsTests(ParseMixin, SynchronousTestCase):
 
     def test_name(self):
         """NAME|display_name changes the display name."""
-        self.assertParses("NAME|Alice Liddell", Name("Alice Liddell"))
+        self.assertParses("NAME|Alice Liddell", SetDisplayName("Alice Liddell"))
 
     def test_passwd(self):
         """PASSWD|old|new changes the password."""
-        self.assertParses("PASSWD|old secret|new secret", Passwd("old secret", "new secret"))
+        self.assertParses("PASSWD|old secret|new secret", SetPassword("old secret", "new secret"))
 
     def test_ping(self):
         """A bare PING has no token."""
@@ -261,15 +270,15 @@ class ClientCommandsTests(ParseMixin, SynchronousTestCase):
     def test_commands_are_frozen_values(self):
         """A parsed command is an immutable, hashable value."""
         command = parse_command("MSG|bob|hi")
-        self.assertEqual(hash(command), hash(Msg("bob", "hi")))
+        self.assertEqual(hash(command), hash(SendMessage("bob", "hi")))
         self.assertRaises(dataclasses.FrozenInstanceError, setattr, command, "text", "x")
 
 
 class CanonicalFormTests(ParseMixin, SynchronousTestCase):
     def test_verb_case_insensitive(self):
         """The verb is case-insensitive on input; to_line writes it upper case."""
-        self.assertParses("msg|bob|hi", Msg("bob", "hi"), "MSG|bob|hi")
-        self.assertParses("Who", Who(), "WHO")
+        self.assertParses("msg|bob|hi", SendMessage("bob", "hi"), "MSG|bob|hi")
+        self.assertParses("Who", WhoIsOnline(), "WHO")
         self.assertParses("pInG|x", Ping("x"), "PING|x")
 
     def test_verb_ascii_only(self):
@@ -279,20 +288,20 @@ class CanonicalFormTests(ParseMixin, SynchronousTestCase):
 
     def test_username_lower_case(self):
         """Usernames are case-insensitive; the canonical form is lower case."""
-        self.assertParses("WHOIS|BoB", Whois("bob"), "WHOIS|bob")
+        self.assertParses("WHOIS|BoB", LookUpUser("bob"), "WHOIS|bob")
         self.assertParses("LOGIN|Alice|pw", Login("alice", "pw"), "LOGIN|alice|pw")
         self.assertParses(f"RESUME|ALICE|{TOKEN}", Resume("alice", TOKEN), f"RESUME|alice|{TOKEN}")
 
     def test_username_alphabet(self):
         """A username is 1-32 of A-Z a-z 0-9 _ . -."""
-        self.assertParses("WHOIS|a", Whois("a"))
-        self.assertParses("WHOIS|" + "x" * 32, Whois("x" * 32))
-        self.assertParses("WHOIS|A.b-C_9", Whois("a.b-c_9"), "WHOIS|a.b-c_9")
+        self.assertParses("WHOIS|a", LookUpUser("a"))
+        self.assertParses("WHOIS|" + "x" * 32, LookUpUser("x" * 32))
+        self.assertParses("WHOIS|A.b-C_9", LookUpUser("a.b-c_9"), "WHOIS|a.b-c_9")
 
     def test_room_lower_case(self):
         """Room names are lower-cased on input."""
         self.assertParses("JOIN|#General", Join("#general"), "JOIN|#general")
-        self.assertParses("MSG|#ROOM|hi", Msg("#room", "hi"), "MSG|#room|hi")
+        self.assertParses("MSG|#ROOM|hi", SendMessage("#room", "hi"), "MSG|#room|hi")
         self.assertParses("HISTORY|#Ab|5", History("#ab", 5), "HISTORY|#ab|5")
 
     def test_room_alphabet(self):
@@ -302,19 +311,19 @@ class CanonicalFormTests(ParseMixin, SynchronousTestCase):
 
     def test_target_user_or_room(self):
         """A target starting with # is a room, anything else a username."""
-        self.assertParses("MSG|Bob|hi", Msg("bob", "hi"), "MSG|bob|hi")
-        self.assertParses("SEND|k|#R|hi", Send("k", "#r", "hi"), "SEND|k|#r|hi")
+        self.assertParses("MSG|Bob|hi", SendMessage("bob", "hi"), "MSG|bob|hi")
+        self.assertParses("SEND|k|#R|hi", SendMessageOnce("k", "#r", "hi"), "SEND|k|#r|hi")
 
     def test_display_name_stripped(self):
         """Leading and trailing spaces of a display name are stripped."""
-        self.assertParses("NAME|  Alice L  ", Name("Alice L"), "NAME|Alice L")
-        self.assertParses("USR|a|pw| Al ", Usr("a", "pw", "Al"), "USR|a|pw|Al")
+        self.assertParses("NAME|  Alice L  ", SetDisplayName("Alice L"), "NAME|Alice L")
+        self.assertParses("USR|a|pw| Al ", CreateAccount("a", "pw", "Al"), "USR|a|pw|Al")
 
     def test_display_name_length_after_strip(self):
         """A display name is 1-64 characters once stripped."""
         name = "n" * 64
-        self.assertParses(f"NAME|  {name}  ", Name(name), f"NAME|{name}")
-        self.assertParses("NAME|\xe9", Name("\xe9"))
+        self.assertParses(f"NAME|  {name}  ", SetDisplayName(name), f"NAME|{name}")
+        self.assertParses("NAME|\xe9", SetDisplayName("\xe9"))
 
     def test_password_kept_as_is(self):
         """A password is not stripped or folded: spaces and case count."""
@@ -327,8 +336,8 @@ class CanonicalFormTests(ParseMixin, SynchronousTestCase):
 
     def test_client_id_case_sensitive(self):
         """A client_id is 1-64 of A-Z a-z 0-9 _ -, and case-sensitive."""
-        self.assertParses("SEND|AbC|bob|hi", Send("AbC", "bob", "hi"))
-        self.assertParses("SEND|" + "K" * 64 + "|bob|hi", Send("K" * 64, "bob", "hi"))
+        self.assertParses("SEND|AbC|bob|hi", SendMessageOnce("AbC", "bob", "hi"))
+        self.assertParses("SEND|" + "K" * 64 + "|bob|hi", SendMessageOnce("K" * 64, "bob", "hi"))
         self.assertNotEqual(parse_command("SEND|a|b|c"), parse_command("SEND|A|b|c"))
 
     def test_token_length(self):
@@ -338,12 +347,12 @@ class CanonicalFormTests(ParseMixin, SynchronousTestCase):
 
     def test_body_relayed_exactly(self):
         """A body is opaque: spaces, backslashes and case are kept."""
-        self.assertParses("MSG|bob|  Hi \\n there  ", Msg("bob", "  Hi \\n there  "))
+        self.assertParses("MSG|bob|  Hi \\n there  ", SendMessage("bob", "  Hi \\n there  "))
 
     def test_body_not_white_space(self):
         """A body needs one character outside White_Space; U+001C is outside it."""
-        self.assertParses("MSG|bob|\x1c", Msg("bob", "\x1c"))
-        self.assertParses("BCST| \u3000x\xa0", Bcst(" \u3000x\xa0"))
+        self.assertParses("MSG|bob|\x1c", SendMessage("bob", "\x1c"))
+        self.assertParses("BCST| \u3000x\xa0", Broadcast(" \u3000x\xa0"))
 
 
 # --------------------------------------------------------------------------
@@ -355,26 +364,26 @@ class PipeTests(ParseMixin, SynchronousTestCase):
         """The MSG text is the rest of the line and may contain |."""
         self.assertParses(
             "MSG|bob|are you there? a|b is fine here",
-            Msg("bob", "are you there? a|b is fine here"),
+            SendMessage("bob", "are you there? a|b is fine here"),
         )
 
     def test_send_body_may_hold_pipe(self):
         """The SEND text is the rest of the line and may contain |."""
-        self.assertParses("SEND|c1|#a|x||y|", Send("c1", "#a", "x||y|"))
+        self.assertParses("SEND|c1|#a|x||y|", SendMessageOnce("c1", "#a", "x||y|"))
 
     def test_bcst_body_may_hold_pipe(self):
         """The BCST text is the rest of the line and may contain |."""
-        self.assertParses("BCST||", Bcst("|"))
-        self.assertParses("BCST|a|b|c", Bcst("a|b|c"))
+        self.assertParses("BCST||", Broadcast("|"))
+        self.assertParses("BCST|a|b|c", Broadcast("a|b|c"))
 
     def test_server_bodies_may_hold_pipe(self):
         """The last field of R, C, H, ERR and BYE may contain |."""
         cases = [
-            ("R|bob|43|a|b", R("bob", 43, "a|b")),
-            ("C|#a|bob|44|a|b|", C("#a", "bob", 44, "a|b|")),
+            ("R|bob|43|a|b", DirectMessage("bob", 43, "a|b")),
+            ("C|#a|bob|44|a|b|", RoomMessage("#a", "bob", 44, "a|b|")),
             (
                 "H|bob|45|alice|2026-11-22T09:30:00.123Z|x|y",
-                H("bob", 45, "alice", "2026-11-22T09:30:00.123Z", "x|y"),
+                HistoryLine("bob", 45, "alice", "2026-11-22T09:30:00.123Z", "x|y"),
             ),
             ("ERR|MSG|404|no such user|bob", Err("MSG", 404, "no such user|bob")),
             ("BYE|503|a|b", Bye(503, "a|b")),
@@ -407,29 +416,29 @@ class PipeTests(ParseMixin, SynchronousTestCase):
     def test_to_line_refuses_pipe_outside_body(self):
         """Formatting a | into a field that is not a body is our bug, not a line."""
         for message in [
-            Usr("a", "p|w", "n"),
-            Usr("a", "pw", "n|x"),
+            CreateAccount("a", "p|w", "n"),
+            CreateAccount("a", "pw", "n|x"),
             Login("a", "p|w"),
-            Passwd("a|b", "c"),
-            Whois("a|b"),
+            SetPassword("a|b", "c"),
+            LookUpUser("a|b"),
             Join("#a|b"),
-            Msg("a|b", "x"),
-            Send("c|1", "b", "x"),
+            SendMessage("a|b", "x"),
+            SendMessageOnce("c|1", "b", "x"),
             History("a|b", 1),
-            Name("a|b"),
+            SetDisplayName("a|b"),
             Ping("a|b"),
             Ok("WHO", ("a|b",)),
             Ok("W|HO"),
             Err("M|SG", 400, "x"),
             Hello(1, "a|b"),
-            R("a|b", 1, "x"),
-            C("#a", "b|c", 1, "x"),
-            H("a", 1, "b|c", "t", "x"),
-            Dlv(1, "a|b", "t"),
-            On("a|b"),
-            Off("a|b"),
-            Joined("#a", "b|c"),
-            Parted("#a|b", "c"),
+            DirectMessage("a|b", 1, "x"),
+            RoomMessage("#a", "b|c", 1, "x"),
+            HistoryLine("a", 1, "b|c", "t", "x"),
+            Delivered(1, "a|b", "t"),
+            UserOnline("a|b"),
+            UserOffline("a|b"),
+            MemberJoined("#a", "b|c"),
+            MemberParted("#a|b", "c"),
         ]:
             self.assertRaises(LocalProtocolError, message.to_line)
 
@@ -585,9 +594,9 @@ class ValueTests(ParseMixin, SynchronousTestCase):
     def test_body_white_space_is_unicode_not_isspace(self):
         """U+001C-U+001F are not White_Space (though str.isspace says so)."""
         for char in "\x1c\x1d\x1e\x1f":
-            self.assertParses(f"BCST|{char}", Bcst(char))
+            self.assertParses(f"BCST|{char}", Broadcast(char))
         # And zero-width space, U+200B, is not White_Space either.
-        self.assertParses("BCST|\u200b", Bcst("\u200b"))
+        self.assertParses("BCST|\u200b", Broadcast("\u200b"))
 
     def test_client_id_too_long(self):
         """A client_id has at most 64 characters."""
@@ -695,13 +704,16 @@ class ServerLineTests(ParseMixin, SynchronousTestCase):
     def test_events(self):
         """R, C, DLV, ON, OFF, JOINED, PARTED and BYE are events."""
         cases = [
-            ("R|bob|43|yes!", R("bob", 43, "yes!")),
-            ("C|#general|bob|44|hi", C("#general", "bob", 44, "hi")),
-            ("DLV|41|bob|2026-11-22T09:30:00.123Z", Dlv(41, "bob", "2026-11-22T09:30:00.123Z")),
-            ("ON|bob", On("bob")),
-            ("OFF|bob", Off("bob")),
-            ("JOINED|#a|bob", Joined("#a", "bob")),
-            ("PARTED|#a|bob", Parted("#a", "bob")),
+            ("R|bob|43|yes!", DirectMessage("bob", 43, "yes!")),
+            ("C|#general|bob|44|hi", RoomMessage("#general", "bob", 44, "hi")),
+            (
+                "DLV|41|bob|2026-11-22T09:30:00.123Z",
+                Delivered(41, "bob", "2026-11-22T09:30:00.123Z"),
+            ),
+            ("ON|bob", UserOnline("bob")),
+            ("OFF|bob", UserOffline("bob")),
+            ("JOINED|#a|bob", MemberJoined("#a", "bob")),
+            ("PARTED|#a|bob", MemberParted("#a", "bob")),
             ("BYE|200|goodbye", wire.BYE_GOODBYE),
         ]
         for line, message in cases:
@@ -712,7 +724,7 @@ class ServerLineTests(ParseMixin, SynchronousTestCase):
         """H|target|msgid|sender|timestamp|text is one history line."""
         self.assertServerLine(
             "H|#a|7|bob|2026-11-22T09:30:00.123Z|hi",
-            H("#a", 7, "bob", "2026-11-22T09:30:00.123Z", "hi"),
+            HistoryLine("#a", 7, "bob", "2026-11-22T09:30:00.123Z", "hi"),
         )
 
     def test_fixed_replies(self):
@@ -822,23 +834,23 @@ histories = st.one_of(
 )
 
 commands = st.one_of(
-    st.builds(Usr, usernames, passwords, display_names),
+    st.builds(CreateAccount, usernames, passwords, display_names),
     st.builds(Login, usernames, passwords),
-    st.builds(Token),
+    st.builds(NewToken),
     st.builds(Resume, usernames, tokens),
-    st.builds(Msg, targets, bodies),
-    st.builds(Send, client_ids, targets, bodies),
-    st.builds(Bcst, bodies),
-    st.builds(Ack, msgids),
-    st.builds(Who),
-    st.builds(Whois, usernames),
+    st.builds(SendMessage, targets, bodies),
+    st.builds(SendMessageOnce, client_ids, targets, bodies),
+    st.builds(Broadcast, bodies),
+    st.builds(Acknowledge, msgids),
+    st.builds(WhoIsOnline),
+    st.builds(LookUpUser, usernames),
     st.builds(Join, rooms),
     st.builds(Part, rooms),
-    st.builds(Rooms),
-    st.builds(Members, rooms),
+    st.builds(MyRooms),
+    st.builds(RoomMembers, rooms),
     histories,
-    st.builds(Name, display_names),
-    st.builds(Passwd, passwords, passwords),
+    st.builds(SetDisplayName, display_names),
+    st.builds(SetPassword, passwords, passwords),
     st.builds(Ping, st.none() | _text(exclude="|")),
     st.builds(Help),
     st.builds(Quit),
@@ -857,14 +869,14 @@ server_messages = st.one_of(
     st.builds(Hello, st.integers(0, 10**6), fields),
     st.builds(Ok, server_verbs, st.lists(fields, max_size=5).map(tuple)),
     st.builds(Err, server_verbs, codes, reasons),
-    st.builds(H, targets, msgids, usernames, timestamps, bodies),
-    st.builds(R, usernames, msgids, bodies),
-    st.builds(C, rooms, usernames, msgids, bodies),
-    st.builds(Dlv, msgids, usernames, timestamps),
-    st.builds(On, usernames),
-    st.builds(Off, usernames),
-    st.builds(Joined, rooms, usernames),
-    st.builds(Parted, rooms, usernames),
+    st.builds(HistoryLine, targets, msgids, usernames, timestamps, bodies),
+    st.builds(DirectMessage, usernames, msgids, bodies),
+    st.builds(RoomMessage, rooms, usernames, msgids, bodies),
+    st.builds(Delivered, msgids, usernames, timestamps),
+    st.builds(UserOnline, usernames),
+    st.builds(UserOffline, usernames),
+    st.builds(MemberJoined, rooms, usernames),
+    st.builds(MemberParted, rooms, usernames),
     st.builds(Bye, codes, reasons),
 )
 

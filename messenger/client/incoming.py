@@ -57,33 +57,33 @@ class ServerLines:
         if handler is not None:  # BYE is handled when the connection closes, right after
             handler(self, event)
 
-    def _delivered(self, event: wire.Dlv) -> None:
+    def _delivered(self, event: wire.Delivered) -> None:
         when = render.parse_timestamp(event.timestamp)
         self._queue_display(
             lambda: self.show(render.delivered(event.msgid, event.recipient, when, self.style))
         )
 
-    def _online(self, event: wire.On) -> None:
+    def _online(self, event: wire.UserOnline) -> None:
         text = render.online(event.username, self.now(), self.style)
         self._queue_display(lambda: self.show(text))
 
-    def _offline(self, event: wire.Off) -> None:
+    def _offline(self, event: wire.UserOffline) -> None:
         text = render.offline(event.username, self.now(), self.style)
         self._queue_display(lambda: self.show(text))
 
-    def _joined(self, event: wire.Joined) -> None:
+    def _joined(self, event: wire.MemberJoined) -> None:
         if event.username == self.state.username:
             self.state.join(event.room)
         text = render.joined(event.room, event.username, self.now(), self.style)
         self._queue_display(lambda: self.show(text))
 
-    def _parted(self, event: wire.Parted) -> None:
+    def _parted(self, event: wire.MemberParted) -> None:
         if event.username == self.state.username:
             self.state.part(event.room)
         text = render.parted(event.room, event.username, self.now(), self.style)
         self._queue_display(lambda: self.show(text))
 
-    def _direct_message(self, message: wire.R) -> None:
+    def _direct_message(self, message: wire.DirectMessage) -> None:
         connection = self.connection
         if message.msgid in self.state.seen:
             # A redelivery: the ACK was lost or is on its way.  Acknowledge
@@ -104,7 +104,7 @@ class ServerLines:
 
         self._queue_display(show, waits_for=message.sender)
 
-    def _room_message(self, message: wire.C) -> None:
+    def _room_message(self, message: wire.RoomMessage) -> None:
         self.state.note_room_message(message.room, message.msgid)
         if not self.state.seen.add(message.msgid):
             return
@@ -164,7 +164,7 @@ class ServerLines:
                 self.state.learn_name(username, None)
             self._release_display()
 
-        connection.request(wire.Whois(username), got)
+        connection.request(wire.LookUpUser(username), got)
 
     def _failed(self, reply: Reply, what: str) -> bool:
         if reply.ok:
@@ -220,7 +220,7 @@ class ServerLines:
             )
         self._queue_display(lambda: self.notice(f"end of history ({len(reply.history)})"))
 
-    def _show_history_line(self, target: str, line: wire.H, when: datetime) -> None:
+    def _show_history_line(self, target: str, line: wire.HistoryLine, when: datetime) -> None:
         self.show(
             render.message(
                 self.style, when, target, self._sender(line.sender), line.text, now=self.now()
@@ -243,16 +243,16 @@ class ServerLines:
         # PASSWD revokes every token, ours included: ask for a fresh one.
         self.token = None
         if self.connection is not None and self.one_shot is None:
-            self.connection.request(wire.Token(), self._got_token)
+            self.connection.request(wire.NewToken(), self._got_token)
 
 
 #: What each event does; events not listed (BYE) are not shown.
 _EVENT_HANDLERS: dict[type[wire.ServerMessage], Callable[[Any, Any], None]] = {
-    wire.R: ServerLines._direct_message,
-    wire.C: ServerLines._room_message,
-    wire.Dlv: ServerLines._delivered,
-    wire.On: ServerLines._online,
-    wire.Off: ServerLines._offline,
-    wire.Joined: ServerLines._joined,
-    wire.Parted: ServerLines._parted,
+    wire.DirectMessage: ServerLines._direct_message,
+    wire.RoomMessage: ServerLines._room_message,
+    wire.Delivered: ServerLines._delivered,
+    wire.UserOnline: ServerLines._online,
+    wire.UserOffline: ServerLines._offline,
+    wire.MemberJoined: ServerLines._joined,
+    wire.MemberParted: ServerLines._parted,
 }

@@ -131,7 +131,7 @@ class LoginFlow:
             return  # asked again on the next connection
         try:
             if display_name is not None:
-                usr = wire.Usr(
+                usr = wire.CreateAccount(
                     username, wire.check_password(password), wire.clean_display_name(display_name)
                 )
                 connection.request(usr, lambda reply: self._signed_up(username, reply))

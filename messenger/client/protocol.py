@@ -42,7 +42,7 @@ class Reply:
     """The final answer to one command, with the ``H`` lines before it."""
 
     final: wire.Ok | wire.Err
-    history: tuple[wire.H, ...] = ()
+    history: tuple[wire.HistoryLine, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -72,7 +72,7 @@ class Pending:
     on_reply: ReplyHandler | None
     #: Send it again on the next connection if this one drops first.
     resend: bool = False
-    history: list[wire.H] = field(default_factory=list)
+    history: list[wire.HistoryLine] = field(default_factory=list)
 
 
 class Listener(TypingProtocol):
@@ -148,7 +148,7 @@ class ServerConnection(LineReceiver):
             return
         if isinstance(message, (wire.Ok, wire.Err)):
             self._final(line, message)
-        elif isinstance(message, wire.H):
+        elif isinstance(message, wire.HistoryLine):
             self._history_line(line, message)
         elif isinstance(message, wire.Hello):
             self._cancel_deadline()
@@ -182,13 +182,13 @@ class ServerConnection(LineReceiver):
         resend: bool = False,
     ) -> None:
         """Send a command that will get exactly one OK or ERR."""
-        if isinstance(command, wire.Ack):
+        if isinstance(command, wire.Acknowledge):
             raise wire.LocalProtocolError("ACK gets no reply; use send_ack")
         self.pending.append(Pending(command, on_reply, resend))
         self._write(command)
 
     def send_ack(self, msgid: int) -> None:
-        self._write(wire.Ack(msgid))
+        self._write(wire.Acknowledge(msgid))
 
     def _write(self, command: wire.Command) -> None:
         self.sendLine(command.to_line().encode("utf-8"))
@@ -227,7 +227,7 @@ class ServerConnection(LineReceiver):
         if pending.on_reply is not None:
             pending.on_reply(Reply(message, tuple(pending.history)))
 
-    def _history_line(self, line: str, message: wire.H) -> None:
+    def _history_line(self, line: str, message: wire.HistoryLine) -> None:
         for pending in self.pending:
             if isinstance(pending.command, wire.History):
                 pending.history.append(message)

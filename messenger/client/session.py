@@ -261,7 +261,7 @@ class ClientSession(LoginFlow, ServerLines):
         # Keep what the person asked for, in order, ahead of anything typed
         # since: it was typed first.
         self.outbox[:0] = [p for p in unanswered if p.resend]
-        if any(isinstance(p.command, wire.Passwd) for p in unanswered):
+        if any(isinstance(p.command, wire.SetPassword) for p in unanswered):
             self.error(
                 "the connection dropped during /passwd; the password may or may not have changed"
             )
@@ -345,7 +345,7 @@ class ClientSession(LoginFlow, ServerLines):
         self.ready = True
         self.ever_ready = True
         if self.token is None and self.one_shot is None:
-            connection.request(wire.Token(), self._got_token)
+            connection.request(wire.NewToken(), self._got_token)
         if self.one_shot is None:
             if first:
                 self.notice(
@@ -359,7 +359,7 @@ class ClientSession(LoginFlow, ServerLines):
                     self._catch_up(room)
             else:
                 # First login, or its ROOMS went unanswered: learn them now.
-                connection.request(wire.Rooms(), self._first_rooms)
+                connection.request(wire.MyRooms(), self._first_rooms)
         self._flush_outbox()
         if first and self.one_shot is not None:
             self._send_text(self.one_shot.target, self.one_shot.text, self._one_shot_sent)
@@ -498,20 +498,20 @@ class ClientSession(LoginFlow, ServerLines):
         self._part(intent.room)
 
     def _list_rooms(self, intent: commands.ListRooms) -> None:
-        self._request(wire.Rooms(), self._rooms_listed)
+        self._request(wire.MyRooms(), self._rooms_listed)
 
     def _list_members(self, intent: commands.ListMembers) -> None:
         room = intent.room or self.state.focus
         if not wire.is_room(room):
             self.error(commands.usage("/members") + " (the focus is not a room)")
             return
-        self._request(wire.Members(room), self._members_listed)
+        self._request(wire.RoomMembers(room), self._members_listed)
 
     def _list_online(self, intent: commands.ListOnline) -> None:
-        self._request(wire.Who(), self._who_listed)
+        self._request(wire.WhoIsOnline(), self._who_listed)
 
     def _look_up_typed(self, intent: commands.LookUp) -> None:
-        self._request(wire.Whois(intent.username), self._whois_shown)
+        self._request(wire.LookUpUser(intent.username), self._whois_shown)
 
     def _show_history(self, intent: commands.ShowHistory) -> None:
         target = intent.target or self.state.focus
@@ -520,7 +520,7 @@ class ClientSession(LoginFlow, ServerLines):
         )
 
     def _set_name(self, intent: commands.SetName) -> None:
-        self._request(wire.Name(intent.display_name), self._renamed)
+        self._request(wire.SetDisplayName(intent.display_name), self._renamed)
 
     def _change_password_typed(self, intent: commands.ChangePassword) -> None:
         self._change_password()
@@ -570,13 +570,13 @@ class ClientSession(LoginFlow, ServerLines):
         self, target: str | None, text: str, on_done: Callable[[bool], None] | None = None
     ) -> None:
         target = target or self.state.focus
-        command = wire.Send(self.new_client_id(), target, wire.escape_body(text))
+        command = wire.SendMessageOnce(self.new_client_id(), target, wire.escape_body(text))
         if not (self.ready and self.connection is not None) and self.ever_ready:
             self.notice("not connected: the message will be sent after reconnecting")
         self._request(command, lambda reply: self._sent(command, reply, on_done))
 
     def _sent(
-        self, command: wire.Send, reply: Reply, on_done: Callable[[bool], None] | None
+        self, command: wire.SendMessageOnce, reply: Reply, on_done: Callable[[bool], None] | None
     ) -> None:
         if reply.ok:
             try:
@@ -665,7 +665,7 @@ class ClientSession(LoginFlow, ServerLines):
                 self.error("the new passwords differ; the password is unchanged")
                 return
             try:
-                command = wire.Passwd(wire.check_password(old), wire.check_password(new))
+                command = wire.SetPassword(wire.check_password(old), wire.check_password(new))
             except ValueError as e:
                 self.error(f"{e}; the password is unchanged")
                 return
@@ -686,8 +686,8 @@ class ClientSession(LoginFlow, ServerLines):
     def _unsent_count(self) -> int:
         pending = self.connection.pending if self.connection is not None else ()
         return (
-            sum(isinstance(p.command, wire.Send) for p in self.outbox)
-            + sum(isinstance(p.command, wire.Send) for p in pending)
+            sum(isinstance(p.command, wire.SendMessageOnce) for p in self.outbox)
+            + sum(isinstance(p.command, wire.SendMessageOnce) for p in pending)
             + len(self._retrying)
         )
 

@@ -54,7 +54,7 @@ class Command(Line):
 
 
 @dataclass(frozen=True, slots=True)
-class Usr(Command):
+class CreateAccount(Command):
     NAME = "USR"
     BEFORE_LOGIN = True
     username: Username
@@ -71,7 +71,7 @@ class Login(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class Token(Command):
+class NewToken(Command):
     NAME = "TOKEN"
 
 
@@ -84,14 +84,14 @@ class Resume(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class Msg(Command):
+class SendMessage(Command):
     NAME = "MSG"
     target: Target
     text: Body
 
 
 @dataclass(frozen=True, slots=True)
-class Send(Command):
+class SendMessageOnce(Command):
     NAME = "SEND"
     client_id: ClientId
     target: Target
@@ -99,24 +99,24 @@ class Send(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class Bcst(Command):
+class Broadcast(Command):
     NAME = "BCST"
     text: Body
 
 
 @dataclass(frozen=True, slots=True)
-class Ack(Command):
+class Acknowledge(Command):
     NAME = "ACK"
     msgid: MessageId
 
 
 @dataclass(frozen=True, slots=True)
-class Who(Command):
+class WhoIsOnline(Command):
     NAME = "WHO"
 
 
 @dataclass(frozen=True, slots=True)
-class Whois(Command):
+class LookUpUser(Command):
     NAME = "WHOIS"
     username: Username
 
@@ -134,12 +134,12 @@ class Part(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class Rooms(Command):
+class MyRooms(Command):
     NAME = "ROOMS"
 
 
 @dataclass(frozen=True, slots=True)
-class Members(Command):
+class RoomMembers(Command):
     NAME = "MEMBERS"
     room: Room
 
@@ -156,13 +156,13 @@ class History(Command):
 
 
 @dataclass(frozen=True, slots=True)
-class Name(Command):
+class SetDisplayName(Command):
     NAME = "NAME"
     display_name: DisplayName
 
 
 @dataclass(frozen=True, slots=True)
-class Passwd(Command):
+class SetPassword(Command):
     NAME = "PASSWD"
     old: Password
     new: Password
@@ -191,23 +191,23 @@ class Quit(Command):
 
 #: What a client may send, by verb, in the order docs/protocol.md lists them.
 CLIENT_COMMANDS: dict[str, type[Command]] = line_map(
-    Usr,
+    CreateAccount,
     Login,
-    Token,
+    NewToken,
     Resume,
-    Msg,
-    Send,
-    Bcst,
-    Ack,
-    Who,
-    Whois,
+    SendMessage,
+    SendMessageOnce,
+    Broadcast,
+    Acknowledge,
+    WhoIsOnline,
+    LookUpUser,
     Join,
     Part,
-    Rooms,
-    Members,
+    MyRooms,
+    RoomMembers,
     History,
-    Name,
-    Passwd,
+    SetDisplayName,
+    SetPassword,
     Ping,
     Help,
     Quit,
@@ -270,7 +270,7 @@ def _fast_msg(rest: str) -> Command | None:
     if not sep or not text or text[0] in WHITE_SPACE:
         return None
     canonical = _fast_target(target)
-    return None if canonical is None else Msg(canonical, text)
+    return None if canonical is None else SendMessage(canonical, text)
 
 
 def _fast_send(rest: str) -> Command | None:
@@ -281,11 +281,11 @@ def _fast_send(rest: str) -> Command | None:
     if not text or text[0] in WHITE_SPACE or not _CLIENT_ID_RE.match(client_id):
         return None
     canonical = _fast_target(target)
-    return None if canonical is None else Send(client_id, canonical, text)
+    return None if canonical is None else SendMessageOnce(client_id, canonical, text)
 
 
 def _fast_ack(rest: str) -> Command | None:
-    return Ack(int(rest)) if _MSGID_RE.match(rest) else None
+    return Acknowledge(int(rest)) if _MSGID_RE.match(rest) else None
 
 
 _FAST_COMMANDS: dict[str, Callable[[str], Command | None]] = {

@@ -75,7 +75,7 @@ class Err(ServerMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class H(ServerMessage):
+class HistoryLine(ServerMessage):
     """One history line."""
 
     NAME = "H"
@@ -87,7 +87,7 @@ class H(ServerMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class R(ServerMessage):
+class DirectMessage(ServerMessage):
     """A direct message for the receiving user."""
 
     NAME = "R"
@@ -104,7 +104,7 @@ class R(ServerMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class C(ServerMessage):
+class RoomMessage(ServerMessage):
     """A message in a room."""
 
     NAME = "C"
@@ -115,7 +115,7 @@ class C(ServerMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class Dlv(ServerMessage):
+class Delivered(ServerMessage):
     NAME = "DLV"
     msgid: MessageId
     recipient: Text
@@ -130,26 +130,26 @@ class Dlv(ServerMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class On(ServerMessage):
+class UserOnline(ServerMessage):
     NAME = "ON"
     username: Text
 
 
 @dataclass(frozen=True, slots=True)
-class Off(ServerMessage):
+class UserOffline(ServerMessage):
     NAME = "OFF"
     username: Text
 
 
 @dataclass(frozen=True, slots=True)
-class Joined(ServerMessage):
+class MemberJoined(ServerMessage):
     NAME = "JOINED"
     room: Text
     username: Text
 
 
 @dataclass(frozen=True, slots=True)
-class Parted(ServerMessage):
+class MemberParted(ServerMessage):
     NAME = "PARTED"
     room: Text
     username: Text
@@ -164,7 +164,18 @@ class Bye(ServerMessage):
 
 #: What a server may send, by verb.
 SERVER_MESSAGES: dict[str, type[ServerMessage]] = line_map(
-    Hello, Ok, Err, H, R, C, Dlv, On, Off, Joined, Parted, Bye
+    Hello,
+    Ok,
+    Err,
+    HistoryLine,
+    DirectMessage,
+    RoomMessage,
+    Delivered,
+    UserOnline,
+    UserOffline,
+    MemberJoined,
+    MemberParted,
+    Bye,
 )
 
 
@@ -196,21 +207,21 @@ def _fast_r(rest: str) -> ServerMessage | None:
     parts = rest.split("|", 2)
     if len(parts) != 3 or not _MSGID_RE.match(parts[1]):
         return None
-    return R(parts[0], int(parts[1]), parts[2])
+    return DirectMessage(parts[0], int(parts[1]), parts[2])
 
 
 def _fast_c(rest: str) -> ServerMessage | None:
     parts = rest.split("|", 3)
     if len(parts) != 4 or not _MSGID_RE.match(parts[2]):
         return None
-    return C(parts[0], parts[1], int(parts[2]), parts[3])
+    return RoomMessage(parts[0], parts[1], int(parts[2]), parts[3])
 
 
 def _fast_dlv(rest: str) -> ServerMessage | None:
     parts = rest.split("|")
     if len(parts) != 3 or not _MSGID_RE.match(parts[0]):
         return None
-    return Dlv(int(parts[0]), parts[1], parts[2])
+    return Delivered(int(parts[0]), parts[1], parts[2])
 
 
 _FAST_MESSAGES: dict[str, Callable[[str], ServerMessage | None]] = {
