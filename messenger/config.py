@@ -22,7 +22,7 @@ class ServerConfig:
     max_pending: int = 10000
     max_outbuf: int = 1024 * 1024
     #: ON and OFF travel only through rooms of at most this many members
-    #: (0: no presence at all); see PROTOCOL.md, "Presence".
+    #: (0: no presence at all); see docs/protocol.md, "Presence".
     presence_room_limit: int = 200
     token_ttl: float = 30 * 24 * 60 * 60.0
     argon2_time_cost: int = DEFAULT_TIME_COST

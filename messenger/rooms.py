@@ -47,7 +47,7 @@ class RoomDirectory:
         """Everyone but ``user`` who shares with ``user`` a room of at most
         ``room_limit`` members: those who hear of ``user``'s ON and OFF.
 
-        Larger rooms carry no presence (PROTOCOL.md, "Presence"), so the
+        Larger rooms carry no presence (docs/protocol.md, "Presence"), so the
         work is bounded by ``room_limit`` times the rooms of one user, not by
         the size of #general.
         """

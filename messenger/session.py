@@ -1,7 +1,7 @@
 """One client connection's conversation with the service.
 
 A ``Session`` takes parsed commands from its protocol and answers each with
-exactly one reply, in the order the commands came (PROTOCOL.md rule 2),
+exactly one reply, in the order the commands came (docs/protocol.md#rule-2),
 even though some replies wait on the disk or on a password hash.  It does
 so with a queue of reply *slots*: a command answered at once fills its slot
 at once; one answered later fills it when its Deferred fires; slots are
@@ -56,10 +56,6 @@ _REJECTION_CODES = {
 
 #: A login attempt refused because its address failed too often.
 _BLOCKED = object()
-
-
-def _too_many_failures(verb: str) -> wire.Err:
-    return wire.err(verb, 429, "too many failed logins")
 
 
 BARRIERS = (
@@ -168,17 +164,17 @@ class Session:
             return
         if not self._bucket.try_take():
             self.service.metrics.rate_limited()
-            self._reply([wire.err(command.NAME, 429, "rate limit")])
+            self._reply([wire.rate_limited(command.NAME)])
             return
         if self.username is None and not command.BEFORE_LOGIN:
-            self._reply([wire.err(command.NAME, 401, "log in first")])
+            self._reply([wire.log_in_first(command.NAME)])
             return
         handler = self._handlers[type(command)]
         try:
             result = handler(self, command)
         except Exception:
             self.log.failure("handling {verb} failed", verb=command.NAME)
-            result = [wire.err(command.NAME, 500, "server error")]
+            result = [wire.server_error(command.NAME)]
         if isinstance(command, LARGE_REPLIES):
             self._reply_large(result, command.NAME)
         else:
@@ -190,7 +186,7 @@ class Session:
             return  # rule 6: ACK never gets a reply
         if not self._bucket.try_take():
             self.service.metrics.rate_limited()
-            self._reply([wire.err(error.verb, 429, "rate limit")])
+            self._reply([wire.rate_limited(error.verb)])
             return
         command_class = wire.CLIENT_COMMANDS.get(error.verb)
         if (
@@ -200,7 +196,7 @@ class Session:
             and not command_class.BEFORE_LOGIN
         ):
             # Rule 4: values are only checked after login.
-            self._reply([wire.err(error.verb, 401, "log in first")])
+            self._reply([wire.log_in_first(error.verb)])
             return
         self._reply([error.to_err()])
 
@@ -295,9 +291,9 @@ class Session:
         """The reply to a command whose work failed: 503 while the database
         is away (the client may try again), else 500, logged."""
         if failure.check(StorageUnavailable):
-            return _storage_unavailable(verb)
+            return wire.storage_unavailable(verb)
         self.log.failure("handling {verb} failed", failure, verb=verb)
-        return wire.err(verb, 500, "server error")
+        return wire.server_error(verb)
 
     def _resume_reading(self) -> None:
         self.peer.resume_reading()
@@ -435,7 +431,7 @@ class Session:
         if self.username is not None:
             return [wire.err(verb, 409, "already logged in")]
         if self.service.failed_logins.blocked(self.peer.address):
-            return [_too_many_failures(verb)]
+            return [wire.too_many_failed_logins(verb)]
         return None
 
     def _authenticated(self, record, verb: str) -> Items:
@@ -445,7 +441,7 @@ class Session:
         if self.closed:
             return []
         if record is _BLOCKED:
-            return [_too_many_failures(verb)]
+            return [wire.too_many_failed_logins(verb)]
         if record is None:
             self._failures += 1
             service.metrics.login(False)
@@ -782,8 +778,3 @@ class Session:
         wire.Help: _help,
         wire.Quit: _quit,
     }
-
-
-def _storage_unavailable(verb: str) -> wire.Err:
-    # The database is away; the store reconnects by itself (PROTOCOL.md).
-    return wire.err(verb, 503, "storage unavailable")

@@ -244,7 +244,7 @@ def makeService(options: Options, reactor=None) -> IService:
 
         metrics = core.metrics = Metrics(pending=core.waiting_messages, node_id=core.node_id)
 
-    # PROTOCOL.md: on SIGTERM, exit with status 0.  twistd's own handler
+    # docs/protocol.md, "Limits": on SIGTERM, exit with status 0.  twistd's own handler
     # stops the reactor and then re-raises the signal (status -15), so put
     # ours in place once the reactor has installed its handlers.
     reactor.callWhenRunning(_stop_cleanly_on_sigterm, reactor, core)

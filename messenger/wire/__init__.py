@@ -84,6 +84,7 @@ from messenger.wire.server import (
     parse_server_line_declared as parse_server_line_declared,
     rate_limited as rate_limited,
     server_error as server_error,
+    storage_unavailable as storage_unavailable,
     too_many_failed_logins as too_many_failed_logins,
 )
 from messenger.wire.values import (

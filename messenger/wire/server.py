@@ -261,6 +261,12 @@ def too_many_failed_logins(verb: str) -> Err:
     return Err(verb, 429, "too many failed logins")
 
 
+def storage_unavailable(verb: str) -> Err:
+    """The database is away (the store reconnects by itself): 503, and the
+    client may try again (docs/protocol.md, "One server, many processes")."""
+    return Err(verb, 503, "storage unavailable")
+
+
 BYE_GOODBYE = Bye(200, "goodbye")
 BYE_SERVER_FULL = Bye(503, "server full")
 BYE_SHUTDOWN = Bye(503, "server shutting down")
