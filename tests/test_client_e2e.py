@@ -24,6 +24,10 @@ from twisted.trial import unittest
 
 from tests.support.server import HOST, ServerProcess, free_port, make_certificates, twistd_env
 
+# Each test starts a real server and real client processes (about a second
+# each): end to end, so outside the fast loop.
+pytestmark = pytest.mark.slow
+
 PASSWORD = "password1"
 WAIT = 20.0
 
