@@ -45,26 +45,24 @@ def read_config_file(path: str) -> dict[str, str]:
     return dict(parser.items(CONFIG_SECTION))
 
 
-def positive_int(text: str) -> int:
-    """A whole number of at least 1; ValueError says what is wrong."""
+def _whole_number(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise ValueError(f"{text!r} must be 1 or more")
+    if value < minimum:
+        raise ValueError(f"{text!r} must be {minimum} or more")
     return value
+
+
+def positive_int(text: str) -> int:
+    """A whole number of at least 1; ValueError says what is wrong."""
+    return _whole_number(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """A whole number of at least 0 (0 often turns a feature off)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise ValueError(f"{text!r} must be 0 or more")
-    return value
+    return _whole_number(text, 0)
 
 
 def positive_float(text: str) -> float:
