@@ -357,21 +357,24 @@ class Bench:
 # figures shared by the message workloads
 
 
+#: The correctness counts of a traffic run (each must be 0 but "delivered").
+_TRAFFIC_CHECKS = (
+    "delivered",
+    "lost",
+    "duplicated",
+    "redelivered",
+    "rejected",
+    "unanswered",
+    "misdelivered",
+    "echoed",
+    "dlv_missing",
+)
+
+
 def _merge_traffic(raw: dict[str, Any]) -> dict[str, Any]:
     results = raw["results"]
     merged: dict[str, Any] = {}
-    for key in (
-        "delivered",
-        "lost",
-        "duplicated",
-        "redelivered",
-        "rejected",
-        "unanswered",
-        "misdelivered",
-        "echoed",
-        "dlv_missing",
-        "accepted",
-    ):
+    for key in (*_TRAFFIC_CHECKS, "accepted"):
         values = [r.get(key) for r in results if r.get(key) is not None]
         if values:
             merged[key] = sum(values)
@@ -408,21 +411,7 @@ def _traffic_figures(
         "loadgen_wait_pct": 100.0 * m["loadgen_wait_s"] / max(1e-9, m["loadgen_wall_s"]),
         "elapsed_s": elapsed,
     }
-    checks = {
-        k: m.get(k)
-        for k in (
-            "delivered",
-            "lost",
-            "duplicated",
-            "redelivered",
-            "rejected",
-            "unanswered",
-            "misdelivered",
-            "echoed",
-            "dlv_missing",
-        )
-        if m.get(k) is not None
-    }
+    checks = {k: m.get(k) for k in _TRAFFIC_CHECKS if m.get(k) is not None}
     checks["timed_out"] = m["timed_out"]
     checks.update(_server_checks(raw))
     details = {
