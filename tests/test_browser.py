@@ -114,6 +114,19 @@ class BrowserTestCase(unittest.TestCase):
         page.wait_for_selector("#connection[data-status=online]", state="attached")
         page.wait_for_selector("#sidebar a[aria-current=page]", state="attached")
 
+    def wait_true(self, page, expression: str) -> None:
+        """Wait until a JavaScript expression is true.
+
+        Not ``page.wait_for_function``: its polling evaluates the expression
+        inside the page, which the page's CSP (no ``unsafe-eval``) forbids.
+        ``page.evaluate`` goes through the DevTools protocol, which CSP does
+        not govern."""
+        for _ in range(WAIT_MS // 50):
+            if page.evaluate(expression):
+                return
+            page.wait_for_timeout(50)
+        self.fail(f"still false after {WAIT_MS} ms: {expression}")
+
     def say(self, page, text: str) -> None:
         page.fill("#composer-text", text)
         page.press("#composer-text", "Enter")
@@ -203,7 +216,7 @@ class Sessions(BrowserTestCase):
         self.sign_up(page, "alice", "Alice", remember=True)
         for n in range(3):
             self.say(page, f"note {n}")
-        page.wait_for_function("document.querySelectorAll('#messages .status-mark').length === 0")
+        expect(page.locator("#messages .status-mark")).to_have_count(0)
         page.reload()
         self.wait_signed_in(page)
         self.wait_message(page, "note 2")
@@ -218,7 +231,7 @@ class Sessions(BrowserTestCase):
         """Unticked, the token goes to sessionStorage, not localStorage."""
         page = self.open()
         self.sign_up(page, "alice", "Alice")
-        page.wait_for_function("sessionStorage.getItem('messenger.session') !== null")
+        self.wait_true(page, "sessionStorage.getItem('messenger.session') !== null")
         self.assertIsNone(page.evaluate("localStorage.getItem('messenger.session')"))
         page.reload()
         self.wait_signed_in(page)
