@@ -225,7 +225,7 @@ export class Engine {
           reply(true, await this.logIn(message));
           break;
         case "send":
-          this.send(message.target, message.body);
+          this.send(message.target, message.body, message.cid);
           break;
         case "open":
           await this.open(message.target);
@@ -746,8 +746,10 @@ export class Engine {
     }
   }
 
-  send(target, body) {
-    const item = { cid: newClientId(), target, body, ts: new Date().toISOString() };
+  send(target, body, cid = newClientId()) {
+    if (this.outbox.some((x) => x.cid === cid)) return;
+    if (this.conversation(target).messages.some((m) => m.cid === cid)) return;
+    const item = { cid, target, body, ts: new Date().toISOString() };
     this.outbox.push(item);
     this.persist();
     this.showUnsent(item);

@@ -4,7 +4,15 @@
 
 import { Engine } from "./engine.js";
 import { shareAcrossTabs } from "./tabs.js";
-import { ROOM, USERNAME, cleanField, escapeBody, isRoom, unescapeBody } from "./protocol.js";
+import {
+  ROOM,
+  USERNAME,
+  cleanField,
+  escapeBody,
+  isRoom,
+  newClientId,
+  unescapeBody,
+} from "./protocol.js";
 
 const KEY = "messenger.session";
 // A line is at most 8192 bytes (the server's default --max-line); leave
@@ -523,7 +531,9 @@ function sendComposer() {
     return;
   }
   $("composer-error").textContent = "";
-  tell({ type: "send", target: active, body });
+  // The client id is made here, so an action handed to a new leading tab
+  // a second time (see tabs.js) is recognised and not sent twice.
+  tell({ type: "send", cid: newClientId(), target: active, body });
   area.value = "";
   autosize();
 }

@@ -4,6 +4,12 @@
 // take the session over from each other.  When the leading tab closes, its
 // lock passes to another tab, which starts an engine that resumes the
 // session from storage, and every tab attaches to it again.
+//
+// Between a leader's going and the next one's election nobody listens on
+// the channel, so a tab keeps each action it sends until the leader says it
+// has it, and hands whatever is unacknowledged to the next leader (its own
+// engine, if the lock passes to it).  A send carries the page's client id,
+// so one handed over twice is still sent once.
 
 const LOCK = "messenger-engine";
 const CHANNEL = "messenger-tabs";
@@ -36,11 +42,29 @@ export function shareAcrossTabs(makeEngine, attachMessage) {
   const remotes = new Map();
   // This page's last view: said again to a new leader, after attaching.
   let view = null;
+  // Actions sent to the leader that it has not acknowledged, by number.
+  // Not the attach and the view: a new leader is told the current ones.
+  const unacknowledged = new Map();
+  let sent = 0;
+
+  function post(message) {
+    sent += 1;
+    if (message.type !== "attach" && message.type !== "view") unacknowledged.set(sent, message);
+    channel.postMessage({ to: "leader", from: tab, seq: sent, message });
+  }
 
   function toEngine(message) {
     if (message.type === "view") view = message;
     if (engine) engineSide.deliver(message);
-    else channel.postMessage({ to: "leader", from: tab, message });
+    else post(message);
+  }
+
+  /** Attach to a (new) leader: who this page is, what it sees, what is owed. */
+  function reattach(deliver) {
+    const owed = [...unacknowledged.values()];
+    unacknowledged.clear();
+    for (const message of [attachMessage(), view].filter(Boolean)) deliver(message);
+    for (const message of owed) deliver(message);
   }
 
   // This tab's own attachment to an engine it holds.
@@ -54,7 +78,7 @@ export function shareAcrossTabs(makeEngine, attachMessage) {
   router.onmessage = (event) => toEngine(event.data);
 
   channel.onmessage = (event) => {
-    const { to, from, message } = event.data;
+    const { to, from, seq, ack, message } = event.data;
     if (engine && to === "leader") {
       let remote = remotes.get(from);
       if (!remote) {
@@ -63,14 +87,15 @@ export function shareAcrossTabs(makeEngine, attachMessage) {
         engine.attach(remote);
       }
       remote.onmessage?.({ data: message });
+      if (seq !== undefined) channel.postMessage({ to: from, ack: seq });
       if (message.type === "detach") remotes.delete(from);
+    } else if (!engine && to === tab && ack !== undefined) {
+      unacknowledged.delete(ack);
     } else if (!engine && to === tab) {
       router.postMessage(message);
     } else if (!engine && to === "all-tabs" && message.type === "leader") {
       // A new leader: attach to it again.
-      for (const message of [attachMessage(), view].filter(Boolean)) {
-        channel.postMessage({ to: "leader", from: tab, message });
-      }
+      reattach(post);
     }
   };
 
@@ -83,7 +108,7 @@ export function shareAcrossTabs(makeEngine, attachMessage) {
     };
     engineSide.port = local;
     engine.attach(local);
-    for (const message of [attachMessage(), view].filter(Boolean)) engineSide.deliver(message);
+    reattach((message) => engineSide.deliver(message));
     channel.postMessage({ to: "all-tabs", message: { type: "leader" } });
     return new Promise(() => {}); // hold the lock while this page lives
   }
