@@ -27,6 +27,7 @@ from wsproto.events import (
 from messenger import tap
 from messenger.web.site import make_site
 from tests.support.harness import HELLO, PASSWORD, Harness
+from tests.support.websocket_frames import CONTINUATION, client_frame, text_frame
 
 HOST = "chat.test"
 ORIGIN = f"http://{HOST}"
@@ -85,6 +86,16 @@ class WebClient:
 
     def send_bytes(self, data: bytes) -> None:
         self.channel.dataReceived(self.ws.send(BytesMessage(data)))
+
+    def send_undecoded(self, *chunks: bytes) -> None:
+        """One text message of these raw bytes, UTF-8 or not, one frame per
+        chunk (wsproto would only send UTF-8)."""
+        frames = [
+            client_frame(CONTINUATION, chunk, fin=False) if n else text_frame(chunk, fin=False)
+            for n, chunk in enumerate(chunks[:-1])
+        ]
+        last = client_frame(CONTINUATION, chunks[-1]) if frames else text_frame(chunks[-1])
+        self.channel.dataReceived(b"".join(frames) + last)
 
     def messages(self) -> list[str]:
         """Every text message received since the last call."""
@@ -239,6 +250,72 @@ class WebSocketErrors(unittest.TestCase):
             client.messages(),
             ["ERR|?|400|binary messages are not supported", "ERR|?|429|rate limit"],
         )
+
+
+class TextThatIsNotUtf8(unittest.TestCase):
+    """A text message that is not UTF-8 is a protocol line that is not
+    UTF-8: the same ERR as on TCP, and the connection stays (not the
+    WebSocket close 1007 that wsproto would send on its own)."""
+
+    def test_a_text_message_that_is_not_utf8_gets_400_and_the_connection_stays(self) -> None:
+        """ERR|?|400|invalid UTF-8, then the next line is answered."""
+        client = logged_in(Harness())
+        client.send_undecoded(b"PING|\xff")
+        self.assertEqual(client.messages(), ["ERR|?|400|invalid UTF-8"])
+        self.assertIsNone(client.closed_with)
+        self.assertFalse(client.transport.disconnecting)
+        self.assertEqual(client.command("PING|after"), ["OK|PING|after"])
+
+    def test_the_replies_are_those_of_the_same_bytes_on_tcp(self) -> None:
+        """Whatever the bytes, a WebSocket client gets what a TCP client
+        sending them as a line gets (an ACK is never answered, rule 6)."""
+        lines = [
+            b"PING|\xff",
+            b"\xc3",  # a character cut short at the end of the message
+            b"MSG|#general|\xed\xa0\x80",  # a surrogate, which UTF-8 excludes
+            b"ACK|\xfe",
+            b"\x80\x80|x",
+            "PING|é".encode(),
+        ]
+        web_harness, tcp_harness = Harness(), Harness()
+        web = logged_in(web_harness)
+        tcp_harness.register("alice")
+        tcp = tcp_harness.login("alice")
+        tcp.clear()
+        for line in lines:
+            web.send_undecoded(line)
+            tcp.send_bytes(line + b"\n")
+            tcp_harness.settle()
+            self.assertEqual(web.messages(), tcp.lines(), line)
+
+    def test_a_message_in_several_frames_is_decoded_as_a_whole(self) -> None:
+        """A character split between two frames is one character; bytes
+        that are not UTF-8 in a later frame still get the 400."""
+        client = logged_in(Harness())
+        e_acute = "é".encode()
+        client.send_undecoded(b"PING|caf" + e_acute[:1], e_acute[1:] + b"!")
+        self.assertEqual(client.messages(), ["OK|PING|café!"])
+        client.send_undecoded(b"PING|ok ", b"then \xff", b" more")
+        self.assertEqual(client.messages(), ["ERR|?|400|invalid UTF-8"])
+        self.assertEqual(client.command("PING"), ["OK|PING"])
+
+    def test_lines_that_are_not_utf8_count_against_the_rate_limit(self) -> None:
+        """A flood of them is throttled like any command, as on TCP."""
+        client = logged_in(Harness(burst=3, rate=0.001))  # LOGIN took one
+        for _ in range(3):
+            client.send_undecoded(b"\xff")
+        self.assertEqual(
+            client.messages(),
+            ["ERR|?|400|invalid UTF-8", "ERR|?|400|invalid UTF-8", "ERR|?|429|rate limit"],
+        )
+
+    def test_the_limit_counts_the_bytes_received(self) -> None:
+        """--max-line counts the message's bytes, whether UTF-8 or not."""
+        client = logged_in(Harness(max_line=100))
+        client.send_undecoded(b"PING|" + b"\xff" * 95)
+        self.assertEqual(client.messages(), ["ERR|?|400|invalid UTF-8"])
+        client.send_undecoded(b"PING|" + b"\xff" * 96)
+        self.assertEqual(client.messages(), ["ERR|?|413|line too long", "BYE|413|line too long"])
 
 
 class WebSocketLimits(unittest.TestCase):

@@ -27,6 +27,7 @@ from tests.support.server import (
     free_port,
     make_certificates,
 )
+from tests.support.websocket_frames import text_frame
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 10.0
@@ -73,6 +74,10 @@ class WebSocketClient:
     def send(self, line: str) -> None:
         self.sock.sendall(self.ws.send(TextMessage(line)))
 
+    def send_undecoded(self, payload: bytes) -> None:
+        """A text message of these bytes as they are, UTF-8 or not."""
+        self.sock.sendall(text_frame(payload))
+
     def read(self) -> str:
         deadline = time.monotonic() + TIMEOUT
         while not self.texts:
@@ -114,6 +119,24 @@ class WebEndpoint(unittest.TestCase):
         self.assertEqual(server.stop(), 0)
         self.assertEqual(client.read_until_closed(), ["BYE|503|server shutting down"])
         self.assertEqual(client.close_code, 1000)
+
+    def test_a_text_message_that_is_not_utf8_gets_the_protocol_s_400(self) -> None:
+        """The real server answers bytes that are not UTF-8 as on TCP:
+        ERR 400, the WebSocket stays open, and nothing is logged as an
+        error (no traceback)."""
+        port = free_port()
+        server = self.start(f"tcp:{port}:interface={HOST}")
+        client = self.connect(port, f"http://{HOST}:{port}")
+        self.assertEqual(client.read(), "HELLO|1|messenger")
+        client.send_undecoded(b"PING|caf\xe9")
+        self.assertEqual(client.read(), "ERR|?|400|invalid UTF-8")
+        client.send("PING|still open")
+        self.assertEqual(client.read(), "OK|PING|still open")
+        self.assertIsNone(client.close_code)
+        self.assertEqual(server.stop(), 0)
+        log = server.log_text()
+        self.assertNotIn("Traceback", log)
+        self.assertNotIn("Unhandled", log)
 
     def test_a_tls_endpoint_serves_the_page_s_https_origin(self) -> None:
         """With ssl: the page is https:// and its WebSocket wss://; the
