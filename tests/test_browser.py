@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 import unittest
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -77,9 +80,10 @@ class BrowserTestCase(unittest.TestCase):
 
     # -- pages -------------------------------------------------------------
 
-    def new_context(self, viewport=DESKTOP):
-        """A browser profile of its own: its own storage, worker and session."""
-        context = self.browser.new_context(viewport=viewport)
+    def new_context(self, viewport=DESKTOP, **options):
+        """A browser profile of its own: its own storage, worker and session
+        (``options``: Playwright's, such as ``timezone_id``)."""
+        context = self.browser.new_context(viewport=viewport, **options)
         context.set_default_timeout(WAIT_MS)
         self.addCleanup(context.close)
         return context
@@ -299,6 +303,86 @@ class History(BrowserTestCase):
         texts = [t for t in self.texts(page) if t.startswith("old message")]
         self.assertEqual(texts, [f"old message {n:03}" for n in range(120)])
         self.assertEqual(page.locator("#messages .beginning").count(), 1)
+
+
+#: Central European time: summer time (UTC+2) ends on 2024-10-27 at 03:00,
+#: so that day is 25 hours long.
+BERLIN_SUMMER = timezone(timedelta(hours=2))
+BERLIN_WINTER = timezone(timedelta(hours=1))
+
+
+class DaySeparators(BrowserTestCase):
+    def import_history(self, messages: list[tuple[str, datetime]]) -> None:
+        """Store bob's messages in #general with these times, through
+        ``messenger-admin import`` (the server stamps what it is sent with
+        its own clock)."""
+        entries = [
+            {
+                "id": n,
+                "sender": "bob",
+                "recipient": None,
+                "room": "#general",
+                "body": body,
+                "created_at": moment.timestamp(),
+            }
+            for n, (body, moment) in enumerate(messages, 1)
+        ]
+        export = {"format": "messenger-export", "version": 1, "users": [], "messages": entries}
+        path = os.path.join(self.server.directory, "history.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(export, f)
+        result = subprocess.run(
+            [sys.executable, "-m", "messenger.admin", "--db", self.server.db, "import", path],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+    def test_each_day_of_the_reader_s_calendar_gets_one_separator(self) -> None:
+        """Messages are grouped by the reader's local day: "Today",
+        "Yesterday", else the date, with the year only when it is not this
+        year.  Late on the 25-hour day summer time ends, a message of the
+        day before is still "Yesterday"."""
+        for username in ("alice", "bob"):
+            with self.server.client() as client:
+                self.assertEqual(
+                    client.command(f"USR|{username}|{PASSWORD}|{username.title()}"),
+                    f"OK|USR|{username}",
+                )
+        self.import_history(
+            [
+                ("last Christmas", datetime(2023, 12, 25, 10, 0, tzinfo=BERLIN_WINTER)),
+                ("on Thursday evening", datetime(2024, 10, 24, 18, 0, tzinfo=BERLIN_SUMMER)),
+                ("just before midnight", datetime(2024, 10, 26, 23, 50, tzinfo=BERLIN_SUMMER)),
+                # Still the 26th in UTC: the reader's day is what counts.
+                ("just after midnight", datetime(2024, 10, 27, 0, 10, tzinfo=BERLIN_SUMMER)),
+                ("late tonight", datetime(2024, 10, 27, 23, 0, tzinfo=BERLIN_WINTER)),
+            ]
+        )
+        context = self.new_context(timezone_id="Europe/Berlin", locale="en-US")
+        # The page's clock only (timers run): 23:30 on the day summer time ends.
+        context.clock.set_fixed_time(datetime(2024, 10, 27, 23, 30, tzinfo=BERLIN_WINTER))
+        page = self.open(context)
+        self.sign_in(page, "alice")
+        self.wait_message(page, "late tonight")
+        shown = page.locator("#messages .day, #messages .message .text").all_inner_texts()
+        self.assertEqual(
+            shown,
+            [
+                "Monday, December 25, 2023",
+                "last Christmas",
+                "Thursday, October 24",
+                "on Thursday evening",
+                "Yesterday",
+                "just before midnight",
+                "Today",
+                "just after midnight",
+                "late tonight",
+            ],
+        )
+        self.assertEqual(page.locator("#messages [role=separator]").count(), 4)
+        self.screenshot(page, "day-separators")
 
 
 class Terminal(BrowserTestCase):

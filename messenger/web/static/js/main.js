@@ -368,7 +368,9 @@ function daySeparator(ts) {
   const span = document.createElement("span");
   const d = new Date(ts);
   const today = new Date();
-  const yesterday = new Date(Date.now() - 86_400_000);
+  // The calendar's day before, not 24 hours ago: a day is 23 or 25 hours
+  // long when summer time starts or ends.
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
   span.textContent =
     dayOf(ts) === dayOf(today) ? "Today"
       : dayOf(ts) === dayOf(yesterday) ? "Yesterday"
