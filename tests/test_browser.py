@@ -580,36 +580,102 @@ class Outbox(BrowserTestCase):
         )
 
 
+#: A browser without SharedWorker (Chrome on Android, say), made before the
+#: page's scripts run.  Playwright's init scripts come through the DevTools
+#: protocol, which the page's CSP (no inline script, no eval) does not
+#: govern; the tests check that it ran.
+NO_SHARED_WORKER = "delete globalThis.SharedWorker;"
+#: The Web Lock the tabs hold to elect the one with the connection (tabs.js).
+ENGINE_LOCK = "messenger-engine"
+LOCKS = "navigator.locks.query().then(s => [s.held.map(l => l.name), s.pending.map(l => l.name)])"
+
+
 class TabsWithoutSharedWorker(BrowserTestCase):
-    def test_tabs_elect_one_connection_and_hand_it_over(self) -> None:
-        """Without SharedWorker the tabs elect one of them to hold the
-        connection; when it closes, another takes over, and nothing is
-        lost or taken over in between."""
-        bob = self.tcp_user("bob")
+    def setUp(self) -> None:
+        super().setUp()
+        #: Every WebSocket a tab opened, by tab, and every line received.
+        self.sockets: list[tuple[Any, Any]] = []
+        self.received: list[str] = []
+
+    def context_without_shared_worker(self):
         context = self.new_context()
-        first = context.new_page()
-        first.on("pageerror", lambda error: self.page_errors.append(str(error)))
-        first.goto(self.url + "?engine=tab")
+        context.add_init_script(NO_SHARED_WORKER)
+        return context
+
+    def open_tab(self, context):
+        page = context.new_page()
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))
+        page.on("websocket", lambda socket: self._watch(page, socket))
+        page.goto(self.url)
+        self.assertEqual(page.evaluate("typeof SharedWorker"), "undefined")
+        return page
+
+    def _watch(self, page, socket) -> None:
+        self.sockets.append((page, socket))
+        socket.on("framereceived", lambda payload: self.received.append(str(payload)))
+
+    def assert_online_and_never_taken_over(self, *pages) -> None:
+        for page in pages:
+            expect(page.locator("#connection")).to_have_attribute("data-status", "online")
+            expect(page.locator("#banner")).to_be_hidden()
+        self.assertEqual([line for line in self.received if line.startswith("BYE|")], [])
+
+    def test_two_tabs_share_one_connection_and_both_show_new_messages(self) -> None:
+        """Without SharedWorker the tabs elect one of them (a Web Lock) to
+        hold the only connection; the other reaches it, so neither takes
+        the other over (no BYE 409), and both show what arrives."""
+        bob = self.tcp_user("bob")
+        context = self.context_without_shared_worker()
+        first = self.open_tab(context)
         self.sign_up(first, "alice", "Alice")
-        second = context.new_page()
-        second.on("pageerror", lambda error: self.page_errors.append(str(error)))
-        second.goto(self.url + "?engine=tab")
+        second = self.open_tab(context)
+        self.wait_signed_in(second)
+        # One tab holds the lock, the other waits for it.
+        self.wait_true(second, f"{LOCKS}.then(l => l[1].length === 1)")
+        self.assertEqual(second.evaluate(LOCKS), [[ENGINE_LOCK], [ENGINE_LOCK]])
+
+        self.assertTrue(bob.command("MSG|alice|to both tabs").startswith("OK|MSG|"))
+        for page in (first, second):
+            page.locator("a[data-target='bob']").wait_for(state="attached")
+            self.open_conversation(page, "bob")
+            self.wait_message(page, "to both tabs")
+        self.say(second, "from the tab without the connection")
+        line = bob.expect_event("R|alice|", timeout=20)
+        self.assertTrue(line.endswith("|from the tab without the connection"), line)
+        self.wait_message(first, "from the tab without the connection")
+        self.assertTrue(bob.command("MSG|alice|while both are open").startswith("OK|MSG|"))
+        for page in (first, second):
+            self.wait_message(page, "while both are open")
+            expect(page.locator("#messages .message .text")).to_have_text(
+                ["to both tabs", "from the tab without the connection", "while both are open"]
+            )
+        self.assert_online_and_never_taken_over(first, second)
+        self.assertEqual([page for page, _ in self.sockets], [first])
+
+    def test_when_the_tab_with_the_connection_closes_another_takes_it_over(self) -> None:
+        """The lock passes to a remaining tab, which opens the connection
+        and resumes the session: nothing is lost, nothing taken over."""
+        bob = self.tcp_user("bob")
+        context = self.context_without_shared_worker()
+        first = self.open_tab(context)
+        self.sign_up(first, "alice", "Alice")
+        second = self.open_tab(context)
         self.wait_signed_in(second)
         self.assertTrue(bob.command("MSG|alice|to both tabs").startswith("OK|MSG|"))
         for page in (first, second):
             page.locator("a[data-target='bob']").wait_for(state="attached")
             self.open_conversation(page, "bob")
             self.wait_message(page, "to both tabs")
-        first.wait_for_timeout(500)
-        for page in (first, second):
-            self.assertEqual(page.locator("#connection").get_attribute("data-status"), "online")
-            self.assertTrue(page.locator("#banner").is_hidden())
+        self.assert_online_and_never_taken_over(first, second)
         first.close()
         self.say(second, "after the handover")
         line = bob.expect_event("R|alice|", timeout=20)
         self.assertTrue(line.endswith("|after the handover"), line)
         self.wait_signed_in(second)
         self.assertEqual(self.texts(second), ["to both tabs", "after the handover"])
+        self.assertEqual(second.evaluate(LOCKS), [[ENGINE_LOCK], []])
+        self.assertEqual([page for page, _ in self.sockets], [first, second])
+        self.assert_online_and_never_taken_over(second)
 
 
 class Quality(BrowserTestCase):
