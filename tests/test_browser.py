@@ -678,6 +678,49 @@ class TabsWithoutSharedWorker(BrowserTestCase):
         self.assertEqual([page for page, _ in self.sockets], [first, second])
         self.assert_online_and_never_taken_over(second)
 
+    def test_a_message_typed_while_no_tab_holds_the_connection_goes_out_once(self) -> None:
+        """Between the close of the tab with the connection and the next
+        tab's election no engine listens: what a tab sends meanwhile waits
+        in that tab, and goes to the next engine once, not into the void."""
+        bob = self.tcp_user("bob")
+        context = self.context_without_shared_worker()
+        first = self.open_tab(context)
+        self.sign_up(first, "alice", "Alice")
+        # A page of the site that is not the app queues for the lock before
+        # the second tab, so the lock goes to it, not to a tab, when the
+        # first tab closes, and stays there until the test lets it go.
+        blocker = context.new_page()
+        blocker.goto(self.url + "icon.svg")
+        blocker.evaluate(
+            f"void navigator.locks.request('{ENGINE_LOCK}',"
+            " () => new Promise(release => { window.releaseEngineLock = release; }))"
+        )
+        self.wait_true(blocker, f"{LOCKS}.then(l => l[1].length === 1)")
+        second = self.open_tab(context)
+        self.wait_signed_in(second)
+        self.wait_true(blocker, f"{LOCKS}.then(l => l[1].length === 2)")
+        self.assertTrue(bob.command("MSG|alice|are you there?").startswith("OK|MSG|"))
+        second.locator("a[data-target='bob']").wait_for(state="attached")
+        self.open_conversation(second, "bob")
+        self.wait_message(second, "are you there?")
+        first.close()
+        self.wait_true(blocker, "typeof window.releaseEngineLock === 'function'")
+        self.say(second, "typed while no tab leads")
+        blocker.evaluate("window.releaseEngineLock()")
+        line = bob.expect_event("R|alice|", timeout=30)
+        self.assertTrue(line.endswith("|typed while no tab leads"), line)
+        bob.send(f"ACK|{line.split('|')[2]}")
+        self.wait_signed_in(second)
+        expect(second.locator("#messages .message .text")).to_have_text(
+            ["are you there?", "typed while no tab leads"]
+        )
+        expect(second.locator("#messages .status-mark[data-status=delivered]")).to_have_count(1)
+        bob.send("HISTORY|alice|10")
+        lines = bob.read_until(lambda line: is_reply(line, "HISTORY"))
+        stored = [line.split("|", 5)[5] for line in lines if line.startswith("H|")]
+        self.assertEqual(stored, ["are you there?", "typed while no tab leads"])
+        self.assert_online_and_never_taken_over(second)
+
 
 class Quality(BrowserTestCase):
     def test_keyboard_only_use(self) -> None:
