@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from types import SimpleNamespace
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial import unittest
-from wsproto import ConnectionType, WSConnection
+from wsproto import Connection, ConnectionType, WSConnection
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
@@ -25,6 +26,7 @@ from wsproto.events import (
 )
 
 from messenger import tap
+from messenger.web.connection import keep_undecodable_text
 from messenger.web.site import make_site
 from tests.support.harness import HELLO, PASSWORD, Harness
 from tests.support.websocket_frames import CONTINUATION, client_frame, text_frame
@@ -308,6 +310,22 @@ class TextThatIsNotUtf8(unittest.TestCase):
             client.messages(),
             ["ERR|?|400|invalid UTF-8", "ERR|?|400|invalid UTF-8", "ERR|?|429|rate limit"],
         )
+
+    def test_the_hook_keeps_the_bytes_and_changes_nothing_it_does_not_know(self) -> None:
+        """On Twisted's layout (a wsproto Connection as ``_wsconn``) the
+        hook makes undecodable bytes come through as lone surrogates; on any
+        other it changes nothing (wsproto's close with 1007 remains) rather
+        than fail the upgrade."""
+        connection = Connection(ConnectionType.SERVER)
+        websocket = SimpleNamespace(_wsconn=connection)
+        self.assertTrue(keep_undecodable_text(websocket))
+        connection.receive_data(text_frame(b"caf\xe9 \xc3\xa9"))
+        [message] = connection.events()
+        assert isinstance(message, TextMessage)
+        self.assertEqual(message.data, "caf\udce9 é")
+        self.assertFalse(keep_undecodable_text(websocket))  # not twice
+        self.assertFalse(keep_undecodable_text(object()))
+        self.assertFalse(keep_undecodable_text(SimpleNamespace(_wsconn=SimpleNamespace())))
 
     def test_the_limit_counts_the_bytes_received(self) -> None:
         """--max-line counts the message's bytes, whether UTF-8 or not."""
