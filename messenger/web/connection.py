@@ -76,8 +76,8 @@ def keep_undecodable_text(websocket: object) -> bool:
     is read) deliver text messages that are not UTF-8 instead of closing
     the connection with 1007; True if it could.
 
-    RFC 6455 (section 8.1) would have the connection failed.  The issue
-    asks for the protocol's own answer instead, as on TCP: a text message
+    RFC 6455 (section 8.1) would have the connection failed.  Messenger
+    gives the protocol's own answer instead, as on TCP: a text message
     carries one protocol line, and a line that is not UTF-8 is the
     protocol's error to answer (``ERR|?|400|invalid UTF-8``, counted by
     the rate limit, the connection stays), not the transport's.  A
