@@ -20,13 +20,18 @@ class ConnectionLimitTests(SynchronousTestCase):
         self.h = Harness(max_clients=5)
 
     def test_connections_past_max_clients_get_bye_503_and_are_closed(self):
-        """Rule 1 and Limits: at --max-clients, a new connection gets BYE|503|server full instead of HELLO and is closed."""
-        clients = [self.h.connect() for _ in range(5)]
+        """Rule 1 and Limits: at --max-clients open connections, logged in or
+        not, a new connection gets BYE|503|server full instead of HELLO and is
+        closed, its input unread; the others are served as before."""
+        self.h.register("alice")
+        clients = [self.h.login("alice")] + [self.h.connect() for _ in range(4)]
         for _ in range(50):
             over = self.h.connect(greet=False)
             self.assertEqual(over.lines(), ["BYE|503|server full"])
             self.assertTrue(over.closed)
             self.assertIsNone(over.transport.producer)
+            over.send("PING")
+            self.assertEqual(over.lines(), [])
             self.h.settle()
         self.assertEqual(len(self.h.service.connections), 5)
         self.assertEqual(clients[0].command("PING"), ["OK|PING"])
