@@ -388,7 +388,7 @@ class RawClient:
     """A blocking line client that reads in big chunks (fast enough to keep
     up with a flood), with a deadline on every read."""
 
-    def __init__(self, port: int, rcvbuf: int | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, port: int, rcvbuf: int | None = None, timeout: float = 30.0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             # Before connect, so the window the server sees is small from the start.
@@ -419,7 +419,7 @@ class RawClient:
         lines, self._lines = self._lines, []
         return lines
 
-    def read_until(self, predicate, timeout: float = 10.0) -> list[str]:
+    def read_until(self, predicate, timeout: float = 30.0) -> list[str]:
         deadline = time.monotonic() + timeout
         seen: list[str] = []
         while True:
@@ -681,15 +681,15 @@ class SlowReaderProcessTests(SynchronousTestCase):
         away and free its --max-clients slot, not hold it for ever."""
         idle = 1.5
         server = ServerProcess(self, "--idle-timeout", str(idle), "--max-clients", "1")
-        for _ in range(100):  # until the server has seen its readiness probe go
+        deadline = time.monotonic() + 30
+        while True:  # until the server has seen its readiness probe go
             stuck = RawClient(server.port, rcvbuf=1024)
             self.addCleanup(stuck.close)
             if stuck.read_lines() == ["HELLO|1|messenger"]:
                 break
             stuck.close()
+            self.assertLess(time.monotonic(), deadline, "no free connection slot at the start")
             time.sleep(0.05)
-        else:
-            self.fail("no free connection slot at the start")
         me = stuck.sock.getsockname()[1]
         # Fill the kernel buffers with PING replies (8 KB each) until they take
         # no more: what follows stays in the server's own buffer, kept well
@@ -711,17 +711,24 @@ class SlowReaderProcessTests(SynchronousTestCase):
             previous = queued
         if "reads too slowly" in server.log_text():
             self.skipTest("the reader was paused and closed as too slow: not the case under test")
-        time.sleep(idle * 3)  # idle timeout, then as long again for the close
-        self.assertNotIn("reads too slowly", server.log_text())
-        probe = RawClient(server.port, timeout=5)
-        self.addCleanup(probe.close)
-        first = probe.read_lines()[0]
+        # The close is due an idle timeout from now and may wait at most as
+        # long again for the buffer; "for ever" is taken as 20 times that.
+        deadline = time.monotonic() + idle * 20
+        while True:
+            probe = RawClient(server.port)
+            self.addCleanup(probe.close)
+            first = probe.read_lines()[0]
+            probe.close()
+            if first != "BYE|503|server full" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         still = kernel_send_queue(server.port, me)
         self.assertEqual(
             first,
             "HELLO|1|messenger",
             f"the idle stuck connection still holds its slot ({still} bytes in its kernel send queue)",
         )
+        self.assertNotIn("reads too slowly", server.log_text())
 
 
 def _counter(prefix: str, n: int):
