@@ -93,13 +93,17 @@ class TwoNodeFailureSmokeTests(TestCase):
         self.bob.send("ACK|1")
         self.assertTrue(self.alice.expect_event("DLV|", timeout=10).startswith("DLV|1|bob|"))
         self.redis.start()
+        back = time.monotonic()
         self.wait_until_both_nodes_are_back_on_the_bus()
+        reconnected = time.monotonic() - back
         self.alice.send("MSG|bob|back")
         started = time.monotonic()
         self.assertEqual(self.bob.expect_event("R|", timeout=10), "R|alice|2|back")
+        took = time.monotonic() - started
+        print(f"nodes back on the bus {reconnected:.1f} s after Redis; delivered in {took:.3f} s")
         # Live, not from the database poll of a node without its bus (every
         # POLL_WITHOUT_BUS = 5 s) nor the re-read after a gap (heartbeats, 3 s).
-        self.assertLess(time.monotonic() - started, 1.0)
+        self.assertLess(took, 1.0)
 
     def wait_until_both_nodes_are_back_on_the_bus(self, timeout: float = 60.0) -> None:
         """Until each node has subscribed again (it logs "bus connected" a
@@ -123,4 +127,6 @@ class TwoNodeFailureSmokeTests(TestCase):
         started = time.monotonic()
         self.b.kill()
         self.assertEqual(self.alice.expect_event("OFF|", timeout=20), "OFF|bob")
-        self.assertLess(time.monotonic() - started, 15.0)
+        took = time.monotonic() - started
+        print(f"OFF for the killed node's user after {took:.1f} s")
+        self.assertLess(took, 15.0)

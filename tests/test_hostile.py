@@ -199,7 +199,7 @@ class RandomBytesTests(SynchronousTestCase):
         self.assertEqual(bob.lines(), ["R|alice|1|a\x00b\x07c\x1bd\x7f"])
 
 
-# -- floods of separators and overlong lines ----------------------------------------
+# -- floods of separators and overlong lines -----------------------------------
 
 
 class FloodTests(SynchronousTestCase):

@@ -62,7 +62,7 @@ def replies(lines: list[str]) -> list[str]:
     return [line for line in lines if line.startswith(("OK|", "ERR|"))]
 
 
-# -- the in-memory harness: a paused producer ------------------------------------
+# -- the in-memory harness: a paused producer ----------------------------------
 
 
 class StuckReaderTests(SynchronousTestCase):
@@ -241,7 +241,7 @@ class SlowReaderTests(SynchronousTestCase):
         self.assertTrue(self.bob.closed)
 
 
-# -- Twisted's send buffering: SocketModel ---------------------------------------
+# -- Twisted's send buffering: SocketModel -------------------------------------
 
 
 class RealTransportTests(SynchronousTestCase):
@@ -343,7 +343,7 @@ class RealTransportTests(SynchronousTestCase):
         self.assertIsNotNone(bob.lost, "BYE read, yet the connection stays open")
 
 
-# -- a real server ----------------------------------------------------------------
+# -- a real server -------------------------------------------------------------
 
 
 def vmrss_kib(pid: int) -> int:
