@@ -94,8 +94,8 @@ def _ack_verb(raw: bytes) -> bool:
     return raw.split(b"|", 1)[0].upper() == b"ACK"
 
 
-@pytest.mark.slow  # a storm of random lines (hypothesis, hundreds of examples)
 class RandomBytesTests(SynchronousTestCase):
+    @pytest.mark.slow  # a storm of random lines (hypothesis, hundreds of examples)
     def test_random_bytes_get_one_reply_per_line_and_the_connection_stays_usable(self):
         """Rules 2, 5, 6 and Framing: lines of arbitrary bytes (NUL, broken
         UTF-8, |, CR, split into arbitrary dataReceived chunks) never make the
