@@ -93,15 +93,40 @@ class TwoNodeFailureSmokeTests(TestCase):
         self.bob.send("ACK|1")
         self.assertTrue(self.alice.expect_event("DLV|", timeout=10).startswith("DLV|1|bob|"))
         self.redis.start()
-        time.sleep(3)  # the nodes reconnect (backoff capped at 2 s)
+        back = time.monotonic()
+        self.wait_until_both_nodes_are_back_on_the_bus()
+        reconnected = time.monotonic() - back
         self.alice.send("MSG|bob|back")
         started = time.monotonic()
         self.assertEqual(self.bob.expect_event("R|", timeout=10), "R|alice|2|back")
-        self.assertLess(time.monotonic() - started, 1.0)
+        took = time.monotonic() - started
+        print(f"nodes back on the bus {reconnected:.1f} s after Redis; delivered in {took:.3f} s")
+        # Live, not from the database poll of a node without its bus (every
+        # POLL_WITHOUT_BUS = 5 s) nor the re-read after a gap (heartbeats, 3 s).
+        self.assertLess(took, 1.0)
+
+    def wait_until_both_nodes_are_back_on_the_bus(self, timeout: float = 60.0) -> None:
+        """Until each node has subscribed again (it logs "bus connected" a
+        second time) and Redis has all four connections back (each node also
+        publishes on a connection of its own).  The reconnection backoff is
+        up to 3 s (2 s capped, plus jitter), more on a loaded machine."""
+        deadline = time.monotonic() + timeout
+        while not (
+            all(node.log_text().count("bus connected") >= 2 for node in (self.a, self.b))
+            and self.redis.connected_clients() >= 4
+        ):
+            self.assertLess(
+                time.monotonic(),
+                deadline,
+                f"the nodes are not back on the bus ({self.redis.connected_clients()} clients)",
+            )
+            time.sleep(0.05)
 
     def test_killed_node_users_go_offline_within_15_seconds(self):
         """kill -9 of a node: the others see OFF for its users within 15 s."""
         started = time.monotonic()
         self.b.kill()
         self.assertEqual(self.alice.expect_event("OFF|", timeout=20), "OFF|bob")
-        self.assertLess(time.monotonic() - started, 15.0)
+        took = time.monotonic() - started
+        print(f"OFF for the killed node's user after {took:.1f} s")
+        self.assertLess(took, 15.0)

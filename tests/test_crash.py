@@ -83,7 +83,7 @@ SERVER_ARGS = NO_RATE_LIMIT + ("--max-pending", "100000000")
 #: Commands a sender keeps outstanding (sent, reply not yet read).
 SENDER_WINDOW = 60
 #: No reply for this long while commands are outstanding: the server hangs.
-REPLY_TIMEOUT = 15.0
+REPLY_TIMEOUT = 30.0
 #: A cycle whose kill never comes (a bug in this test) ends with an error.
 CYCLE_TIMEOUT = 60.0
 #: How long a kill waits for its trigger before killing anyway.

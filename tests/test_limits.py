@@ -1,15 +1,53 @@
-"""docs/protocol.md, "Limits and protection": connections, idle timeout, rate
-limit, slow readers and shutdown."""
+"""docs/protocol.md, "Limits": connections (--max-clients), idle timeout, rate
+limit and shutdown.
+
+Readers that do not read (--max-outbuf, replies pacing their reader) are
+tested in tests/test_slow_reader.py, overlong lines in tests/test_framing.py
+and tests/test_hostile.py, failed logins in tests/test_accounts.py, --max-pending
+in tests/test_messaging.py and --presence-room-limit in
+tests/test_rooms_presence.py."""
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from messenger.store.sqlite import ImmediateSqliteStore
-from tests.support.harness import Harness, database_path, timestamp
+from tests.support.harness import HELLO, Harness, database_path, timestamp
 
 RATE_LIMIT = "ERR|PING|429|rate limit"
 
 
 class ConnectionLimitTests(SynchronousTestCase):
+    def setUp(self):
+        self.h = Harness(max_clients=5)
+
+    def test_connections_past_max_clients_get_bye_503_and_are_closed(self):
+        """Rule 1 and Limits: at --max-clients open connections, logged in or
+        not, a new connection gets BYE|503|server full instead of HELLO and is
+        closed, its input unread; the others are served as before."""
+        self.h.register("alice")
+        clients = [self.h.login("alice")] + [self.h.connect() for _ in range(4)]
+        for _ in range(50):
+            over = self.h.connect(greet=False)
+            self.assertEqual(over.lines(), ["BYE|503|server full"])
+            self.assertTrue(over.closed)
+            self.assertIsNone(over.transport.producer)
+            over.send("PING")
+            self.assertEqual(over.lines(), [])
+            self.h.settle()
+        self.assertEqual(len(self.h.service.connections), 5)
+        self.assertEqual(clients[0].command("PING"), ["OK|PING"])
+
+    def test_a_freed_slot_goes_to_the_next_connection(self):
+        """Limits: --max-clients counts open connections: after one leaves a new one is accepted, and only one."""
+        self.h.register("alice")
+        clients = [self.h.login("alice")] + [self.h.connect() for _ in range(4)]
+        self.assertEqual(self.h.connect(greet=False).lines(), ["BYE|503|server full"])
+        self.assertEqual(clients[3].command("QUIT"), ["OK|QUIT", "BYE|200|goodbye"])
+        self.assertEqual(self.h.connect(greet=False).lines(), [HELLO])
+        self.assertEqual(self.h.connect(greet=False).lines(), ["BYE|503|server full"])
+        clients[0].disconnect()  # a logged-in one drops
+        self.h.settle()
+        self.assertEqual(self.h.connect(greet=False).lines(), [HELLO])
+
     def test_default_connection_limit_is_1000(self):
         """1000 concurrent connections (--max-clients); over it BYE|503|server full."""
         h = Harness()
@@ -26,20 +64,33 @@ class IdleTimeoutTests(SynchronousTestCase):
         (self.alice,) = self.h.users("alice")
 
     def test_silent_connection_gets_bye_408_after_the_idle_timeout(self):
-        """A connection that sends nothing for --idle-timeout gets BYE|408|idle timeout and is closed."""
+        """A connection that sends nothing for --idle-timeout, logged in or
+        not, gets BYE|408|idle timeout, is closed and no longer counts as a
+        connection."""
+        anonymous = self.h.connect()
         self.h.advance(9.5)
-        self.assertEqual(self.alice.lines(), [])
-        self.assertFalse(self.alice.closed)
+        for client in (self.alice, anonymous):
+            self.assertEqual(client.lines(), [])
+            self.assertFalse(client.closed)
         self.h.advance(0.5)
-        self.assertEqual(self.alice.lines(), ["BYE|408|idle timeout"])
-        self.assertTrue(self.alice.closed)
+        for client in (self.alice, anonymous):
+            self.assertEqual(client.lines(), ["BYE|408|idle timeout"])
+            self.assertTrue(client.closed)
+            self.assertTrue(client.lost)
+        self.assertEqual(len(self.h.service.connections), 0)
 
-    def test_connection_not_logged_in_times_out_too(self):
-        """The idle timeout holds before login as well."""
-        client = self.h.connect()
-        self.h.advance(10)
-        self.assertEqual(client.lines(), ["BYE|408|idle timeout"])
-        self.assertTrue(client.closed)
+    def test_partial_line_then_silence_gets_bye_408_idle_timeout(self):
+        """A line that never ends is no activity after its last byte: BYE|408|idle timeout, the fragment unanswered."""
+        for setup in ("anonymous", "logged in"):
+            with self.subTest(setup=setup):
+                client = self.h.connect() if setup == "anonymous" else self.h.users("bob")[0]
+                client.clear()
+                client.send_bytes(b"LOGIN|ali")
+                self.h.advance(9.5)
+                self.assertEqual(client.lines(), [])
+                self.h.advance(0.5)
+                self.assertEqual(client.lines(), ["BYE|408|idle timeout"])
+                self.assertTrue(client.lost)
 
     def test_any_line_resets_the_idle_timer(self):
         """Clients send PING to stay alive: any line starts the idle time again."""
@@ -175,125 +226,6 @@ class RateLimitTests(SynchronousTestCase):
         self.assertEqual(client.command(*["PING"] * 4), ["OK|PING"] * 3 + [RATE_LIMIT])
         h.advance(1)
         self.assertEqual(client.command(*["PING"] * 3), ["OK|PING"] * 2 + [RATE_LIMIT])
-
-
-def fills_up_past(client, size: int) -> None:
-    """Make ``client``'s transport behave like a socket nobody reads: once
-    more than ``size`` bytes are unread it pauses its producer, as Twisted's
-    TCP transport does past its bufferSize, and never resumes it."""
-    transport = client.transport
-    write = transport.write
-
-    def write_and_fill(data: bytes) -> None:
-        write(data)
-        if len(transport.value()) > size:
-            client.producer.pauseProducing()
-
-    transport.write = write_and_fill
-
-
-class SlowReaderTests(SynchronousTestCase):
-    # A C line of exactly 100 bytes: "C|#general|alice|N|" is 19, the newline 1.
-    BODY = "x" * 80
-
-    def setUp(self):
-        self.h = Harness(max_outbuf=250)
-        self.alice, self.bob = self.h.users("alice", "bob")
-
-    def test_deliveries_stop_while_the_transport_is_paused(self):
-        """When the connection cannot take more output, R lines are held back (they stay stored)."""
-        self.bob.producer.pauseProducing()
-        self.assertEqual(self.alice.command("MSG|bob|one", "MSG|bob|two"), ["OK|MSG|1", "OK|MSG|2"])
-        self.h.advance(10)
-        self.assertEqual(self.bob.lines(), [])
-        self.bob.producer.resumeProducing()
-        self.assertEqual(self.bob.lines(), ["R|alice|1|one", "R|alice|2|two"])
-
-    def test_retries_stop_while_the_transport_is_paused(self):
-        """An R already sent is not resent into a full buffer; resending resumes afterwards."""
-        self.alice.command("MSG|bob|one")
-        self.bob.clear()
-        self.bob.producer.pauseProducing()
-        self.h.advance(30)
-        self.assertEqual(self.bob.lines(), [])
-        self.bob.producer.resumeProducing()
-        self.h.advance(2)
-        self.assertEqual(self.bob.lines(), ["R|alice|1|one"])
-
-    def test_reader_past_max_outbuf_gets_bye_408_too_slow_and_is_closed(self):
-        """Once its unsent output exceeds --max-outbuf bytes the client gets BYE|408|too slow and is closed."""
-        self.bob.producer.pauseProducing()
-        for n in (1, 2):
-            self.assertEqual(self.alice.command(f"BCST|{self.BODY}"), [f"OK|BCST|{n}"])
-        self.assertFalse(self.bob.closed)  # 200 bytes buffered
-        self.assertEqual(self.alice.command(f"BCST|{self.BODY}"), ["OK|BCST|3", "OFF|bob"])
-        lines = self.bob.lines()
-        self.assertEqual(len(lines[0]) + 1, 100)
-        self.assertEqual(
-            lines, [f"C|#general|alice|{n}|{self.BODY}" for n in (1, 2, 3)] + ["BYE|408|too slow"]
-        )
-        self.assertTrue(self.bob.closed)
-        self.assertTrue(self.bob.aborted)
-
-    def test_messages_of_a_reader_closed_for_slowness_stay_stored(self):
-        """Its messages stay stored and are delivered at its next login."""
-        self.bob.producer.pauseProducing()
-        self.alice.command("MSG|bob|kept", *[f"BCST|{self.BODY}"] * 3)
-        self.assertTrue(self.bob.closed)
-        bob = self.h.connect()
-        self.assertEqual(bob.command("LOGIN|bob|password1"), ["OK|LOGIN|bob|Bob", "R|alice|1|kept"])
-
-    def test_reader_that_catches_up_is_not_closed(self):
-        """Only unsent output counts: a reader whose buffer drains starts from zero."""
-        for _n in range(3):
-            self.bob.producer.pauseProducing()
-            self.alice.command(f"BCST|{self.BODY}", f"BCST|{self.BODY}")
-            self.bob.producer.resumeProducing()
-        self.assertFalse(self.bob.closed)
-        self.assertEqual(len(self.bob.lines()), 6)
-
-    def test_replies_pace_a_slow_reader_instead_of_closing_it(self):
-        """Replies never count towards --max-outbuf: while the send buffer is
-        full no further command is read, and the commands are answered, in
-        order, once the client reads again."""
-        self.bob.producer.pauseProducing()
-        self.bob.send(*[f"PING|{n}{'p' * 90}" for n in range(5)])
-        self.h.settle()
-        self.assertEqual(self.bob.lines(), [])
-        self.assertFalse(self.bob.closed)
-        self.bob.producer.resumeProducing()
-        self.h.settle()
-        self.assertEqual(self.bob.lines(), [f"OK|PING|{n}{'p' * 90}" for n in range(5)])
-        self.assertFalse(self.bob.closed)
-
-    def test_a_reply_larger_than_max_outbuf_does_not_close_its_reader(self):
-        """A HISTORY page far larger than --max-outbuf, to a reader whose
-        buffer does not drain, is written whole and the reader stays open;
-        the command after it is read only once the reader has caught up."""
-        for n in range(1, 6):
-            self.alice.command(f"BCST|{self.BODY}")
-        self.bob.clear()
-        fills_up_past(self.bob, 125)
-        self.bob.send("HISTORY|#general|5", "PING|after")
-        self.h.settle()
-        self.h.advance(10)
-        lines = self.bob.lines()
-        self.assertEqual(len(lines), 6)
-        self.assertEqual(lines[-1], "OK|HISTORY|#general|5")
-        self.assertFalse(self.bob.closed)
-        self.bob.producer.resumeProducing()
-        self.h.settle()
-        self.assertEqual(self.bob.lines(), ["OK|PING|after"])
-
-    def test_events_still_count_while_replies_wait(self):
-        """Pushed events written while the output is full still count: past
-        --max-outbuf of them the reader is too slow, whatever its replies."""
-        self.bob.producer.pauseProducing()
-        self.bob.send("PING")
-        for _n in range(3):
-            self.alice.command(f"BCST|{self.BODY}")
-        self.assertEqual(self.bob.lines()[-1], "BYE|408|too slow")
-        self.assertTrue(self.bob.closed)
 
 
 class ShutdownTests(SynchronousTestCase):

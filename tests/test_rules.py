@@ -29,37 +29,12 @@ def err_prefix(line):
 
 
 class ConnectRuleTests(SynchronousTestCase):
-    """Rule 1."""
+    """Rule 1 (BYE|503|server full at --max-clients: tests/test_limits.py)."""
 
     def test_connection_gets_hello_first(self):
         """On connect the server sends HELLO|1|<server name>."""
         client = Harness().connect(greet=False)
         self.assertEqual(client.lines(), [HELLO])
-
-    def test_server_at_connection_limit_sends_bye_503_server_full_and_closes(self):
-        """At its connection limit the server sends BYE|503|server full instead of HELLO, and closes."""
-        h = Harness(max_clients=2)
-        h.connect()
-        h.connect()
-        third = h.connect(greet=False)
-        self.assertEqual(third.lines(), ["BYE|503|server full"])
-        self.assertTrue(third.closed)
-        third.send("PING")
-        self.assertEqual(third.lines(), [])
-
-    def test_connections_not_logged_in_count_against_the_limit(self):
-        """--max-clients counts every connection, logged in or not."""
-        h = Harness(max_clients=1)
-        (alice,) = h.users("alice")
-        self.assertEqual(h.connect(greet=False).lines(), ["BYE|503|server full"])
-
-    def test_closed_connection_frees_its_place(self):
-        """Once a connection is gone a new one is accepted again."""
-        h = Harness(max_clients=1)
-        first = h.connect()
-        first.disconnect()
-        h.settle()
-        self.assertEqual(h.connect(greet=False).lines(), [HELLO])
 
 
 class ReplyOrderTests(SynchronousTestCase):

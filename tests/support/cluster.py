@@ -117,7 +117,7 @@ class ClusterProcess:
         database: str | None = None,
         private_postgres: bool = False,
         start: bool = True,
-        ready_timeout: float = 40.0,
+        ready_timeout: float = 60.0,
         **node_kwargs: Any,
     ) -> None:
         self._testcase = testcase

@@ -104,6 +104,23 @@ class RedisServer:
         except OSError:
             return False
 
+    def connected_clients(self) -> int:
+        """How many clients are connected now, not counting this question's
+        own connection (``INFO clients``); -1 if the server does not answer."""
+        try:
+            with socket.create_connection((HOST, self.port), timeout=10) as s:
+                s.sendall(b"INFO clients\r\n")
+                reply = b""
+                while b"connected_clients:" not in reply or not reply.endswith(b"\r\n"):
+                    data = s.recv(4096)
+                    if not data:
+                        return -1
+                    reply += data
+        except OSError:
+            return -1
+        count = reply.split(b"connected_clients:", 1)[1].split(b"\r\n", 1)[0]
+        return int(count) - 1
+
     def stop(self) -> None:
         """Stop the server (keeping its directory, for a restart)."""
         process, self.process = self.process, None

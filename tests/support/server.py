@@ -47,7 +47,8 @@ TWISTD = [
 ]
 #: Cheap password hashing: sign-ups and logins stay fast in tests.
 FAST_HASH_ARGS = ("--argon2-time-cost", "1", "--argon2-memory-cost", "8")
-DEFAULT_TIMEOUT = 10.0
+#: Generous: CI runs the suite on a slower, loaded machine.
+DEFAULT_TIMEOUT = 30.0
 
 
 class ConnectionClosed(Exception):
@@ -228,7 +229,7 @@ class ServerProcess:
         *extra_args: str,
         tls: tuple[str, str] | None = None,
         start: bool = True,
-        ready_timeout: float = 20.0,
+        ready_timeout: float = 60.0,
         fast_hash: bool = True,
     ) -> None:
         self.directory = tempfile.mkdtemp(prefix="messenger-it-")
