@@ -131,12 +131,14 @@ class MessengerProtocol(LineReceiver):
     _out_size = 0
     _out_events = 0
 
+    @property
+    def MAX_LENGTH(self) -> int:  # type: ignore[override]
+        """LineReceiver's limit, the same for every connection: read from
+        the factory rather than kept in each connection's dict."""
+        return self.factory.max_length
+
     def __init__(self, factory: MessengerFactory) -> None:
         self.factory = factory
-        config = factory.config
-        self._max_line = config.max_line
-        # A line may end with CRLF: leave room for the CR before the LF.
-        self.MAX_LENGTH = config.max_line + 1
         self.session: Session | None = None
         self.address = "?"
         self._throttle = OutputThrottle(self)
@@ -354,7 +356,7 @@ class MessengerProtocol(LineReceiver):
             return
         if line.endswith(b"\r"):
             line = line[:-1]
-        if len(line) > self._max_line:
+        if len(line) > self.factory.config.max_line:
             self.lineLengthExceeded(line)
             return
         if not line:
@@ -400,6 +402,8 @@ class MessengerFactory(ServerFactory):
         #: The greeting, made once: every connection gets the same.
         self.hello = wire.Hello(wire.PROTOCOL_VERSION, config.name)
         self.last_sent_bytes = b""
+        # A line may end with CRLF: leave room for the CR before the LF.
+        self.max_length = config.max_line + 1
         #: Write each connection's lines of one reactor turn at once, at the
         #: end of the turn: for transports where a write is costly (one
         #: WebSocket frame each, say).  Over TCP it costs more than it saves.
