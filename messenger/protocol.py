@@ -159,11 +159,19 @@ class MessengerProtocol(LineReceiver):
 
     def send(self, message: wire.ServerMessage) -> None:
         """Write a pushed event: these are what --max-outbuf limits."""
-        data = self._encode(message)
-        if self.factory.coalesce_writes:
+        # A room line's fan-out calls this once per member: _encode's cache
+        # and _write's common case are written out here.
+        factory = self.factory
+        if message is factory.last_sent:
+            data = factory.last_sent_bytes
+        else:
+            data = self._encode(message)
+        if factory.coalesce_writes:
             self._hold(data, len(data))
         else:
-            self._write(data, len(data))
+            self.transport.write(data)
+            if self._throttle.paused:
+                self._written_while_paused(data, len(data))
 
     def reply(self, message: wire.ServerMessage) -> None:
         """Write a reply to the client's own command: never too slow, however
@@ -199,14 +207,18 @@ class MessengerProtocol(LineReceiver):
     def _write(self, data: bytes, events: int) -> None:
         """Write ``data``, of which ``events`` bytes are pushed events."""
         self.transport.write(data)
+        if self._throttle.paused:
+            self._written_while_paused(data, events)
+
+    def _written_while_paused(self, data: bytes, events: int) -> None:
+        """``data`` was written to a paused transport (or paused it)."""
         throttle = self._throttle
-        if throttle.paused:
-            throttle.events += events
-            throttle.replies += len(data) - events
-            if events and throttle.unread_events(self.transport) > self.factory.config.max_outbuf:
-                self.too_slow()
-            elif not self.paused:
-                self._update_reading()  # a TLS pause may have become a full buffer
+        throttle.events += events
+        throttle.replies += len(data) - events
+        if events and throttle.unread_events(self.transport) > self.factory.config.max_outbuf:
+            self.too_slow()
+        elif not self.paused:
+            self._update_reading()  # a TLS pause may have become a full buffer
 
     def too_slow(self) -> None:
         if self.session is not None and not self.session.closed:
