@@ -417,8 +417,8 @@ class MessengerFactory(ServerFactory):
         # A line may end with CRLF: leave room for the CR before the LF.
         self.max_length = config.max_line + 1
         #: Write each connection's lines of one reactor turn at once, at the
-        #: end of the turn: for transports where a write is costly (one
-        #: WebSocket frame each, say).  Over TCP it costs more than it saves.
+        #: end of the turn: a write is costly on a WebSocket (a frame each)
+        #: and on TCP (Twisted's bookkeeping, see messenger.tap).
         self.coalesce_writes = coalesce_writes
         #: --idle-timeout for every connection, on one timer.
         self.idle: IdleDeadlines[MessengerProtocol] = IdleDeadlines(
