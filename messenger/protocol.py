@@ -167,7 +167,15 @@ class MessengerProtocol(LineReceiver):
         else:
             data = self._encode(message)
         if factory.coalesce_writes:
-            self._hold(data, len(data))
+            out = self._out
+            size = len(data)
+            if out is not None and self._out_size + size < FLUSH_AT:
+                # _hold's common case: more for a turn already held.
+                out.append(data)
+                self._out_events += size
+                self._out_size += size
+            else:
+                self._hold(data, size)
         else:
             self.transport.write(data)
             if self._throttle.paused:
