@@ -65,11 +65,6 @@ class CommitBatcher:
         self._acks: list[tuple[str, int]] = []
         self._acks_committing: list[tuple[str, int]] = []
         self._receipts: list[int] = []
-        #: Receipts owed again, as (msgid, sender); those of a failed commit
-        #: go with the next one.
-        self._unsent: list[tuple[int, str]] = []
-        self._unsent_committing: list[tuple[int, str]] = []
-        self._unsent_retry: list[tuple[int, str]] = []
         self._flush_waiters: list[Deferred] = []
         self._in_flight_waiters: list[Deferred] = []
         self._scheduled: IDelayedCall | None = None
@@ -90,19 +85,6 @@ class CommitBatcher:
     def submit_receipt_sent(self, msgid: int) -> None:
         self._receipts.append(msgid)
         self._kick()
-
-    def submit_receipt_unsent(self, msgid: int, sender: str) -> None:
-        """The receipt of ``msgid`` was marked handed over with its ACK but
-        could not be handed over after all: owed again to ``sender``."""
-        self._unsent.append((msgid, sender))
-        self._kick()
-
-    def receipts_owed_waiting(self, sender: str) -> bool:
-        """Whether receipts owed again to ``sender`` are submitted but not
-        yet committed (they still read as handed over)."""
-        return any(s == sender for _, s in self._unsent) or any(
-            s == sender for pairs in (self._unsent_committing, self._unsent_retry) for _, s in pairs
-        )
 
     def acks_waiting_from(self, recipient: str) -> bool:
         """Whether ACKs of ``recipient`` are submitted but not yet
@@ -125,15 +107,8 @@ class CommitBatcher:
             return d
         return succeed(None)
 
-    def drain(self) -> Deferred:
-        """Fires once nothing is left to commit: like :meth:`flush`, and
-        also what the commits submit as they end (receipts owed again)."""
-        d = self.flush()
-        d.addCallback(lambda _: self.drain() if self._has_pending() else None)
-        return d
-
     def _has_pending(self) -> bool:
-        return bool(self._messages or self._acks or self._receipts or self._unsent)
+        return bool(self._messages or self._acks or self._receipts)
 
     def _kick(self) -> None:
         if not self._in_flight and self._scheduled is None:
@@ -146,18 +121,10 @@ class CommitBatcher:
         acks, self._acks = self._acks, []
         self._acks_committing = acks
         receipts, self._receipts = self._receipts, []
-        unsent = self._unsent_committing = self._unsent_retry + self._unsent
-        self._unsent = []
-        self._unsent_retry = []
         self._in_flight_waiters, self._flush_waiters = self._flush_waiters, []
         self._in_flight = True
         d = self._store.commit_batch(
-            messages,
-            acks,
-            receipts,
-            self._clock.seconds(),
-            self._max_pending,
-            [msgid for msgid, _ in unsent],
+            messages, acks, receipts, self._clock.seconds(), self._max_pending
         )
         d.addCallbacks(
             self._committed,
@@ -187,10 +154,6 @@ class CommitBatcher:
         # Acks and receipts not recorded stay pending in the store: the
         # message, or its receipt, comes again at the next login.
         self.log.failure("commit of {count} writes failed", failure, count=len(done) + acks)
-        # A receipt owed again still reads as handed over: it must be
-        # written, with the next commit (not a commit of its own, which
-        # would go round in circles while the database is away).
-        self._unsent_retry.extend(self._unsent_committing)
         self._tell_senders((tell, failure) for tell in done)
         if receipts:
             self.on_receipts_settled(receipts)
@@ -206,7 +169,6 @@ class CommitBatcher:
     def _done(self, _: object | None) -> None:
         self._in_flight = False
         self._acks_committing = []
-        self._unsent_committing = []
         waiters, self._in_flight_waiters = self._in_flight_waiters, []
         for d in waiters:
             d.callback(None)

@@ -161,9 +161,7 @@ class MessengerService(Service):
         super().stopService()
         self._stopping = True
         now = self.clock.seconds()
-        # drain, not flush: an ACK committed after the sessions are closed
-        # below marks its receipt owed again, in one more commit.
-        writes = [self.batcher.drain()]
+        writes = [self.batcher.flush()]
         if self.online:
             writes.append(self.store.set_last_seen(list(self.online), now))
         if self.last_seen_due:
@@ -384,50 +382,14 @@ class MessengerService(Service):
         self.metrics.message_delivered(max(0.0, self.clock.seconds() - message.created_at))
         if self.login_watches:
             self.login_watches.pushed(recipient)  # see _read_login
-        msgid = message.msgid
-        self.batcher.submit_ack(recipient, msgid)
-        if self.cluster is None and self._takes_receipts(self.online.get(message.sender)):
-            # The sender is here to take the receipt once the ACK commits:
-            # the ACK's own UPDATE marks it handed over (one row write and
-            # no index entry for a pending receipt).  Should the sender be
-            # gone by then, _acknowledged marks it owed again.  With other
-            # nodes the sender may move to one of them meanwhile, and the
-            # receipt would be handed over there and owed again here: the
-            # usual way, marked once handed over.
-            self.batcher.submit_receipt_sent(msgid)
-
-    @staticmethod
-    def _takes_receipts(session: Session | None) -> bool:
-        # A closed session stays in ``online`` until its connection is gone;
-        # a receipt handed to it would be marked sent and never arrive.
-        return session is not None and session.delivering and not session.closed
+        self.batcher.submit_ack(recipient, message.msgid)
 
     def _acknowledged(self, result: AckResult) -> None:
         """An ACK is committed: the receipt goes to the sender if online."""
         self.waiting -= 1
         if self.cluster is not None:
             self.cluster.ack_committed(result)
-        if result.receipt_marked:
-            self._marked_receipt(result)
-            return
         self._receipt_for(result.sender, result.msgid, result.recipient, result.delivered_at)
-
-    def _marked_receipt(self, result: AckResult) -> None:
-        """The ACK's commit also marked the receipt handed over: hand it to
-        the sender's session now, or, if there is none any more (it closed
-        during the commit), mark it owed again for the next login."""
-        sender = result.sender
-        if self.login_watches:
-            # A login of the sender that read before this commit missed it.
-            self.login_watches.pushed(sender)
-        session = self.online.get(sender)
-        if self._takes_receipts(session):
-            assert session is not None
-            session.send_event(
-                wire.Delivered(result.msgid, result.recipient, rfc3339(result.delivered_at))
-            )
-        else:
-            self.batcher.submit_receipt_unsent(result.msgid, sender)
 
     def _receipt_for(self, sender: str, msgid: int, recipient: str, delivered_at: float) -> None:
         """A receipt committed here or on another node: to its sender if
@@ -435,8 +397,9 @@ class MessengerService(Service):
         if self.login_watches:
             self.login_watches.pushed(sender)
         session = self.online.get(sender)
-        if self._takes_receipts(session):
-            assert session is not None
+        # A closed session stays in ``online`` until its connection is gone;
+        # a receipt handed to it would be marked sent and never arrive.
+        if session is not None and session.delivering and not session.closed:
             if msgid not in self._receipts_handed_over:
                 self._hand_over_receipt(session, msgid, recipient, delivered_at)
 

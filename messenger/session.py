@@ -403,11 +403,9 @@ class Session:
         (see :mod:`messenger.login_watch`) for :meth:`_start_delivery`."""
         service = self.service
         watch = service.login_watches.begin(username)
-        batcher = service.batcher
-        if batcher.acks_waiting_from(username) or batcher.receipts_owed_waiting(username):
-            # Their messages may read as pending (and be sent once more), or
-            # receipts as handed over: delivery reads again once they are
-            # committed.
+        if service.batcher.acks_waiting_from(username):
+            # Their messages may read as pending (and be sent once more):
+            # delivery reads again once they are committed.
             service.login_watches.pushed(username)
         d = read()
 

@@ -21,12 +21,10 @@ class RecordingStore:
 
     def __init__(self):
         self.calls = []
-        self.unsent = []
 
-    def commit_batch(self, messages, acks, receipts_sent, now, max_pending, receipts_unsent=()):
+    def commit_batch(self, messages, acks, receipts_sent, now, max_pending):
         d = Deferred()
         self.calls.append((list(messages), list(acks), list(receipts_sent), d))
-        self.unsent.append(list(receipts_unsent))
         return d
 
 
@@ -144,38 +142,6 @@ class CommitBatcherTests(SynchronousTestCase):
         self.assertEqual(self.settled, [[4]])
         self.assertEqual(self.acknowledged, [])
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
-
-    def test_a_receipt_owed_again_goes_with_the_next_commit(self):
-        """A receipt marked with its ACK but not handed over is written back
-        as owed (``receipts_unsent``); until then its sender's login is told
-        that such a write is waiting."""
-        self.batcher.submit_receipt_unsent(4, "alice")
-        self.assertTrue(self.batcher.receipts_owed_waiting("alice"))
-        self.assertFalse(self.batcher.receipts_owed_waiting("bob"))
-        flushed = self.batcher.flush()
-        self.clock.advance(0)
-        self.assertEqual(self.store.unsent, [[4]])
-        self.assertTrue(self.batcher.receipts_owed_waiting("alice"))  # committing
-        self.store.calls[0][3].callback(BatchResult([], []))
-        self.assertIsNone(self.successResultOf(flushed))
-        self.assertFalse(self.batcher.receipts_owed_waiting("alice"))
-
-    def test_receipts_owed_again_of_a_failed_commit_go_with_the_next_one(self):
-        """A failed commit's receipts owed again still read as handed over:
-        they are kept for the next commit, without a commit of their own
-        (which would repeat at once while the database is away)."""
-        self.batcher.submit_receipt_unsent(4, "alice")
-        self.clock.advance(0)
-        self.store.calls[0][3].errback(Failure(OSError("disk full")))
-        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
-        self.clock.advance(0)
-        self.assertEqual(len(self.store.calls), 1)
-        self.assertTrue(self.batcher.receipts_owed_waiting("alice"))
-        self.batcher.submit_ack("bob", 7)
-        self.clock.advance(0)
-        self.assertEqual(self.store.unsent, [[4], [4]])
-        self.store.calls[1][3].callback(BatchResult([], [None]))
-        self.assertFalse(self.batcher.receipts_owed_waiting("alice"))
 
     def test_flush_fires_once_everything_submitted_before_it_is_committed(self):
         """flush() waits for the pending writes and the commit in flight."""

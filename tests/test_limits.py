@@ -338,27 +338,6 @@ class ShutdownTests(SynchronousTestCase):
             ["OK|LOGIN|bob|Bob", "R|alice|2|accepted, not yet committed"],
         )
 
-    def test_a_receipt_due_as_the_server_stops_is_owed_after_the_restart(self):
-        """An ACK committed at shutdown, after the stop closed its sender's
-        session: the sender gets the DLV at its first login after the
-        restart (the receipt marked handed over with the ACK is marked owed
-        again before the store closes)."""
-        path = database_path(self)
-        h = Harness(store=ImmediateSqliteStore(path))
-        alice, bob = h.users("alice", "bob")
-        alice.command("MSG|bob|hi")
-        bob.send("ACK|1")  # alice online: its receipt goes with the ACK
-        acked_at = h.now()
-        d = h.service.stopService()
-        h.settle()
-        self.successResultOf(d)
-
-        h2 = Harness(store=ImmediateSqliteStore(path))
-        self.assertEqual(
-            h2.connect().command("LOGIN|alice|password1"),
-            ["OK|LOGIN|alice|Alice", f"DLV|1|bob|{timestamp(acked_at)}"],
-        )
-
     def test_users_online_at_shutdown_are_last_seen_then(self):
         """Users connected at shutdown were last seen at the shutdown."""
         path = database_path(self)

@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import fail
 from twisted.trial.unittest import SynchronousTestCase
 
 from messenger.store.sqlite import ImmediateSqliteStore
@@ -434,67 +434,6 @@ class DirectEventTests(SynchronousTestCase):
         self.assertEqual(self.alice.lines(), ["OK|QUIT", "BYE|200|goodbye"])
         self.assertEqual(self.h.login("alice").lines(), [f"DLV|1|bob|{timestamp(START)}"])
 
-    def test_dlv_is_owed_again_when_the_sender_quits_while_the_ack_commits(self):
-        """The ACK of a message whose sender is online marks its receipt
-        handed over in the same commit; a sender that quits before that
-        commit is over gets the DLV at its next login, once."""
-        self.alice.command("MSG|bob|hi")
-        self.bob.clear()
-        self.bob.send("ACK|1")
-        self.alice.send("QUIT")
-        self.h.settle()
-        self.assertEqual(self.alice.lines(), ["OK|QUIT", "BYE|200|goodbye"])
-        alice = self.h.login("alice")
-        self.assertEqual(alice.lines(), [f"DLV|1|bob|{timestamp(START)}"])
-        alice.disconnect()
-        self.h.settle()
-        self.assertEqual(self.h.login("alice").lines(), [])
-
-    def test_dlv_is_owed_again_when_the_sender_drops_while_the_ack_commits(self):
-        """The same when the sender's connection is lost during the commit."""
-        self.alice.command("MSG|bob|hi")
-        self.bob.clear()
-        self.bob.send("ACK|1")
-        self.alice.disconnect()
-        self.h.settle()
-        self.assertEqual(self.alice.lines(), [])
-        self.assertEqual(self.h.login("alice").lines(), [f"DLV|1|bob|{timestamp(START)}"])
-
-    def test_dlv_owed_again_reaches_a_login_that_read_before_it_was_written(self):
-        """A login whose store read comes after the receipt was found owed
-        again but before that was committed reads again: it gets the DLV."""
-        store = _HeldCommits()
-        h = Harness(store=store)
-        alice, bob = h.users("alice", "bob")
-        alice.command("MSG|bob|hi")
-        bob.clear()
-        bob.send("ACK|1")
-        alice.disconnect()
-        store.hold_after_next()
-        h.settle()  # the ACK commits; writing the receipt back is held
-        self.assertEqual(len(store.held), 1)
-        again = h.connect()
-        again.send("LOGIN|alice|password1")
-        h.settle()
-        store.release()
-        h.settle()
-        self.assertEqual(again.lines(), ["OK|LOGIN|alice|Alice", f"DLV|1|bob|{timestamp(START)}"])
-
-    def test_a_sender_logging_in_again_during_the_commit_gets_the_dlv_once(self):
-        """A sender that drops and logs in again while the ACK commits gets
-        the receipt once, on its new connection."""
-        self.alice.command("MSG|bob|hi")
-        self.bob.clear()
-        self.bob.send("ACK|1")
-        self.alice.disconnect()
-        alice = self.h.connect()
-        alice.send("LOGIN|alice|password1")
-        self.h.settle()
-        self.assertEqual(alice.lines(), ["OK|LOGIN|alice|Alice", f"DLV|1|bob|{timestamp(START)}"])
-        alice.disconnect()
-        self.h.settle()
-        self.assertEqual(self.h.login("alice").lines(), [])
-
     def test_pending_r_and_dlv_follow_ok_login(self):
         """LOGIN -> OK|LOGIN|..., then the pending R and DLV events."""
         self.alice.command("MSG|bob|hi")
@@ -518,31 +457,6 @@ class _FailingCommits(ImmediateSqliteStore):
             self.failures -= 1
             return fail(sqlite3.OperationalError("database or disk is full"))
         return super().commit_batch(*args)
-
-
-class _HeldCommits(ImmediateSqliteStore):
-    """A store whose group commits after the next one wait (their SQL not
-    run yet) until released: a commit still under way."""
-
-    held: list | None = None
-    _let_through = 0
-
-    def hold_after_next(self):
-        self.held = []
-        self._let_through = 1
-
-    def commit_batch(self, *args):
-        if self.held is None or self._let_through:
-            self._let_through = max(0, self._let_through - 1)
-            return super().commit_batch(*args)
-        d = Deferred()
-        self.held.append((args, d))
-        return d
-
-    def release(self):
-        held, self.held = self.held or [], None
-        for args, d in held:
-            super().commit_batch(*args).chainDeferred(d)
 
 
 class CommitFailureTests(SynchronousTestCase):

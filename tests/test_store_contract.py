@@ -73,12 +73,8 @@ def to_room(sender: str, room: str, body: str) -> NewMessage:
     return NewMessage(sender, None, room, body)
 
 
-def commit(store, messages=(), acks=(), receipts=(), now=NOW, max_pending=MAX, unsent=()):
-    return done(
-        store.commit_batch(
-            list(messages), list(acks), list(receipts), now, max_pending, list(unsent)
-        )
-    )
+def commit(store, messages=(), acks=(), receipts=(), now=NOW, max_pending=MAX):
+    return done(store.commit_batch(list(messages), list(acks), list(receipts), now, max_pending))
 
 
 # -- the interface and the schema ------------------------------------------
@@ -368,50 +364,6 @@ def test_receipts_wait_until_marked_handed_over(store):
     ]
     commit(store, receipts=[a.msgid])
     assert done(store.pending_receipts("alice")) == [Receipt(b.msgid, "carol", NOW + 2)]
-
-
-def test_a_receipt_marked_with_its_ack_is_never_pending(store):
-    """A receipt handed over as its ACK commits (its id in the same batch's
-    receipts) is marked by the ACK, and the result says so; the others of
-    the batch are marked as usual, acknowledged earlier or not."""
-    a, b, c = commit(
-        store, [dm("alice", "bob", "1"), dm("alice", "bob", "2"), dm("alice", "carol", "3")]
-    ).messages
-    commit(store, acks=[("carol", c.msgid)], now=NOW + 1)
-    result = commit(
-        store,
-        acks=[("bob", a.msgid), ("bob", b.msgid)],
-        receipts=[a.msgid, c.msgid],
-        now=NOW + 2,
-    )
-    assert result.acks == [
-        AckResult(a.msgid, "alice", "bob", NOW + 2, receipt_marked=True),
-        AckResult(b.msgid, "alice", "bob", NOW + 2, receipt_marked=False),
-    ]
-    assert done(store.pending_receipts("alice")) == [Receipt(b.msgid, "bob", NOW + 2)]
-
-
-def test_a_mark_whose_ack_changed_nothing_still_marks(store):
-    """A receipt id whose ACK in the same batch changed nothing (acknowledged
-    by an earlier batch) is marked all the same, as the batch's order says."""
-    (m,) = commit(store, [dm("alice", "bob", "1")]).messages
-    commit(store, acks=[("bob", m.msgid)], now=NOW + 1)
-    result = commit(store, acks=[("bob", m.msgid)], receipts=[m.msgid], now=NOW + 2)
-    assert result.acks == [None]
-    assert done(store.pending_receipts("alice")) == []
-
-
-def test_a_receipt_owed_again_is_pending_again(store):
-    """A receipt marked handed over with its ACK whose sender went away
-    before it could be given (``receipts_unsent``) reads as pending again,
-    with the ACK's time."""
-    (m,) = commit(store, [dm("alice", "bob", "1")]).messages
-    commit(store, acks=[("bob", m.msgid)], receipts=[m.msgid], now=NOW + 1)
-    assert done(store.pending_receipts("alice")) == []
-    commit(store, unsent=[m.msgid], now=NOW + 2)
-    assert done(store.pending_receipts("alice")) == [Receipt(m.msgid, "bob", NOW + 1)]
-    record = done(store.login_record("alice", 10))
-    assert record.receipts == [Receipt(m.msgid, "bob", NOW + 1)]
 
 
 def test_a_large_batch_is_one_commit(store):

@@ -186,11 +186,8 @@ class DatabaseStore:
         receipts_sent: Sequence[int],
         now: float,
         max_pending: int,
-        receipts_unsent: Sequence[int] = (),
     ) -> Deferred[BatchResult]:
-        return self._run(
-            txns.commit_batch_txn, messages, acks, receipts_sent, now, max_pending, receipts_unsent
-        )
+        return self._run(txns.commit_batch_txn, messages, acks, receipts_sent, now, max_pending)
 
     def pending_messages(
         self, recipient: str, after_id: int, limit: int

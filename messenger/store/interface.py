@@ -87,10 +87,6 @@ class AckResult(NamedTuple):
     sender: str
     recipient: str
     delivered_at: float
-    #: The batch also marked its receipt handed over (it was in
-    #: ``receipts_sent``): the sender must be given it now, or it must be
-    #: marked owed again (``receipts_unsent``).
-    receipt_marked: bool = False
 
 
 class Receipt(NamedTuple):
@@ -137,8 +133,7 @@ class IMessageStore(Interface):
        by id never skips a message committed later with a lower id.
     4. **Batches.**  :meth:`commit_batch` is one transaction: everything in
        it is durable, or nothing is.  Its outcomes are those of handling its
-       messages in order, then its acks, then its receipts owed again, then
-       its receipt marks.
+       messages in order, then its acks, then its receipt marks.
     5. **Oldest first.**  Lists of messages and receipts are in id order.
     """
 
@@ -193,18 +188,13 @@ class IMessageStore(Interface):
         receipts_sent: Sequence[int],
         now: float,
         max_pending: int,
-        receipts_unsent: Sequence[int] = (),
     ) -> Deferred[BatchResult]:
         """Store messages, record acks and handed-over receipts in one
         durable transaction.
 
         ``messages`` is a sequence of NewMessage, ``acks`` of
         ``(recipient, msgid)`` pairs, ``receipts_sent`` of message ids whose
-        DLV the sender has been given, or will be given as soon as this
-        commit is over (an ACK of the same batch marks it then, at no extra
-        cost); ``receipts_unsent`` of ids whose receipt was marked so but
-        could not be handed over after all: pending again, for the sender's
-        next login.  A SEND whose client_id the sender
+        DLV the sender has been given.  A SEND whose client_id the sender
         used in the last 24 hours yields the earlier message, marked
         duplicate, before any other check.  A direct message is rejected
         when its recipient does not exist or already has ``max_pending``

@@ -11,7 +11,7 @@ engines do, rather than the SQL being written twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence, Set as AbstractSet
+from collections.abc import Iterable, Iterator, Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import TypeVar
@@ -222,7 +222,6 @@ def commit_batch_txn(
     receipts_sent: Sequence[int],
     now: float,
     max_pending: int,
-    receipts_unsent: Sequence[int] = (),
 ) -> BatchResult:
     """One group commit, in a constant number of statements and round trips.
 
@@ -232,9 +231,8 @@ def commit_batch_txn(
     earlier SENDs, mailbox counters, rooms and memberships, the inserts,
     the idempotency keys, the ACKs, the counters written back, the receipt
     marks.  Statements that do not wait for each other are submitted
-    together (PostgreSQL's pipeline): the reads; then the inserts and ACKs
-    (which mark the receipts handed over with them); then the other receipt
-    marks, the keys and counters, sent with the commit.
+    together (PostgreSQL's pipeline): the reads; then the inserts, ACKs and
+    receipt marks; then the keys and counters, sent with the commit.
 
     Outcomes are those of handling the batch in order: a message is checked
     against the mailbox counts the earlier ones of the batch left, a SEND
@@ -292,17 +290,12 @@ def commit_batch_txn(
             rows.append((m.sender, m.recipient, m.room, conversation, m.body, now, receipt_sent))
 
         inserts = engine.submit_insert(txn, _INSERT_MESSAGE, _INSERT_MESSAGE_TYPES, rows)
-        # A receipt handed over as its ACK commits is marked by the ACK's
-        # own UPDATE: its row is written once and never enters the index
-        # of pending receipts.
-        marks = set(receipts_sent)
-        acked = _submit_acks(txn, acks, now, marks)
+        acked = _submit_acks(txn, acks, now)
+        for chunk in _chunks(receipts_sent, MAX_PARAMETERS):
+            condition, params = engine.in_list("id", "int8", chunk)
+            txn.submit(f"UPDATE messages SET receipt_sent = 1 WHERE {condition}", params)
         ids = inserted_ids(inserts)
-        ack_results = _ack_results(acked, acks, now, pending, marks)
-        _submit_receipt_marks(txn, receipts_unsent, 0)
-        if marks:
-            marked_by_acks = {r.msgid for r in ack_results if r is not None and r.receipt_marked}
-            _submit_receipt_marks(txn, [i for i in receipts_sent if i not in marked_by_acks], 1)
+        ack_results = _ack_results(acked, acks, now, pending)
 
         if keys:
             _submit_send_keys(
@@ -468,21 +461,16 @@ def _room_checks(
     return found_rooms, found_members
 
 
-def _submit_acks(
-    txn: Txn, acks: Sequence[tuple[str, int]], now: float, marks: AbstractSet[int]
-) -> list[Cursor]:
+def _submit_acks(txn: Txn, acks: Sequence[tuple[str, int]], now: float) -> list[Cursor]:
     """Mark acknowledged messages delivered: one statement per batch.  An
-    ACK counts only from the message's recipient, and only once.  Those
-    whose id is in ``marks`` have their receipt marked handed over too."""
-    triples = list(
-        dict.fromkeys((msgid, recipient, int(msgid in marks)) for recipient, msgid in acks)
-    )
+    ACK counts only from the message's recipient, and only once."""
+    pairs = list(dict.fromkeys((msgid, recipient) for recipient, msgid in acks))
     cursors = []
-    for chunk in _chunks(triples, MAX_PARAMETERS // 3):
-        rows, params = txn.engine.rows("a", ("int8", "text", "int8"), chunk)
+    for chunk in _chunks(pairs, MAX_PARAMETERS // 2):
+        rows, params = txn.engine.rows("a", ("int8", "text"), chunk)
         cursors.append(
             txn.submit(
-                f"UPDATE messages SET delivered_at = ?, receipt_sent = a.column3 FROM {rows}"
+                f"UPDATE messages SET delivered_at = ? FROM {rows}"
                 " WHERE messages.id = a.column1 AND messages.recipient = a.column2"
                 " AND messages.delivered_at IS NULL"
                 " RETURNING messages.id, messages.recipient, messages.sender",
@@ -492,19 +480,11 @@ def _submit_acks(
     return cursors
 
 
-def _submit_receipt_marks(txn: Txn, msgids: Sequence[int], sent: int) -> None:
-    """Mark receipts handed over (``sent`` 1) or owed again (0)."""
-    for chunk in _chunks(msgids, MAX_PARAMETERS):
-        condition, params = txn.engine.in_list("id", "int8", chunk)
-        txn.submit(f"UPDATE messages SET receipt_sent = {sent} WHERE {condition}", params)
-
-
 def _ack_results(
     submitted: Sequence[Cursor],
     acks: Sequence[tuple[str, int]],
     now: float,
     pending: _PendingCounts,
-    marks: AbstractSet[int],
 ) -> list[AckResult | None]:
     acked: dict[tuple[int, str], str] = {}
     for cursor in submitted:
@@ -516,7 +496,7 @@ def _ack_results(
             results.append(None)
         else:
             pending.add(recipient, -1)
-            results.append(AckResult(msgid, sender, recipient, now, msgid in marks))
+            results.append(AckResult(msgid, sender, recipient, now))
     return results
 
 
