@@ -131,12 +131,14 @@ class MessengerProtocol(LineReceiver):
     _out_size = 0
     _out_events = 0
 
+    @property
+    def MAX_LENGTH(self) -> int:  # type: ignore[override]
+        """LineReceiver's limit, the same for every connection: read from
+        the factory rather than kept in each connection's dict."""
+        return self.factory.max_length
+
     def __init__(self, factory: MessengerFactory) -> None:
         self.factory = factory
-        config = factory.config
-        self._max_line = config.max_line
-        # A line may end with CRLF: leave room for the CR before the LF.
-        self.MAX_LENGTH = config.max_line + 1
         self.session: Session | None = None
         self.address = "?"
         self._throttle = OutputThrottle(self)
@@ -157,11 +159,27 @@ class MessengerProtocol(LineReceiver):
 
     def send(self, message: wire.ServerMessage) -> None:
         """Write a pushed event: these are what --max-outbuf limits."""
-        data = self._encode(message)
-        if self.factory.coalesce_writes:
-            self._hold(data, len(data))
+        # A room line's fan-out calls this once per member: _encode's cache
+        # and _write's common case are written out here.
+        factory = self.factory
+        if message is factory.last_sent:
+            data = factory.last_sent_bytes
         else:
-            self._write(data, len(data))
+            data = self._encode(message)
+        if factory.coalesce_writes:
+            out = self._out
+            size = len(data)
+            if out is not None and self._out_size + size < FLUSH_AT:
+                # _hold's common case: more for a turn already held.
+                out.append(data)
+                self._out_events += size
+                self._out_size += size
+            else:
+                self._hold(data, size)
+        else:
+            self.transport.write(data)
+            if self._throttle.paused:
+                self._written_while_paused(data, len(data))
 
     def reply(self, message: wire.ServerMessage) -> None:
         """Write a reply to the client's own command: never too slow, however
@@ -197,14 +215,18 @@ class MessengerProtocol(LineReceiver):
     def _write(self, data: bytes, events: int) -> None:
         """Write ``data``, of which ``events`` bytes are pushed events."""
         self.transport.write(data)
+        if self._throttle.paused:
+            self._written_while_paused(data, events)
+
+    def _written_while_paused(self, data: bytes, events: int) -> None:
+        """``data`` was written to a paused transport (or paused it)."""
         throttle = self._throttle
-        if throttle.paused:
-            throttle.events += events
-            throttle.replies += len(data) - events
-            if events and throttle.unread_events(self.transport) > self.factory.config.max_outbuf:
-                self.too_slow()
-            elif not self.paused:
-                self._update_reading()  # a TLS pause may have become a full buffer
+        throttle.events += events
+        throttle.replies += len(data) - events
+        if events and throttle.unread_events(self.transport) > self.factory.config.max_outbuf:
+            self.too_slow()
+        elif not self.paused:
+            self._update_reading()  # a TLS pause may have become a full buffer
 
     def too_slow(self) -> None:
         if self.session is not None and not self.session.closed:
@@ -354,7 +376,7 @@ class MessengerProtocol(LineReceiver):
             return
         if line.endswith(b"\r"):
             line = line[:-1]
-        if len(line) > self._max_line:
+        if len(line) > self.factory.config.max_line:
             self.lineLengthExceeded(line)
             return
         if not line:
@@ -400,9 +422,11 @@ class MessengerFactory(ServerFactory):
         #: The greeting, made once: every connection gets the same.
         self.hello = wire.Hello(wire.PROTOCOL_VERSION, config.name)
         self.last_sent_bytes = b""
+        # A line may end with CRLF: leave room for the CR before the LF.
+        self.max_length = config.max_line + 1
         #: Write each connection's lines of one reactor turn at once, at the
-        #: end of the turn: for transports where a write is costly (one
-        #: WebSocket frame each, say).  Over TCP it costs more than it saves.
+        #: end of the turn: a write is costly on a WebSocket (a frame each)
+        #: and on TCP (Twisted's bookkeeping, see messenger.tap).
         self.coalesce_writes = coalesce_writes
         #: --idle-timeout for every connection, on one timer.
         self.idle: IdleDeadlines[MessengerProtocol] = IdleDeadlines(

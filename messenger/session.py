@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sys
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -453,8 +454,10 @@ class Session:
         user = record.user
         # Rooms as the store has them now: messenger-admin may have changed
         # them.  Before session_started, whose ON goes to room neighbours.
-        service.rooms.set_rooms_of(user.username, set(record.rooms))
-        self.username = user.username
+        # Interned: the room directory's string, not one more per session.
+        username = sys.intern(user.username)
+        service.rooms.set_rooms_of(username, set(record.rooms))
+        self.username = username
         self.display_name = user.display_name
         # Not logged here: the connection's one line, at its close, names
         # the user (a log line costs about as much as the rest of a RESUME).

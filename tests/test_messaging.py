@@ -434,6 +434,46 @@ class DirectEventTests(SynchronousTestCase):
         self.assertEqual(self.alice.lines(), ["OK|QUIT", "BYE|200|goodbye"])
         self.assertEqual(self.h.login("alice").lines(), [f"DLV|1|bob|{timestamp(START)}"])
 
+    def test_dlv_is_kept_when_the_sender_quits_after_the_ack_in_the_same_turn(self):
+        """The recipient's ACK comes first, then the sender's QUIT, both
+        before the commit: the sender gets the DLV at its next login, once."""
+        self.alice.command("MSG|bob|hi")
+        self.bob.clear()
+        self.bob.send("ACK|1")
+        self.alice.send("QUIT")
+        self.h.settle()
+        self.assertEqual(self.alice.lines(), ["OK|QUIT", "BYE|200|goodbye"])
+        alice = self.h.login("alice")
+        self.assertEqual(alice.lines(), [f"DLV|1|bob|{timestamp(START)}"])
+        alice.disconnect()
+        self.h.settle()
+        self.assertEqual(self.h.login("alice").lines(), [])
+
+    def test_dlv_is_kept_when_the_sender_drops_after_the_ack_in_the_same_turn(self):
+        """The same when the sender's connection is lost before the commit."""
+        self.alice.command("MSG|bob|hi")
+        self.bob.clear()
+        self.bob.send("ACK|1")
+        self.alice.disconnect()
+        self.h.settle()
+        self.assertEqual(self.alice.lines(), [])
+        self.assertEqual(self.h.login("alice").lines(), [f"DLV|1|bob|{timestamp(START)}"])
+
+    def test_a_sender_dropping_and_logging_in_again_before_the_commit_gets_the_dlv_once(self):
+        """A sender that drops and logs in again on a new connection while
+        the recipient's ACK waits for its commit gets the receipt once."""
+        self.alice.command("MSG|bob|hi")
+        self.bob.clear()
+        self.bob.send("ACK|1")
+        self.alice.disconnect()
+        alice = self.h.connect()
+        alice.send("LOGIN|alice|password1")
+        self.h.settle()
+        self.assertEqual(alice.lines(), ["OK|LOGIN|alice|Alice", f"DLV|1|bob|{timestamp(START)}"])
+        alice.disconnect()
+        self.h.settle()
+        self.assertEqual(self.h.login("alice").lines(), [])
+
     def test_pending_r_and_dlv_follow_ok_login(self):
         """LOGIN -> OK|LOGIN|..., then the pending R and DLV events."""
         self.alice.command("MSG|bob|hi")

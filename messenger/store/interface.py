@@ -5,6 +5,11 @@
 (:mod:`messenger.store.engines`): both run the synchronous ``*_txn``
 functions of :mod:`messenger.store.txns` through adbapi.  Times are seconds
 since the epoch, as floats.
+
+The records made once or more per message (NewMessage, StoredMessage,
+AckResult, Receipt) are named tuples: as immutable as frozen dataclasses,
+and made in about a third of the time (a frozen dataclass sets each field
+through ``object.__setattr__``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from twisted.internet.defer import Deferred
 from zope.interface import Interface
@@ -43,8 +49,7 @@ class LoginRecord:
     receipts: Sequence[Receipt] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class NewMessage:
+class NewMessage(NamedTuple):
     """A message to store.  Exactly one of ``recipient`` and ``room`` is set."""
 
     sender: str
@@ -63,8 +68,7 @@ class MessageRejected(enum.Enum):
     MAILBOX_FULL = "mailbox full"
 
 
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
+class StoredMessage(NamedTuple):
     msgid: int
     sender: str
     recipient: str | None
@@ -76,8 +80,7 @@ class StoredMessage:
     duplicate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class AckResult:
+class AckResult(NamedTuple):
     """A direct message newly acknowledged by its recipient."""
 
     msgid: int
@@ -86,8 +89,7 @@ class AckResult:
     delivered_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
+class Receipt(NamedTuple):
     """A delivery receipt the sender has not been handed yet."""
 
     msgid: int
