@@ -20,7 +20,14 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.cluster import ClusterProcess
 from tests.support.server import ConnectionClosed, LineClient, is_reply
-from tests.test_integration import NO_RATE_LIMIT, SHUTDOWN_BYE, login, msgid_of, signup
+from tests.test_integration import (
+    NO_RATE_LIMIT,
+    SHUTDOWN_BYE,
+    burst_until_killed,
+    login,
+    msgid_of,
+    signup,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -128,26 +135,9 @@ class NodeCrashTests(FailureTestCase):
         """alice pipelines MSGs; node 1 gets SIGKILL after KILL_AFTER OKs.
         Returns ({msgid: body} of every OK, the time of the kill)."""
         bodies = [f"burst {n} | {'x' * (n % 11)}" for n in range(self.BURST)]
-        sent = received = 0
-        ok: dict[int, str] = {}
-        killed_at = None
-        try:
-            while received < self.BURST:
-                if killed_at is None and sent < self.BURST and sent - received < self.IN_FLIGHT:
-                    chunk = bodies[sent : min(self.BURST, received + self.IN_FLIGHT)]
-                    alice.send(*(f"MSG|{to}|{body}" for body in chunk))
-                    sent += len(chunk)
-                line = alice.read_line()
-                if not is_reply(line, "MSG"):
-                    continue
-                self.assertTrue(line.startswith("OK|MSG|"), line)
-                ok[msgid_of(line)] = bodies[received]
-                received += 1
-                if received >= self.KILL_AFTER and killed_at is None:
-                    self.cluster.nodes[0].kill()
-                    killed_at = time.monotonic()
-        except (ConnectionClosed, ConnectionResetError, BrokenPipeError):
-            pass
+        ok, killed_at = burst_until_killed(
+            alice, to, bodies, self.IN_FLIGHT, self.KILL_AFTER, self.cluster.nodes[0].kill
+        )
         self.assertIsNotNone(killed_at, "the burst ended before the kill")
         self.assertLess(len(ok), self.BURST, "the kill did not land in the middle of the burst")
         assert killed_at is not None

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable, Sequence
 
 import pytest
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
@@ -71,6 +72,45 @@ def msgid_of(reply: str, verb: str = "MSG") -> int:
     fields = reply.split("|")
     assert fields[:2] == ["OK", verb] and len(fields) == 3, reply
     return int(fields[2])
+
+
+def burst_until_killed(
+    client: LineClient,
+    to: str,
+    bodies: Sequence[str],
+    in_flight: int,
+    kill_after: int,
+    kill: Callable[[], object],
+) -> tuple[dict[int, str], float | None]:
+    """``client`` pipelines ``MSG|to|body`` for each of ``bodies``, keeping
+    ``in_flight`` lines ahead of the replies, so the server is always
+    mid-burst; ``kill()`` after ``kill_after`` OKs.  Replies already on
+    their way still count: reading goes on until the connection drops.
+
+    Returns ({msgid: body} of every OK, the ``time.monotonic()`` of the
+    kill, or None if the burst ended first).
+    """
+    sent = received = 0  # replies come in the order of the commands (rule 2)
+    ok: dict[int, str] = {}
+    killed_at = None
+    try:
+        while received < len(bodies):
+            if killed_at is None and sent < len(bodies) and sent - received < in_flight:
+                chunk = bodies[sent : min(len(bodies), received + in_flight)]
+                client.send(*(f"MSG|{to}|{body}" for body in chunk))
+                sent += len(chunk)
+            line = client.read_line()
+            if not is_reply(line, "MSG"):
+                continue
+            assert line.startswith("OK|MSG|"), line
+            ok[msgid_of(line)] = bodies[received]
+            received += 1
+            if received >= kill_after and killed_at is None:
+                kill()
+                killed_at = time.monotonic()
+    except (ConnectionClosed, ConnectionResetError, BrokenPipeError):
+        pass
+    return ok, killed_at
 
 
 def read_deliveries(
@@ -423,37 +463,14 @@ class DurabilityTests(SynchronousTestCase):
         alice = server.client()
         login(alice, "alice")
         bodies = [f"round {round_no} message {n} | {'x' * (n % 7)}" for n in range(self.BURST)]
-        sent = 0
-        ok: dict[int, str] = {}
-        received = 0  # replies, in the order of the commands (rule 2)
-        killed = False
         start = time.monotonic()
-        try:
-            while received < self.BURST:
-                # Keep IN_FLIGHT lines ahead of the replies.
-                if not killed and sent < self.BURST and sent - received < self.IN_FLIGHT:
-                    chunk = bodies[sent : min(self.BURST, received + self.IN_FLIGHT)]
-                    alice.send(*(f"MSG|bob|{body}" for body in chunk))
-                    sent += len(chunk)
-                line = alice.read_line()
-                if not is_reply(line, "MSG"):
-                    continue
-                self.assertTrue(line.startswith("OK|MSG|"), line)
-                ok[msgid_of(line)] = bodies[received]
-                received += 1
-                if received >= kill_after and not killed:
-                    server.kill()
-                    killed = True
-                    # Replies already on their way still count: keep reading.
-        except (ConnectionClosed, ConnectionResetError, BrokenPipeError):
-            pass
-        elapsed = time.monotonic() - start
-        self.assertTrue(killed, "the burst ended before the kill")
-        self.assertLess(len(ok), self.BURST, "the kill did not land in the middle of the burst")
-        print(
-            f"round {round_no}: {len(ok)} OK of {sent} sent before kill -9 "
-            f"({len(ok) / elapsed:.0f} OK/s)"
+        ok, killed_at = burst_until_killed(
+            alice, "bob", bodies, self.IN_FLIGHT, kill_after, server.kill
         )
+        self.assertIsNotNone(killed_at, "the burst ended before the kill")
+        self.assertLess(len(ok), self.BURST, "the kill did not land in the middle of the burst")
+        elapsed = time.monotonic() - start
+        print(f"round {round_no}: {len(ok)} OK before kill -9 ({len(ok) / elapsed:.0f} OK/s)")
         alice.close()
         return ok, bodies
 
