@@ -284,8 +284,10 @@ class MessengerService(Service):
                 session.send_event(event)
 
     def _tell_room(self, room: str, event: wire.ServerMessage, but: str) -> None:
-        # Once per member of a room line's fan-out: _online_members and
-        # Session.send_event written out, without the list in between.
+        """``event`` to each online member of ``room`` but ``but``, walking
+        whichever is smaller: the members (most of them offline, in
+        #general) or who is online.  Once per member of a room line's
+        fan-out, so Session.send_event is written out here."""
         members = self.rooms.members(room)
         online = self.online
         if len(members) <= len(online):
@@ -297,15 +299,6 @@ class MessengerService(Service):
             for member, session in online.items():
                 if member in members and member != but and not session.closed:
                     session.peer.send(event)
-
-    def _online_members(self, room: str) -> list[Session]:
-        """The sessions of ``room``'s members, walking whichever is smaller:
-        the members (most of them offline, in #general) or who is online."""
-        members = self.rooms.members(room)
-        online = self.online
-        if len(members) <= len(online):
-            return [online[m] for m in members if m in online]
-        return [s for u, s in online.items() if u in members]
 
     # -- accounts and rooms ----------------------------------------------
 
